@@ -1,0 +1,181 @@
+"""Engine core benchmarks: a 100k-op scalar graph, a 784-256-10 MLP step, a 1M-op chain.
+
+Each workload runs on the engine, on PyTorch (CPU, when installed) and on hand-written
+NumPy/Python doing the same forward and backward, in one process; the figure is the best
+of several repeats, and the ratios are what benchmarks/README.md records.
+
+    python benchmarks/bench_engine.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+import engine
+
+try:
+    import torch
+
+    torch.set_num_threads(1)
+except ImportError:  # the reference is optional
+    torch = None
+
+
+def best_of(fn: Callable[[], object], repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        gc.collect()
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+# ---- scalar graph: y = y * x + 1, repeated -------------------------------------------------
+def scalar_graph(lib, n_ops: int) -> None:
+    x = lib.tensor(1.0000001, requires_grad=True)
+    y = lib.tensor(0.5)
+    for _ in range(n_ops // 2):
+        y = y * x + 1
+    y.backward()
+
+
+def scalar_graph_python(n_ops: int) -> None:
+    """The same graph by hand: record the forward values, then the reverse sweep."""
+    x, y = 1.0000001, 0.5
+    ys = []
+    for _ in range(n_ops // 2):
+        ys.append(y)
+        y = y * x + 1
+    gy, gx = 1.0, 0.0
+    for y_prev in reversed(ys):
+        gx += gy * y_prev
+        gy *= x
+
+
+# ---- MLP step ------------------------------------------------------------------------------
+def mlp_data(batch: int = 256):
+    rng = np.random.default_rng(0)
+    return (
+        rng.standard_normal((batch, 784)).astype(np.float32),
+        rng.standard_normal((batch, 10)).astype(np.float32),
+        (rng.standard_normal((784, 256)) * 0.05).astype(np.float32),
+        np.zeros(256, np.float32),
+        (rng.standard_normal((256, 10)) * 0.05).astype(np.float32),
+        np.zeros(10, np.float32),
+    )
+
+
+def mlp_step_lib(lib, data):
+    x, y, *params = data
+    x, y = lib.tensor(x), lib.tensor(y)
+    w1, b1, w2, b2 = (lib.tensor(p, requires_grad=True) for p in params)
+
+    def step():
+        h = (x @ w1 + b1).tanh()
+        loss = ((h @ w2 + b2 - y) ** 2).mean()
+        loss.backward()
+        with lib.no_grad():
+            for p in (w1, b1, w2, b2):
+                p -= 0.01 * p.grad
+                p.grad = None
+
+    return step
+
+
+def mlp_step_numpy(data):
+    x, y, w1, b1, w2, b2 = (a.copy() for a in data)
+
+    def step():
+        a = x @ w1 + b1
+        h = np.tanh(a)
+        out = h @ w2 + b2
+        diff = out - y
+        g_out = 2.0 * diff / diff.size
+        g_w2 = h.T @ g_out
+        g_b2 = g_out.sum(0)
+        g_h = g_out @ w2.T
+        g_a = g_h * (1 - h * h)
+        g_w1 = x.T @ g_a
+        g_b1 = g_a.sum(0)
+        for p, g in ((w1, g_w1), (b1, g_b1), (w2, g_w2), (b2, g_b2)):
+            p -= 0.01 * g
+
+    return step
+
+
+# ---- deep chain (in a subprocess, for a clean peak-memory reading) --------------------------
+CHAIN = """
+import resource, sys, time, gc
+lib = __import__(sys.argv[1])
+n = int(sys.argv[2])
+x = lib.tensor([0.5, 1.0, 1.5, 2.0], requires_grad=True)
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+t0 = time.perf_counter()
+y = x
+for _ in range(n // 2):
+    y = y * 1.0000001 + 1e-9
+t1 = time.perf_counter()
+y.sum().backward()
+t2 = time.perf_counter()
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+import json
+print(json.dumps({"forward": t1 - t0, "backward": t2 - t1, "peak_kb": peak - base,
+                  "grad": x.grad.tolist()}))
+"""
+
+
+def deep_chain(lib_name: str, n_ops: int) -> dict:
+    out = subprocess.run([sys.executable, "-c", CHAIN, lib_name, str(n_ops)],
+                         capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true", help="smaller sizes, fewer repeats")
+    args = parser.parse_args()
+    n_scalar = 20_000 if args.quick else 100_000
+    n_chain = 100_000 if args.quick else 1_000_000
+    repeats = 2 if args.quick else 5
+    rows = []
+
+    t_engine = best_of(lambda: scalar_graph(engine, n_scalar), repeats)
+    t_python = best_of(lambda: scalar_graph_python(n_scalar), repeats)
+    t_torch = best_of(lambda: scalar_graph(torch, n_scalar), repeats) if torch else None
+    rows.append((f"scalar graph, {n_scalar:,} ops", t_engine, t_torch, t_python,
+                 "<= 0.70x torch"))
+
+    data = mlp_data()
+    steps = 10 if args.quick else 30
+    t_engine = best_of(mlp_step_lib(engine, data), steps)
+    t_numpy = best_of(mlp_step_numpy(data), steps)
+    t_torch = best_of(mlp_step_lib(torch, data), steps) if torch else None
+    rows.append(("MLP 784-256-10 step, batch 256", t_engine, t_torch, t_numpy,
+                 "<= 1.10x numpy"))
+
+    print(f"{'workload':34} {'engine':>10} {'torch':>10} {'numpy':>10} "
+          f"{'vs torch':>9} {'vs numpy':>9}  target")
+    for name, te, tt, tn, target in rows:
+        vt = f"{te / tt:.2f}x" if tt else "-"
+        print(f"{name:34} {te * 1e3:8.1f}ms {tt * 1e3 if tt else float('nan'):8.1f}ms "
+              f"{tn * 1e3:8.1f}ms {vt:>9} {te / tn:8.2f}x  {target}")
+
+    print(f"\ndeep chain: {n_chain:,} elementwise ops on a 4-vector, forward + backward")
+    for lib_name in ("engine", "torch") if torch else ("engine",):
+        r = deep_chain(lib_name, n_chain)
+        print(f"  {lib_name:7} forward {r['forward']:6.2f}s  backward {r['backward']:6.2f}s  "
+              f"peak +{r['peak_kb'] / 1024:7.1f} MiB ({r['peak_kb'] * 1024 / n_chain:6.0f} B/op)"
+              f"  grad ok: {np.allclose(r['grad'], r['grad'][0])}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,650 @@
+"""torch's call signatures over the op table: module functions, Tensor methods, operators.
+
+Each function here only parses torch's arguments and picks the row of engine/_ops.py to
+run; no derivative is written here. `install()` makes them Tensor methods as well.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections import namedtuple
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from engine import _dtype
+from engine._ops import OPS, binary, call, const, unary
+from engine._ops import where as _where
+from engine.autograd.grad_mode import state
+from engine.tensor import Tensor, _wrap, _wrap_dim
+
+_Number = (int, float, bool)
+_ADD, _SUB, _MUL, _DIV = OPS["add"], OPS["sub"], OPS["mul"], OPS["div"]
+return_types_max = namedtuple("max", ["values", "indices"])
+return_types_min = namedtuple("min", ["values", "indices"])
+
+
+def _shape_args(shape: Sequence[Any]) -> tuple[int, ...]:
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = shape[0]
+    return tuple(int(s) for s in shape)
+
+
+def _as_tensor(x: Any, like: Tensor | None = None) -> Tensor:
+    if isinstance(x, Tensor):
+        return x
+    if isinstance(x, _Number) and like is not None:
+        dt = _dtype.result_type((like._data.dtype, like.ndim), x)
+        return const(np.asarray(x, dtype=dt))
+    from engine._creation import tensor
+
+    return tensor(x)
+
+
+# ---- arithmetic ----------------------------------------------------------------------------
+def add(a: Any, b: Any, *, alpha: Any = 1) -> Tensor:
+    """a + alpha * b."""
+    return binary(_ADD, a, b if alpha == 1 else mul(b, alpha))
+
+
+def sub(a: Any, b: Any, *, alpha: Any = 1) -> Tensor:
+    """a - alpha * b."""
+    return binary(_SUB, a, b if alpha == 1 else mul(b, alpha))
+
+
+def mul(a: Any, b: Any) -> Tensor:
+    """a * b, broadcasting."""
+    return binary(_MUL, a, b)
+
+
+def div(a: Any, b: Any) -> Tensor:
+    """a / b (true division), broadcasting."""
+    return binary(_DIV, a, b)
+
+
+def pow(a: Any, b: Any) -> Tensor:  # noqa: A001 - torch's name
+    """a ** b for a tensor and a number, a number and a tensor, or two tensors."""
+    if isinstance(a, Tensor) and isinstance(b, _Number):
+        if a._data.dtype.kind != "f" and isinstance(b, float):
+            a = a.to(_dtype.float32)
+        return unary(OPS["pow"], a, b)
+    if isinstance(a, _Number):
+        if b._data.dtype.kind != "f":
+            b = b.to(_dtype.float32)
+        return unary(OPS["rpow"], b, a)
+    return binary(OPS["pow_tensor"], a, b)
+
+
+def rsub(x: Tensor, other: Any) -> Tensor:
+    """other - x."""
+    if isinstance(other, Tensor):
+        return sub(other, x)
+    if x._data.dtype.kind != "f" and isinstance(other, float):
+        x = x.to(_dtype.float32)
+    return unary(OPS["rsub"], x, other)
+
+
+def true_divide_r(x: Tensor, other: Any) -> Tensor:
+    """other / x, which torch computes as reciprocal(x) * other."""
+    if x._data.dtype.kind != "f":
+        x = x.to(_dtype.float32)
+    return mul(unary(OPS["reciprocal"], x), other)
+
+
+def matmul(a: Tensor, b: Tensor) -> Tensor:
+    """Matrix product with numpy/torch semantics for 1-D and batched operands."""
+    if a.ndim == 0 or b.ndim == 0:
+        raise RuntimeError("both arguments to matmul need to be at least 1D, but they are "
+                           f"{a.ndim}D and {b.ndim}D")
+    if a._data.dtype != b._data.dtype:
+        raise RuntimeError(
+            f"expected m1 and m2 to have the same dtype, but got: {a.dtype} != {b.dtype}"
+        )
+    if a.ndim == 1 and b.ndim == 1:
+        return call(OPS["dot"], a, b)
+    if a.ndim == 2 and b.ndim == 1:
+        return call(OPS["mv"], a, b)
+    if a.ndim == 2 and b.ndim == 2:
+        return call(OPS["mm"], a, b)
+    if a.ndim == 1 and b.ndim == 2:
+        return call(OPS["mm"], a.unsqueeze(0), b).squeeze(0)
+    if a.ndim == 1:
+        return call(OPS["matmul"], a.unsqueeze(0), b).squeeze(-2)
+    if b.ndim == 1:
+        return call(OPS["matmul"], a, b.unsqueeze(-1)).squeeze(-1)
+    return call(OPS["matmul"], a, b)
+
+
+def maximum(a: Tensor, b: Tensor) -> Tensor:
+    """Elementwise maximum; ties split the gradient equally."""
+    return binary(OPS["maximum"], a, b)
+
+
+def minimum(a: Tensor, b: Tensor) -> Tensor:
+    """Elementwise minimum; ties split the gradient equally."""
+    return binary(OPS["minimum"], a, b)
+
+
+def where(condition: Any, input: Any, other: Any) -> Tensor:  # noqa: A002 - torch's names
+    """Elements of `input` where `condition` holds, else of `other`."""
+    cond = condition if isinstance(condition, Tensor) else const(np.asarray(condition))
+    return _where(input, other, cond)
+
+
+def clamp(x: Tensor, min: Any = None, max: Any = None) -> Tensor:  # noqa: A002
+    """Limit values to [min, max]; the gradient passes at the bounds themselves."""
+    if min is None and max is None:
+        raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
+    if isinstance(min, Tensor) or isinstance(max, Tensor):
+        lo = _as_tensor(min, x) if min is not None else None
+        hi = _as_tensor(max, x) if max is not None else None
+        return call(OPS["clamp_tensor"], x, lo, hi)
+    return unary(OPS["clamp"], x, min, max)
+
+
+# ---- reductions ----------------------------------------------------------------------------
+def sum(x: Tensor, dim: Any = None, keepdim: bool = False, *, dtype: Any = None) -> Tensor:  # noqa: A001
+    """Sum of all elements, or over `dim`."""
+    if dtype is not None:
+        x = x.to(dtype)
+    elif x._data.dtype.kind in "biu":
+        x = x.to(_dtype.int64)
+    if dim is None:
+        return unary(OPS["sum"], x, None, False)
+    return unary(OPS["sum_dim"], x, dim, keepdim)
+
+
+def mean(x: Tensor, dim: Any = None, keepdim: bool = False) -> Tensor:
+    """Mean of all elements, or over `dim`."""
+    if x._data.dtype.kind != "f":
+        raise RuntimeError(
+            "mean(): could not infer output dtype. Input dtype must be either a floating point "
+            f"or complex dtype. Got: {x.dtype.name.capitalize()}"
+        )
+    if dim is None:
+        return unary(OPS["mean"], x, None, False)
+    return unary(OPS["mean_dim"], x, dim, keepdim)
+
+
+def prod(x: Tensor, dim: Any = None, keepdim: bool = False) -> Tensor:
+    """Product of all elements, or over `dim`."""
+    if dim is None:
+        return unary(OPS["prod"], x, None, False)
+    return unary(OPS["prod_dim"], x, dim, keepdim)
+
+
+def _extreme(kind: str, x: Tensor, dim: Any, keepdim: bool) -> Any:
+    if isinstance(dim, Tensor):
+        return maximum(x, dim) if kind == "max" else minimum(x, dim)
+    if dim is None:
+        if x.numel() == 0:
+            raise RuntimeError(
+                f"{kind}(): Expected reduction dim to be specified for input.numel() == 0. "
+                "Specify the reduction dim with the 'dim' argument."
+            )
+        return unary(OPS[kind], x)
+    values = unary(OPS[f"{kind}_dim"], x, dim, keepdim)
+    arg = np.argmax if kind == "max" else np.argmin
+    d = _wrap_dim(dim, x.ndim)
+    idx = arg(x._data, axis=d)
+    if keepdim:
+        idx = np.expand_dims(idx, d)
+    rt = return_types_max if kind == "max" else return_types_min
+    return rt(values, _wrap(np.asarray(idx, dtype=np.int64)))
+
+
+def max(x: Tensor, dim: Any = None, keepdim: bool = False) -> Any:  # noqa: A001
+    """Largest element; with `dim`, (values, indices); with a tensor, maximum."""
+    return _extreme("max", x, dim, keepdim)
+
+
+def min(x: Tensor, dim: Any = None, keepdim: bool = False) -> Any:  # noqa: A001
+    """Smallest element; with `dim`, (values, indices); with a tensor, minimum."""
+    return _extreme("min", x, dim, keepdim)
+
+
+def amax(x: Tensor, dim: Any = None, keepdim: bool = False) -> Tensor:
+    """Largest element over `dim` (values only)."""
+    return _extreme("max", x, dim, keepdim) if dim is None else max(x, dim, keepdim).values
+
+
+def argmax(x: Tensor, dim: int | None = None, keepdim: bool = False) -> Tensor:
+    """Index of the largest element (flattened when dim is None)."""
+    if dim is None:
+        return _wrap(np.asarray(np.argmax(x._data), dtype=np.int64))
+    return max(x, dim, keepdim).indices
+
+
+def argmin(x: Tensor, dim: int | None = None, keepdim: bool = False) -> Tensor:
+    """Index of the smallest element (flattened when dim is None)."""
+    if dim is None:
+        return _wrap(np.asarray(np.argmin(x._data), dtype=np.int64))
+    return min(x, dim, keepdim).indices
+
+
+# ---- shapes --------------------------------------------------------------------------------
+def _resolve_shape(x: Tensor, shape: tuple[int, ...]) -> tuple[int, ...]:
+    if shape.count(-1) > 1:
+        raise RuntimeError("only one dimension can be inferred")
+    return shape
+
+
+def reshape(x: Tensor, *shape: Any) -> Tensor:
+    """The same elements in a new shape; a view when the layout allows, as in torch."""
+    shape = _resolve_shape(x, _shape_args(shape))
+    data = x._data
+    if type(data) is np.ndarray and not data.flags.c_contiguous and data.size > 1:
+        # torch copies a non-contiguous input first: CloneBackward0 then UnsafeViewBackward0.
+        return call(OPS["unsafe_view"], clone(x), shape)
+    return unary(OPS["view"], x, shape)
+
+
+def view(x: Tensor, *shape: Any) -> Tensor:
+    """The same storage in a new shape; fails when the layout does not allow it."""
+    return unary(OPS["view"], x, _resolve_shape(x, _shape_args(shape)))
+
+
+def clone(x: Tensor) -> Tensor:
+    """A copy that stays in the graph."""
+    return unary(OPS["clone"], x)
+
+
+def flatten(x: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
+    """Merge dimensions start_dim..end_dim into one."""
+    if x.ndim == 0:
+        return reshape(x, 1)
+    s, e = _wrap_dim(start_dim, x.ndim), _wrap_dim(end_dim, x.ndim)
+    shape = x._data.shape
+    return reshape(x, (*shape[:s], -1, *shape[e + 1:]))
+
+
+def transpose(x: Tensor, dim0: int, dim1: int) -> Tensor:
+    """Swap two dimensions."""
+    n = x.ndim
+    return unary(OPS["transpose"], x, _wrap_dim(dim0, n), _wrap_dim(dim1, n))
+
+
+def t(x: Tensor) -> Tensor:
+    """Transpose of a matrix (a vector is returned as it is)."""
+    if x.ndim > 2:
+        raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {x.ndim}D")
+    return transpose(x, 0, 1) if x.ndim == 2 else x
+
+
+def permute(x: Tensor, *dims: Any) -> Tensor:
+    """Reorder dimensions."""
+    dims = _shape_args(dims)
+    if len(dims) != x.ndim:
+        raise RuntimeError(
+            "permute(sparse_coo): number of dimensions in the tensor input does not match "
+            f"the length of the desired ordering of dimensions i.e. input.dim() = {x.ndim} "
+            f"is not equal to len(dims) = {len(dims)}"
+        )
+    return unary(OPS["permute"], x, tuple(_wrap_dim(d, x.ndim) for d in dims))
+
+
+def squeeze(x: Tensor, dim: Any = None) -> Tensor:
+    """Drop dimensions of size 1 (all, or those in `dim`)."""
+    if dim is None:
+        return unary(OPS["squeeze"], x)
+    if isinstance(dim, (tuple, list)):
+        return unary(OPS["squeeze_dims"], x, tuple(dim))
+    return unary(OPS["squeeze_dim"], x, dim)
+
+
+def unsqueeze(x: Tensor, dim: int) -> Tensor:
+    """Insert a dimension of size 1 at `dim`."""
+    return unary(OPS["unsqueeze"], x, _wrap_dim(dim, x.ndim + 1))
+
+
+def expand(x: Tensor, *sizes: Any) -> Tensor:
+    """Broadcast to a larger shape without copying."""
+    return unary(OPS["expand"], x, _shape_args(sizes))
+
+
+def expand_as(x: Tensor, other: Tensor) -> Tensor:
+    """Broadcast to `other`'s shape."""
+    return expand(x, other.shape)
+
+
+def cat(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
+    """Join tensors along an existing dimension."""
+    tensors = list(tensors)
+    if not tensors:
+        raise RuntimeError("torch.cat(): expected a non-empty list of Tensors")
+    return call(OPS["cat"], *_same_dtype(tensors), dim)
+
+
+def stack(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
+    """Join tensors along a new dimension."""
+    tensors = list(tensors)
+    if not tensors:
+        raise RuntimeError("stack expects a non-empty TensorList")
+    shapes = {t.shape for t in tensors}
+    if len(shapes) > 1:
+        first, bad = tensors[0].shape, next(t for t in tensors if t.shape != tensors[0].shape)
+        k = tensors.index(bad)
+        raise RuntimeError(
+            f"stack expects each tensor to be equal size, but got {list(first)} at entry 0 "
+            f"and {list(bad.shape)} at entry {k}"
+        )
+    return call(OPS["stack"], *_same_dtype(tensors), dim)
+
+
+def _same_dtype(tensors: list[Tensor]) -> list[Tensor]:
+    dts = {t._data.dtype for t in tensors}
+    if len(dts) == 1:
+        return tensors
+    rt = _dtype.result_type(*[(t._data.dtype, t.ndim) for t in tensors])
+    return [t.to(_dtype.to_engine_dtype(rt)) for t in tensors]
+
+
+def to(x: Tensor, *args: Any, **kwargs: Any) -> Tensor:
+    """The tensor in another dtype (a no-op when it already is); devices are ignored."""
+    dt = kwargs.get("dtype")
+    for a in args:
+        if isinstance(a, Tensor):
+            dt = a.dtype
+        elif not isinstance(a, str):
+            dt = a
+    if dt is None:
+        return x
+    np_dt = _dtype.to_numpy_dtype(dt)
+    if np_dt == x._data.dtype:
+        return x
+    return unary(OPS["to"], x, np_dt)
+
+
+# ---- indexing ------------------------------------------------------------------------------
+def _normalize_index(index: Any) -> tuple[tuple, bool]:
+    idx = index if isinstance(index, tuple) else (index,)
+    out = []
+    advanced = False
+    for c in idx:
+        if isinstance(c, Tensor):
+            if c.ndim == 0 and c._data.dtype.kind in "iu":
+                c = int(c.item())
+            else:
+                c = np.asarray(c._data)
+                advanced = True
+        elif isinstance(c, (list, np.ndarray)):
+            c = np.asarray(c)
+            advanced = True
+        elif isinstance(c, np.integer):
+            c = int(c)
+        elif isinstance(c, bool):
+            c = np.asarray(c)
+            advanced = True
+        out.append(c)
+    return tuple(out), advanced
+
+
+def getitem(x: Tensor, index: Any) -> Tensor:
+    """x[index]: ints and slices as chains of select/slice views; arrays and masks gather."""
+    idx, advanced = _normalize_index(index)
+    if advanced:
+        try:
+            x._data[idx]
+        except IndexError as e:
+            raise IndexError(str(e)) from None
+        return call(OPS["index"], x, idx)
+    consumed = builtins.sum(1 for c in idx if c is not None and c is not Ellipsis)
+    if consumed > x.ndim:
+        raise IndexError(f"too many indices for tensor of dimension {x.ndim}")
+    out, dim = x, 0
+    for c in idx:
+        if c is None:
+            out = unsqueeze(out, dim)
+            dim += 1
+        elif c is Ellipsis:
+            dim += x.ndim - consumed
+        elif isinstance(c, int):
+            size = out._data.shape[dim]
+            if not -size <= c < size:
+                raise IndexError(
+                    f"index {c} is out of bounds for dimension {dim} with size {size}"
+                )
+            out = call(OPS["select"], out, (slice(None),) * dim + (c,))
+        else:
+            if c != slice(None):
+                out = call(OPS["slice"], out, (slice(None),) * dim + (c,))
+            dim += 1
+    if out is x:
+        out = call(OPS["slice"], x, (slice(None),))
+    return out
+
+
+def setitem(x: Tensor, index: Any, value: Any) -> None:
+    """x[index] = value, in place."""
+    idx, _ = _normalize_index(index)
+    v = value if isinstance(value, Tensor) else const(np.asarray(value, dtype=x._data.dtype))
+    if not _tracks(x, v):
+        _check_inplace(x, v)
+        data = x._storage()
+        try:
+            data[idx] = v._data
+        except ValueError as e:
+            raise RuntimeError(str(e)) from None
+        x._bump_version()
+        return
+    _inplace_tracked(x, lambda old: call(OPS["copy_slices"], old, v, idx), saves_self=False)
+
+
+# ---- in place ------------------------------------------------------------------------------
+def _tracks(x: Tensor, *args: Any) -> bool:
+    return state.enabled and (
+        x._requires_grad or builtins.any(isinstance(a, Tensor) and a._requires_grad for a in args)
+    )
+
+
+def _check_inplace(x: Tensor, *args: Any) -> None:
+    if state.enabled and x._requires_grad:
+        if x._grad_fn is None:
+            raise RuntimeError(
+                "a leaf Variable that requires grad is being used in an in-place operation."
+            )
+        base = x._x.get("base") if x._x else None
+        if base is not None and base._requires_grad and base._grad_fn is None:
+            raise RuntimeError(
+                "a view of a leaf Variable that requires grad is being used in an in-place "
+                "operation."
+            )
+
+
+def _write(x: Tensor, result: Tensor) -> None:
+    if result._data.shape != x._data.shape:
+        raise RuntimeError(
+            f"output with shape {list(x._data.shape)} doesn't match the broadcast shape "
+            f"{list(result._data.shape)}"
+        )
+    if result._data.dtype != x._data.dtype and not np.can_cast(
+        result._data.dtype, x._data.dtype, casting="same_kind"
+    ):
+        raise RuntimeError(
+            f"result type {_dtype.to_engine_dtype(result._data.dtype).name.capitalize()} can't "
+            f"be cast to the desired output type {x.dtype.name.capitalize()}"
+        )
+    data = x._storage()
+    if not data.flags.writeable:
+        raise RuntimeError(
+            "unsupported operation: more than one element of the written-to tensor refers to a "
+            "single memory location. Please clone() the tensor before performing the operation."
+        )
+    np.copyto(data, result._data, casting="unsafe")
+    x._bump_version()
+
+
+def _inplace_tracked(x: Tensor, fn: Any, saves_self: bool) -> None:
+    _check_inplace(x)
+    base = x._x.get("base") if x._x else None
+    if base is not None and base._requires_grad:
+        raise RuntimeError(
+            "engine does not support in-place operations on a view of a tensor that requires "
+            "grad; apply the operation out of place, or clone() the view first."
+        )
+    # The op is recorded on a stand-in for x's old value; x itself then takes the result
+    # and the new history (torch "rebases" the history the same way).
+    old = _wrap(np.array(x._data, copy=True) if saves_self else x._data)
+    old._grad_fn, old._requires_grad, old._output_nr = x._grad_fn, x._requires_grad, x._output_nr
+    old._acc = x._acc
+    result = fn(old)
+    _write(x, result)
+    x._grad_fn, x._requires_grad, x._output_nr = result._grad_fn, True, result._output_nr
+
+
+def _inplace(name: str, fn: Any, ufunc: Any, saves_self: bool) -> Any:
+    def method(self: Tensor, other: Any, **kwargs: Any) -> Tensor:
+        if _tracks(self, other):
+            _inplace_tracked(self, lambda old: fn(old, other, **kwargs), saves_self)
+            return self
+        _check_inplace(self, other)
+        data = self._data
+        od = other._data if isinstance(other, Tensor) else other
+        alpha = kwargs.get("alpha", 1)
+        if (type(data) is np.ndarray and data.flags.writeable and data.dtype.kind == "f"
+                and np.result_type(data, od) == data.dtype and np.shape(od) in ((), data.shape)):
+            # The optimizer's hot path: one NumPy call writing into the storage.
+            ufunc(data, od if alpha == 1 else od * alpha, out=data)
+            self._bump_version()
+        else:
+            _write(self, fn(self, other, **kwargs))
+        return self
+
+    method.__name__ = name
+    method.__doc__ = f"In-place {name.rstrip('_')}; returns self."
+    return method
+
+
+add_ = _inplace("add_", add, np.add, saves_self=False)
+sub_ = _inplace("sub_", sub, np.subtract, saves_self=False)
+mul_ = _inplace("mul_", mul, np.multiply, saves_self=True)
+div_ = _inplace("div_", div, np.true_divide, saves_self=True)
+
+
+def copy_(x: Tensor, src: Tensor) -> Tensor:
+    """Copy src's values into x (broadcasting), in place."""
+    src_t = _as_tensor(src)
+    if _tracks(x, src_t):
+        _inplace_tracked(
+            x, lambda old: call(OPS["copy_slices"], old, src_t.to(x.dtype), (Ellipsis,)), False
+        )
+    else:
+        _check_inplace(x)
+        _write(x, _wrap(np.broadcast_to(src_t._data, x._data.shape).astype(x._data.dtype)))
+    return x
+
+
+def zero_(x: Tensor) -> Tensor:
+    """Set every element to 0, in place."""
+    return fill_(x, 0)
+
+
+def fill_(x: Tensor, value: Any) -> Tensor:
+    """Set every element to `value`, in place."""
+    if _tracks(x):
+        return copy_(x, _wrap(np.full(x._data.shape, value, dtype=x._data.dtype)))
+    _check_inplace(x)
+    _write(x, _wrap(np.full(x._data.shape, value, dtype=x._data.dtype)))
+    return x
+
+
+# ---- comparisons (no gradient) -----------------------------------------------------------------
+def _compare(ufunc: Any) -> Any:
+    def fn(a: Any, b: Any) -> Tensor:
+        ad = a._data if isinstance(a, Tensor) else a
+        bd = b._data if isinstance(b, Tensor) else b
+        try:
+            return _wrap(np.asarray(ufunc(ad, bd)))
+        except ValueError as e:
+            from engine._ops import _broadcast_message
+
+            raise RuntimeError(_broadcast_message(ad, bd, e)) from None
+
+    return fn
+
+
+eq, ne = _compare(np.equal), _compare(np.not_equal)
+lt, le = _compare(np.less), _compare(np.less_equal)
+gt, ge = _compare(np.greater), _compare(np.greater_equal)
+logical_and, logical_or = _compare(np.logical_and), _compare(np.logical_or)
+
+
+def logical_not(x: Tensor) -> Tensor:
+    """Elementwise not."""
+    return _wrap(np.asarray(np.logical_not(x._data)))
+
+
+def isnan(x: Tensor) -> Tensor:
+    """Elementwise isnan."""
+    return _wrap(np.asarray(np.isnan(x._data)))
+
+
+def isfinite(x: Tensor) -> Tensor:
+    """Elementwise isfinite."""
+    return _wrap(np.asarray(np.isfinite(x._data)))
+
+
+def allclose(a: Tensor, b: Tensor, rtol: float = 1e-5, atol: float = 1e-8,
+             equal_nan: bool = False) -> bool:
+    """Whether all elements are close: |a - b| <= atol + rtol * |b|."""
+    return bool(np.allclose(a._data, b._data, rtol=rtol, atol=atol, equal_nan=equal_nan))
+
+
+def equal(a: Tensor, b: Tensor) -> bool:
+    """Whether a and b have the same shape and elements."""
+    return a.shape == b.shape and bool(np.array_equal(a._data, b._data))
+
+
+def all(x: Tensor, dim: Any = None) -> Tensor:  # noqa: A001
+    """Whether all elements are true."""
+    return _wrap(np.asarray(np.all(x._data, axis=dim)))
+
+
+def any(x: Tensor, dim: Any = None) -> Tensor:  # noqa: A001
+    """Whether any element is true."""
+    return _wrap(np.asarray(np.any(x._data, axis=dim)))
+
+
+# ---- Tensor methods and operators --------------------------------------------------------------
+def _reflected(fn: Any) -> Any:
+    return lambda self, other: fn(other, self)
+
+
+def install() -> None:
+    """Make the functions above (and the unary ops) Tensor methods and operators."""
+    from engine import _ops
+
+    methods = {
+        name: getattr(_ops, name)
+        for name in ("exp", "log", "log1p", "sqrt", "sin", "cos", "tan", "asin", "acos", "atan",
+                     "sinh", "cosh", "tanh", "sigmoid", "relu", "abs", "neg", "reciprocal",
+                     "sign", "arcsin", "arccos", "arctan", "negative")
+    }
+    methods.update(
+        add=add, sub=sub, mul=mul, div=div, pow=pow, matmul=matmul, maximum=maximum,
+        minimum=minimum, clamp=clamp, clip=clamp, sum=sum, mean=mean, prod=prod, max=max,
+        min=min, amax=amax, argmax=argmax, argmin=argmin, reshape=reshape, view=view,
+        clone=clone, flatten=flatten, transpose=transpose, t=t, permute=permute,
+        squeeze=squeeze, unsqueeze=unsqueeze, expand=expand, expand_as=expand_as, to=to,
+        add_=add_, sub_=sub_, mul_=mul_, div_=div_, copy_=copy_, zero_=zero_, fill_=fill_,
+        eq=eq, ne=ne, lt=lt, le=le, gt=gt, ge=ge, isnan=isnan, isfinite=isfinite,
+        allclose=allclose, equal=equal, all=all, any=any, logical_not=logical_not,
+        __add__=add, __radd__=_reflected(add), __sub__=sub, __rsub__=rsub,
+        __mul__=mul, __rmul__=_reflected(mul), __truediv__=div, __rtruediv__=true_divide_r,
+        __pow__=pow, __rpow__=_reflected(pow), __matmul__=matmul,
+        __rmatmul__=_reflected(matmul), __neg__=_ops.neg, __pos__=lambda self: self,
+        __abs__=_ops.abs, __getitem__=getitem, __setitem__=setitem,
+        __iadd__=add_, __isub__=sub_, __imul__=mul_, __itruediv__=div_,
+        __eq__=eq, __ne__=ne, __lt__=lt, __le__=le, __gt__=gt, __ge__=ge,
+        __and__=logical_and, __or__=logical_or, __invert__=logical_not,
+        float=lambda self: to(self, _dtype.float32), double=lambda self: to(self, _dtype.float64),
+        long=lambda self: to(self, _dtype.int64), int=lambda self: to(self, _dtype.int32),
+        bool=lambda self: to(self, _dtype.bool_), half=lambda self: to(self, _dtype.float16),
+        type_as=lambda self, other: to(self, other.dtype),
+        where=lambda self, condition, other: where(condition, self, other),
+    )
+    for name, fn in methods.items():
+        setattr(Tensor, name, fn)
+    Tensor.T = property(lambda self: permute(self, *reversed(range(self.ndim))))
+    Tensor.mT = property(lambda self: transpose(self, -2, -1))

@@ -1,0 +1,218 @@
+"""backward and autograd.grad: accumulation, retain_graph, hooks, create_graph, inputs=,
+in-place rules and version counters, and graphs deeper than Python's recursion limit."""
+
+from __future__ import annotations
+
+import gc
+import weakref
+
+import numpy as np
+import pytest
+
+import engine
+from engine.autograd.graph import FREED_MESSAGE
+
+
+def test_gradients_accumulate_across_backward_calls_and_diamonds():
+    x = engine.tensor(3.0, requires_grad=True)
+    (x * 2).backward()
+    (x * 3).backward()
+    assert x.grad.item() == 5.0
+    y = x + x  # the same input twice
+    x.grad.zero_()
+    y.backward()
+    assert x.grad.item() == 2.0
+
+
+def test_gradient_of_add_is_not_shared_between_leaves():
+    a = engine.tensor([1.0], requires_grad=True)
+    b = engine.tensor([1.0], requires_grad=True)
+    (a + b).sum().backward()
+    a.grad.add_(1)
+    assert b.grad.tolist() == [1.0]
+
+
+def test_implicit_gradient_only_for_scalars_and_torch_errors():
+    with pytest.raises(RuntimeError, match="grad can be implicitly created only for scalar"):
+        (engine.tensor([1.0, 2.0], requires_grad=True) * 2).backward()
+    with pytest.raises(RuntimeError, match="element 0 of tensors does not require grad and "
+                                           "does not have a grad_fn"):
+        engine.tensor(1.0).backward()
+    x = engine.tensor([1.0, 2.0], requires_grad=True)
+    (x * 2).backward(engine.tensor([1.0, 10.0]))
+    assert x.grad.tolist() == [2.0, 20.0]
+
+
+def test_second_backward_through_freed_graph_raises_unless_retained():
+    x = engine.tensor(3.0, requires_grad=True)
+    y = x * x
+    y.backward(retain_graph=True)
+    y.backward()
+    assert x.grad.item() == 12.0
+    with pytest.raises(RuntimeError) as err:
+        y.backward()
+    assert str(err.value) == FREED_MESSAGE
+    z = x + 1  # add saves nothing: torch allows it
+    z.backward()
+    z.backward()
+
+
+def test_retain_grad_keeps_non_leaf_gradients():
+    x = engine.tensor(3.0, requires_grad=True)
+    y = x * 2
+    y.retain_grad()
+    (y * 3).backward()
+    assert (x.grad.item(), y.grad.item(), y.retains_grad) == (6.0, 3.0, True)
+
+
+def test_hooks_chain_and_leaf_hooks_run_before_accumulation():
+    x = engine.tensor(2.0, requires_grad=True)
+    seen = []
+    x.register_hook(lambda g: seen.append(g.item()) or g * 10)
+    y = x * 3
+    y.register_hook(lambda g: g * 2)
+    h = y.register_hook(lambda g: g + 1)
+    y.backward()
+    assert seen == [9.0] and x.grad.item() == 90.0
+    h.remove()
+    x.grad = None
+    (x * 3).backward()
+    assert x.grad.item() == 30.0
+    with pytest.raises(RuntimeError, match="cannot register a hook on a tensor that doesn't"):
+        engine.tensor(1.0).register_hook(lambda g: g)
+
+
+def test_create_graph_gives_higher_derivatives():
+    x = engine.tensor(2.0, requires_grad=True)
+    y = x ** 3
+    (g,) = engine.autograd.grad(y, x, create_graph=True)
+    (g2,) = engine.autograd.grad(g, x, create_graph=True)
+    (g3,) = engine.autograd.grad(g2, x)
+    assert (g.item(), g2.item(), g3.item()) == (12.0, 12.0, 6.0)
+    x = engine.tensor(0.5, requires_grad=True)
+    y = x.exp().sin()
+    y.backward(create_graph=True)
+    first = x.grad
+    x.grad = None
+    first.backward()
+    e = np.exp(0.5)
+    assert np.isclose(x.grad.item(), e * np.cos(e) - e * e * np.sin(e), rtol=1e-6)
+
+
+def test_grad_never_touches_dot_grad_and_checks_unused():
+    x = engine.tensor(1.0, requires_grad=True)
+    w = engine.tensor(2.0, requires_grad=True)
+    (g,) = engine.autograd.grad(x * 3, x)
+    assert g.item() == 3.0 and x.grad is None
+    with pytest.raises(RuntimeError, match="index 1 appears to not have been used"):
+        engine.autograd.grad(x * 3, [x, w])
+    assert engine.autograd.grad(x * 3, [x, w], allow_unused=True)[1] is None
+    y = x * 2
+    z = y * y
+    (gy,) = engine.autograd.grad(z, y)  # the gradient w.r.t. a non-leaf
+    assert gy.item() == 4.0
+
+
+def test_backward_inputs_restricts_accumulation():
+    a = engine.tensor(1.0, requires_grad=True)
+    b = engine.tensor(2.0, requires_grad=True)
+    (a * b).backward(inputs=[a])
+    assert a.grad.item() == 2.0 and b.grad is None
+
+
+def test_inplace_on_leaf_requiring_grad_is_an_error():
+    a = engine.tensor([1.0, 2.0], requires_grad=True)
+    with pytest.raises(RuntimeError, match="a leaf Variable that requires grad is being used "
+                                           "in an in-place operation."):
+        a.add_(1)
+    with pytest.raises(RuntimeError, match="a view of a leaf Variable that requires grad"):
+        a[0].add_(1)
+    with engine.no_grad():
+        a -= 0.5 * engine.ones(2)
+        a[0] = 10.0
+    assert a.tolist() == [10.0, 1.5] and a.is_leaf and a.requires_grad
+
+
+def test_modifying_a_saved_tensor_breaks_backward_with_torch_message():
+    a = engine.tensor([1.0, 2.0], requires_grad=True)
+    b = a * 1
+    c = b * b
+    b.add_(1)
+    with pytest.raises(RuntimeError, match=r"one of the variables needed for gradient "
+                                           r"computation has been modified by an inplace "
+                                           r"operation: .* is at version 1; expected version 0"):
+        c.sum().backward()
+    # Not saved for a gradient that is needed: torch allows it.
+    x = engine.tensor([1.0], requires_grad=True)
+    y = x * 1
+    z = y * 2.0
+    y.add_(1)
+    z.sum().backward()
+    assert x.grad.tolist() == [2.0]
+
+
+def test_inplace_ops_record_history():
+    x = engine.tensor([1.0, 2.0], requires_grad=True)
+    y = x * 1
+    y.mul_(x)
+    y.add_(3)
+    assert y.grad_fn.name() == "AddBackward0"
+    y.sum().backward()
+    assert x.grad.tolist() == [2.0, 4.0]
+    x.grad = None
+    z = x * 2
+    z[0] = x[1] * 5
+    assert z.grad_fn.name() == "torch::autograd::CopySlices"  # torch's own spelling
+    z.sum().backward()
+    assert x.grad.tolist() == [0.0, 7.0]
+
+
+def test_graph_has_no_reference_cycles():
+    x = engine.tensor(1.0, requires_grad=True)
+    mid = x * 2
+    ref = weakref.ref(mid)
+    y = mid.exp().tanh()
+    gc.disable()
+    try:
+        del mid
+        assert ref() is not None  # the graph holds it
+        del y
+        assert ref() is None  # freed by reference counting alone
+    finally:
+        gc.enable()
+
+
+def test_deep_chain_needs_no_recursion():
+    x = engine.tensor([0.5, 1.0], requires_grad=True)
+    y = x
+    for _ in range(50_000):
+        y = y * 1.0 + 0.0
+    y.sum().backward()
+    assert x.grad.tolist() == [1.0, 1.0]
+
+
+def test_jacobian_and_hessian():
+    from engine.autograd.functional import hessian, jacobian
+
+    x = engine.tensor([1.0, 2.0], dtype=engine.float64)
+    j = jacobian(lambda t: t ** 2, x)
+    assert j.tolist() == [[2.0, 0.0], [0.0, 4.0]]
+    h = hessian(lambda t: (t[0] ** 2) * t[1], x)
+    assert h.tolist() == [[4.0, 2.0], [2.0, 0.0]]
+    a, b = jacobian(lambda u, v: u * v, (x, x * 3))
+    assert a.tolist() == [[3.0, 0.0], [0.0, 6.0]] and b.tolist() == [[1.0, 0.0], [0.0, 2.0]]
+
+
+def test_matches_torch_on_a_small_network():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    arrays = [rng.standard_normal(s) for s in ((4, 3), (3, 5), (5,), (5, 2))]
+    grads = []
+    for lib in (engine, torch):
+        x, w1, b1, w2 = (lib.tensor(a, requires_grad=i > 0) for i, a in enumerate(arrays))
+        h = (x @ w1 + b1).tanh()
+        out = (h @ w2).sigmoid().log1p().mean() + (w1 ** 2).sum() * 0.01
+        out.backward()
+        grads.append([t.grad.numpy().copy() for t in (w1, b1, w2)] + [out.item()])
+    for a, b in zip(*grads, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
