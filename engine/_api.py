@@ -465,7 +465,13 @@ def _write(x: Tensor, result: Tensor) -> None:
             f"result type {_dtype.to_engine_dtype(result._data.dtype).name.capitalize()} can't "
             f"be cast to the desired output type {x.dtype.name.capitalize()}"
         )
-    data = x._storage()
+    if type(x._data) is not np.ndarray:
+        # A 0-d value is a NumPy scalar until something shares it (detach, views, numpy()),
+        # so nothing else can see this write: replace the value.
+        x._data = np.asarray(result._data).astype(x._data.dtype)[()]
+        x._bump_version()
+        return
+    data = x._data
     if not data.flags.writeable:
         raise RuntimeError(
             "unsupported operation: more than one element of the written-to tensor refers to a "

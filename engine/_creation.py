@@ -36,7 +36,8 @@ def _infer_dtype(data: Any) -> np.dtype:
 
 
 def _finish(arr: np.ndarray, requires_grad: bool) -> Tensor:
-    t = _wrap(arr)
+    # 0-d values live as NumPy scalars (see engine/tensor.py): ten times cheaper arithmetic.
+    t = _wrap(arr[()] if arr.ndim == 0 else arr)
     if requires_grad:
         t.requires_grad = True
     return t

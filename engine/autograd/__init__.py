@@ -60,7 +60,7 @@ def _root_grads(outputs: tuple[Tensor, ...], grads: tuple, create_graph: bool) -
                 )
             if o._data.size != 1:
                 raise RuntimeError("grad can be implicitly created only for scalar outputs")
-            g = _wrap(np.ones(np.shape(o._data), dtype=o._data.dtype))
+            g = _wrap(np.ones(np.shape(o._data), dtype=o._data.dtype)[()])
         elif not isinstance(g, Tensor):
             g = _wrap(np.full(np.shape(o._data), g, dtype=o._data.dtype))
         elif g.shape != o.shape:

@@ -291,12 +291,15 @@ def _store_grad(t: Tensor, g: Tensor, create_graph: bool) -> None:
     old = t._grad
     if old is None:
         # A private copy: the same gradient tensor may reach several leaves (a + b).
-        t._grad = g if create_graph else _wrap(np.array(g._data, copy=True))
+        t._grad = g if create_graph else _wrap(g._data.copy())
     elif create_graph or state.enabled:
         t._grad = old + g
+    elif type(old._data) is not np.ndarray:
+        old._data = (old._data + g._data).astype(old._data.dtype)  # an unshared 0-d value
+        old._bump_version()
     else:
-        data = old._storage()
-        np.add(data, g._data, out=data, casting="unsafe")
+        np.add(old._data, g._data, out=old._data, casting="unsafe")
+        old._bump_version()
 
 
 def _run_pre_hooks(node: Any, g: Any, create_graph: bool) -> Any:

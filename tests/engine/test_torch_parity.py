@@ -1,0 +1,112 @@
+"""Differential tests: the same calls on engine and torch give the same numbers, flags,
+node names and kinds of errors. Skipped cleanly when torch is not installed."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import engine
+
+torch = pytest.importorskip("torch")
+
+
+def _both(fn):
+    out = []
+    for lib in (engine, torch):
+        try:
+            out.append(("ok", fn(lib)))
+        except Exception as e:  # noqa: BLE001 - the kind of error is what is compared
+            out.append(("error", type(e)))
+    return out
+
+
+ERRORS = {
+    "broadcast mismatch": lambda t: t.randn(2, 3) + t.randn(2, 4),
+    "matmul shapes": lambda t: t.randn(2, 3) @ t.randn(2, 3),
+    "implicit grad of non-scalar": lambda t: (t.ones(2, requires_grad=True) * 2).backward(),
+    "backward without grad": lambda t: t.tensor(1.0).backward(),
+    "in-place on leaf": lambda t: t.ones(2, requires_grad=True).add_(1),
+    "int requires grad": lambda t: t.tensor([1, 2], requires_grad=True),
+    "numpy of grad tensor": lambda t: t.ones(1, requires_grad=True).numpy(),
+    "item of many": lambda t: t.ones(2).item(),
+    "index out of range": lambda t: t.ones(3)[3],
+    "hook without grad": lambda t: t.ones(1).register_hook(lambda g: g),
+    "bad view": lambda t: t.ones(2).view(-1, 3),
+    "view of transpose": lambda t: t.ones(3, 3).t().view(9),
+    "dim out of range": lambda t: t.ones(2, 2).sum(dim=3),
+    "second backward": lambda t: _twice(t),
+    "stack unequal": lambda t: t.stack([t.ones(2), t.ones(3)]),
+    "non-leaf requires_grad=False": lambda t: _unflag(t),
+    "int to float in place": lambda t: t.tensor([1, 2]).add_(0.5),
+}
+
+
+def _twice(t):
+    x = t.tensor(2.0, requires_grad=True)
+    y = x * x
+    y.backward()
+    y.backward()
+
+
+def _unflag(t):
+    y = t.ones(1, requires_grad=True) * 2
+    y.requires_grad = False
+
+
+@pytest.mark.parametrize("case", sorted(ERRORS))
+def test_same_kind_of_error(case):
+    (kind_e, e), (kind_t, t) = _both(ERRORS[case])
+    assert kind_e == kind_t == "error"
+    assert issubclass(e, t) or issubclass(t, e), (e, t)
+
+
+FLAGS = {
+    "leaf flags": lambda t: [(x.is_leaf, x.requires_grad, x.grad_fn is None) for x in
+                             [t.tensor(1.0, requires_grad=True), t.tensor(1.0)]],
+    "result flags": lambda t: [(y.is_leaf, y.requires_grad, y.grad_fn.name()) for y in
+                               [t.tensor(1.0, requires_grad=True) * 2]],
+    "no_grad result": lambda t: _no_grad_flags(t),
+    "detach": lambda t: [(d.is_leaf, d.requires_grad) for d in
+                         [(t.tensor(1.0, requires_grad=True) * 2).detach()]],
+    "next_functions": lambda t: [(n.name() if n is not None else None, k) for n, k in
+                                 (t.tensor(1.0, requires_grad=True) * 2 + 1)
+                                 .grad_fn.next_functions],
+    "dtypes": lambda t: [str((a + b).dtype).split(".")[1] for a, b in [
+        (t.tensor([1, 2]), 1.5), (t.tensor([1.0]), t.tensor(1.0, dtype=t.float64)),
+        (t.tensor(True), 2), (t.tensor([1, 2]), t.tensor([1, 2])),
+        (t.tensor(1, dtype=t.int32), t.tensor(1))]],
+    "repr": lambda t: [repr(x).replace("torch.", "").replace("engine.", "") for x in [
+        t.tensor([[1.5, -2.25], [1e-3, 100.0]]), t.tensor([1e10, 1.0]),
+        t.arange(12).reshape(3, 4), t.tensor([True, False]), t.ones(2, dtype=t.float64),
+        t.tensor(0.1234567), t.tensor([-0.0, 0.5]), t.zeros(3, requires_grad=True)]],
+}
+
+
+def _no_grad_flags(t):
+    x = t.tensor(1.0, requires_grad=True)
+    with t.no_grad():
+        y = x * 2
+    return [(y.requires_grad, y.grad_fn is None, t.is_grad_enabled())]
+
+
+@pytest.mark.parametrize("case", sorted(FLAGS))
+def test_same_flags_names_and_repr(case):
+    (k1, a), (k2, b) = _both(FLAGS[case])
+    assert k1 == k2 == "ok"
+    assert a == b
+
+
+def test_same_numbers_on_random_graphs():
+    rng = np.random.default_rng(1)
+    for _ in range(20):
+        data = rng.uniform(0.5, 1.5, (3, 4))
+        results = []
+        for lib in (engine, torch):
+            x = lib.tensor(data, requires_grad=True)
+            y = (x.exp() * x.sin() / (1 + x ** 2)).log1p()
+            z = (y @ x.t()).tanh().sum(dim=0).max() + y.mean(dim=1).prod()
+            z.backward()
+            results.append((z.item(), x.grad.numpy().copy()))
+        assert np.isclose(results[0][0], results[1][0], rtol=1e-12)
+        np.testing.assert_allclose(results[0][1], results[1][1], rtol=1e-10)
