@@ -12,14 +12,19 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
 import subprocess
 import sys
 import time
 from collections.abc import Callable
 
-import numpy as np
+# One BLAS thread, as torch.set_num_threads(1) below: on 2 cores a second thread only adds
+# contention noise to a comparison of the libraries' own overhead.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-import engine
+import numpy as np  # noqa: E402
+
+import engine  # noqa: E402
 
 try:
     import torch
@@ -114,22 +119,33 @@ def mlp_step_numpy(data):
 
 # ---- deep chain (in a subprocess, for a clean peak-memory reading) --------------------------
 CHAIN = """
-import resource, sys, time, gc
+import sys, time, json
 lib = __import__(sys.argv[1])
 n = int(sys.argv[2])
+
+def status(key):
+    # VmHWM (peak) and VmRSS (now) of this process; unlike ru_maxrss, they start afresh
+    # at exec, so the parent's memory does not leak into the reading.
+    for line in open("/proc/self/status"):
+        if line.startswith(key):
+            return int(line.split()[1])
+
 x = lib.tensor([0.5, 1.0, 1.5, 2.0], requires_grad=True)
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+base = status("VmRSS")
 t0 = time.perf_counter()
 y = x
 for _ in range(n // 2):
     y = y * 1.0000001 + 1e-9
 t1 = time.perf_counter()
+graph = status("VmRSS")
 y.sum().backward()
 t2 = time.perf_counter()
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-import json
-print(json.dumps({"forward": t1 - t0, "backward": t2 - t1, "peak_kb": peak - base,
-                  "grad": x.grad.tolist()}))
+after_backward = status("VmRSS")
+del y
+released = status("VmRSS")
+print(json.dumps({"forward": t1 - t0, "backward": t2 - t1, "graph_kb": graph - base,
+                  "peak_kb": status("VmHWM") - base, "after_backward_kb": after_backward - base,
+                  "after_del_kb": released - base, "grad": x.grad.tolist()}))
 """
 
 
@@ -172,9 +188,13 @@ def main() -> None:
     print(f"\ndeep chain: {n_chain:,} elementwise ops on a 4-vector, forward + backward")
     for lib_name in ("engine", "torch") if torch else ("engine",):
         r = deep_chain(lib_name, n_chain)
+        mib = {k: r[k] / 1024 for k in ("graph_kb", "peak_kb", "after_backward_kb",
+                                         "after_del_kb")}
         print(f"  {lib_name:7} forward {r['forward']:6.2f}s  backward {r['backward']:6.2f}s  "
-              f"peak +{r['peak_kb'] / 1024:7.1f} MiB ({r['peak_kb'] * 1024 / n_chain:6.0f} B/op)"
-              f"  grad ok: {np.allclose(r['grad'], r['grad'][0])}")
+              f"graph {mib['graph_kb']:6.0f} MiB ({r['graph_kb'] * 1024 / n_chain:5.0f} B/op)  "
+              f"peak {mib['peak_kb']:6.0f} MiB  after backward {mib['after_backward_kb']:6.0f} MiB"
+              f"  after del {mib['after_del_kb']:5.0f} MiB  grad ok: "
+              f"{np.allclose(r['grad'], r['grad'][0])}")
 
 
 if __name__ == "__main__":

@@ -190,6 +190,9 @@ class Function:
             ctx._release()
             return outputs
         ctx._next = tuple(edge(a) if tracking else None for a in args)
+        # The inputs themselves, so that blame can re-run this function alone (no cycle:
+        # an input never refers to the node of a function it is passed to).
+        ctx._inputs = args
         if any(isinstance(a, Tensor) and a._output_nr for a in args):
             ctx._nrs = tuple(a._output_nr if isinstance(a, Tensor) else 0 for a in args)
         ctx._in_meta = tuple(

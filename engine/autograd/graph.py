@@ -88,9 +88,6 @@ class Node:
         return out
 
     def _release(self) -> None:
-        args = self._args
-        if args is None:
-            return
         op = self._op
         if op.saves or op.saves_output:
             self._args = None
@@ -99,31 +96,36 @@ class Node:
         # Ops that save no values (add, sum, view...) need only shapes and dtypes: a second
         # backward works, as in torch. Array inputs give way to zero-strided stand-ins so
         # the graph does not keep their memory alive; scalars cost nothing to keep.
+        args = self._args
         for a in args:
-            if isinstance(a, Tensor) and type(a._data) is np.ndarray and a._data.size > 1:
+            if isinstance(a, Tensor) and type(a._data) is np.ndarray and a._data.nbytes > 4096:
                 self._args = tuple(_shape_only(a) if isinstance(a, Tensor) else a for a in args)
                 return
 
-    # ---- backward ------------------------------------------------------------------------
     def _apply(self, g: Tensor, wanted: Sequence[bool] | None, create_graph: bool) -> list:
         op = self._op
-        args = self._saved_args()
+        args = self._saved_args() if op.saves else self._args
+        if args is None:
+            raise RuntimeError(FREED_MESSAGE)
         if op.saves_output:
             args = (*args, self._saved_output(create_graph))
         rules = op.rules
-        grads = []
-        for i, nxt in enumerate(self._next):
-            if nxt is None or (wanted is not None and not wanted[i]):
-                grads.append(None)
-                continue
-            gi = rules(g, i, *args) if op.variadic else rules[i](g, *args)
-            if op.broadcasts and gi is not None:
+        nexts = self._next
+        if wanted is not None:
+            nexts = [m if w else None for m, w in zip(nexts, wanted, strict=True)]
+        if op.variadic:
+            grads = [None if m is None else rules(g, i, *args) for i, m in enumerate(nexts)]
+        elif len(nexts) == 1:
+            grads = [rules[0](g, *args)]  # the only edge of a node is never None
+        else:
+            grads = [None if m is None else rules[i](g, *args) for i, m in enumerate(nexts)]
+        if op.broadcasts:
+            for i, gi in enumerate(grads):
                 a = args[i]
-                if isinstance(a, Tensor) and (
+                if gi is not None and isinstance(a, Tensor) and (
                     gi._data.shape != a._data.shape or gi._data.dtype != a._data.dtype
                 ):
-                    gi = _fit(gi, a)
-            grads.append(gi)
+                    grads[i] = _fit(gi, a)
         return grads
 
     # ---- hooks ---------------------------------------------------------------------------
@@ -421,14 +423,13 @@ def run_backward(
             for i, m in enumerate(nexts):
                 if m is None or (wanted is not None and not wanted[i]):
                     continue
-                if grads is not None:
-                    gi = grads[i]
-                    if gi is not None:
-                        if m._n_outputs == 1:
-                            old = buffers.get(m)
-                            buffers[m] = gi if old is None else old + gi
-                        else:
-                            _accumulate(buffers, m, nrs[i] if nrs else 0, gi)
+                gi = grads[i] if grads is not None else None
+                if gi is not None:
+                    if m._n_outputs == 1:
+                        old = buffers.get(m)
+                        buffers[m] = gi if old is None else old + gi
+                    else:
+                        _accumulate(buffers, m, nrs[i] if nrs else 0, gi)
                 d = deps[m] - 1
                 deps[m] = d
                 if d == 0:
