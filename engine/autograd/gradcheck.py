@@ -1,0 +1,847 @@
+"""gradcheck and gradgradcheck: analytic gradients against trusted finite differences.
+
+PyTorch's signatures, defaults and meaning, with a better numeric reference (Richardson
+extrapolation with an error estimate, see `numeric.py`) and a verdict rule that neither
+swallows small errors nor cries wolf in float32 (see `gradcheck`'s docstring).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from . import numeric
+
+__all__ = ["GradcheckError", "gradcheck", "gradgradcheck"]
+
+_EPS32 = float(np.finfo(np.float32).eps)
+_DEFAULT_EPS = 1e-6
+_ERROR_FACTOR = 4.0  # how many numeric error estimates a difference may hide behind
+_WORST = 5  # elements listed in a failure message
+
+
+class GradcheckError(RuntimeError):
+    """Raised by gradcheck and gradgradcheck when a check fails and raise_exception is set."""
+
+
+@dataclass
+class _Failure:
+    """One reason a check failed, with a message for humans."""
+
+    message: str
+
+
+@dataclass
+class _Pair:
+    """The analytic and numeric Jacobian blocks of one (output, input) pair."""
+
+    out_index: int
+    in_index: int
+    out_shape: tuple[int, ...]
+    in_shape: tuple[int, ...]
+    analytic: np.ndarray
+    numeric: np.ndarray
+    error: np.ndarray
+    eps: float
+    in_values: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    projected: bool = False  # fast mode: elements are projections v^T J u
+
+
+@dataclass
+class _Run:
+    """One execution of func whose backward is checked: native, or re-run in float64."""
+
+    inputs: tuple
+    outs: list
+    eps: float | None = None  # the dtype eps to judge by, None for the pair's own
+    note: str = ""
+
+
+def _lib() -> ModuleType:
+    # Imported lazily: engine.autograd imports this module while engine is initialising.
+    import engine
+
+    return engine
+
+
+# ------------------------------------------------------------------------------ helpers
+
+
+def _is_tensor(lib: ModuleType, obj: Any) -> bool:
+    return isinstance(obj, lib.Tensor)
+
+
+def _as_tuple(obj: Any) -> tuple:
+    if isinstance(obj, tuple):
+        return obj
+    if isinstance(obj, list):
+        return tuple(obj)
+    return (obj,)
+
+
+def _to_numpy(t: Any) -> np.ndarray:
+    return np.asarray(t.detach().numpy())
+
+
+def _is_floating(lib: ModuleType, t: Any) -> bool:
+    return np.issubdtype(_to_numpy(t).dtype, np.floating)
+
+
+def _np_dtype(t: Any) -> np.dtype:
+    return _to_numpy(t).dtype
+
+
+def _lib_dtype(lib: ModuleType, dtype: np.dtype) -> Any:
+    return lib.float64 if dtype == np.float64 else lib.float32
+
+
+def _tolerance_scale(dtype_eps: float, scale_tolerances: bool) -> float:
+    """atol and rtol are stated at float32 precision; scaled by (eps/eps32)^(1/3) per dtype."""
+    if not scale_tolerances:
+        return 1.0
+    return (dtype_eps / _EPS32) ** (1.0 / 3.0)
+
+
+def _fmt_index(flat: int, shape: tuple[int, ...]) -> str:
+    if not shape:
+        return "()"
+    return str(tuple(int(i) for i in np.unravel_index(flat, shape)))
+
+
+# --------------------------------------------------------------------------- the checker
+
+
+class _Checker:
+    """Runs the analytic and numeric sides of one gradcheck call."""
+
+    def __init__(
+        self,
+        lib: ModuleType,
+        func: Callable,
+        inputs: tuple,
+        *,
+        eps: float,
+        atol: float,
+        rtol: float,
+        nondet_tol: float,
+        check_undefined_grad: bool,
+        check_grad_dtypes: bool,
+        fast_mode: bool,
+        scale_tolerances: bool,
+        projections: int,
+        seed: int,
+    ):
+        self.lib = lib
+        self.func = func
+        self.inputs = inputs
+        self.eps = eps
+        self.atol = atol
+        self.rtol = rtol
+        self.nondet_tol = nondet_tol
+        self.check_undefined_grad = check_undefined_grad
+        self.check_grad_dtypes = check_grad_dtypes
+        self.fast_mode = fast_mode
+        self.scale_tolerances = scale_tolerances
+        self.projections = projections
+        self.seed = seed
+        self.diff = [i for i, t in enumerate(inputs) if _is_tensor(lib, t) and t.requires_grad]
+        if not self.diff:
+            raise ValueError("gradcheck expects at least one input tensor to require gradient")
+        for i in self.diff:
+            if not _is_floating(lib, inputs[i]):
+                raise ValueError(f"input {i} requires gradient but is not floating point")
+        self.x0 = [_to_numpy(inputs[i]).astype(np.float64) for i in self.diff]
+        self.in_shapes = [tuple(inputs[i].shape) for i in self.diff]
+        self.in_dtypes = [_np_dtype(inputs[i]) for i in self.diff]
+        self.sizes = [int(x.size) for x in self.x0]
+        self.offsets = np.concatenate([[0], np.cumsum(self.sizes)]).astype(int)
+
+    # ---------------------------------------------------------------- forward evaluation
+
+    def _call(self, flat: np.ndarray, dtype: np.dtype | None) -> tuple:
+        """func at the diff inputs given by flat; other floating inputs cast to dtype."""
+        lib = self.lib
+        args = list(self.inputs)
+        for k, i in enumerate(self.diff):
+            chunk = flat[self.offsets[k] : self.offsets[k + 1]].reshape(self.in_shapes[k])
+            target = self.in_dtypes[k] if dtype is None else dtype
+            args[i] = lib.tensor(chunk.astype(target), dtype=_lib_dtype(lib, np.dtype(target)))
+            # Keep the flags: gradgradcheck's function calls autograd.grad inside.
+            args[i].requires_grad_(True)
+        if dtype is not None:
+            for i, t in enumerate(self.inputs):
+                if i not in self.diff and _is_tensor(lib, t) and _is_floating(lib, t):
+                    cast = lib.tensor(_to_numpy(t).astype(dtype), dtype=_lib_dtype(lib, dtype))
+                    args[i] = cast.requires_grad_(True) if t.requires_grad else cast
+        return _as_tuple(self.func(*args))
+
+    def _flat_outputs(self, outs: tuple) -> np.ndarray:
+        parts = [_to_numpy(o).astype(np.float64).reshape(-1) for o in self._float_outputs(outs)]
+        return np.concatenate(parts) if parts else np.zeros(0)
+
+    def _float_outputs(self, outs: tuple) -> list:
+        return [o for o in outs if _is_tensor(self.lib, o) and _is_floating(self.lib, o)]
+
+    def _reference(self) -> tuple[Callable[[np.ndarray], np.ndarray], np.dtype]:
+        """The function the numeric side differentiates, in float64 when func allows it.
+
+        float32 functions are re-run in float64 (inputs cast) so that the reference is not
+        limited by float32 rounding; if that fails or changes the result beyond float32
+        rounding, the function is differentiated in its own precision and the error
+        estimates grow accordingly.
+        """
+        flat0 = np.concatenate([x.reshape(-1) for x in self.x0])
+        native = min((np.finfo(d).eps for d in self.in_dtypes), default=1.0)
+        native_dtype = np.float64 if native <= np.finfo(np.float64).eps else np.float32
+        ref_native = self._flat_outputs(self.outputs)
+
+        def in_dtype(dtype: np.dtype | None) -> Callable[[np.ndarray], np.ndarray]:
+            def evaluate(flat: np.ndarray) -> np.ndarray:
+                try:
+                    return self._flat_outputs(self._call(flat, dtype))
+                except Exception as exc:  # noqa: BLE001
+                    # A perturbed point outside func's domain: the numeric side treats NaN
+                    # as "invalid step" and moves to smaller or one-sided steps.
+                    raise ValueError(str(exc)) from exc
+
+            return evaluate
+
+        if native_dtype != np.float64:
+            try:
+                f64 = in_dtype(np.dtype(np.float64))
+                out = f64(flat0)
+                tol = 64 * _EPS32 * (np.abs(ref_native) + np.max(np.abs(ref_native), initial=1))
+                if out.shape == ref_native.shape and np.all(np.abs(out - ref_native) <= tol):
+                    return f64, np.dtype(np.float64)
+            except Exception:  # noqa: BLE001 - any failure means "cannot run in float64"
+                pass
+        return in_dtype(None), np.dtype(native_dtype)
+
+    # ---------------------------------------------------------------- analytic side
+
+    def _vjp(self, run: _Run, grad_outputs: list) -> list[np.ndarray] | _Failure:
+        """Input gradients for the given output cotangents, checked for shape and dtype."""
+        lib = self.lib
+        diff_inputs = [run.inputs[i] for i in self.diff]
+        zipped = zip(run.outs, grad_outputs, strict=True)
+        pairs = [(o, g) for o, g in zipped if o.requires_grad]
+        if not pairs:
+            return [np.zeros(s) for s in self.in_shapes]
+        try:
+            grads = lib.autograd.grad(
+                [p[0] for p in pairs],
+                diff_inputs,
+                grad_outputs=[p[1] for p in pairs],
+                retain_graph=True,
+                allow_unused=True,
+            )
+        except Exception as exc:  # noqa: BLE001 - a broken backward is a failed check
+            return _Failure(f"backward raised {type(exc).__name__}: {exc}")
+        result = []
+        for k, g in enumerate(grads):
+            if g is None:
+                result.append(np.zeros(self.in_shapes[k]))
+                continue
+            shape = tuple(g.shape)
+            if shape != self.in_shapes[k]:
+                hint = ""
+                try:
+                    np.broadcast_shapes(shape, self.in_shapes[k])
+                    if len(shape) >= len(self.in_shapes[k]):
+                        hint = " (hint: a missing sum over broadcast dimensions?)"
+                except ValueError:
+                    pass
+                return _Failure(
+                    f"wrong-shaped gradient for input {self.diff[k]}: got {list(shape)}, "
+                    f"expected {list(self.in_shapes[k])}{hint}"
+                )
+            expected = _np_dtype(diff_inputs[k])
+            if self.check_grad_dtypes and _np_dtype(g) != expected:
+                return _Failure(
+                    f"gradient for input {self.diff[k]} has dtype {_np_dtype(g)}, "
+                    f"expected {expected}"
+                )
+            result.append(_to_numpy(g).astype(np.float64))
+        return result
+
+    def _cotangent(self, out: Any, values: np.ndarray) -> Any:
+        lib = self.lib
+        dtype = _np_dtype(out)
+        return lib.tensor(
+            values.astype(dtype).reshape(tuple(out.shape)), dtype=_lib_dtype(lib, dtype)
+        )
+
+    def _analytic_full(self, run: _Run) -> list[list[np.ndarray]] | _Failure:
+        """jac[o][k]: (numel(out o), numel(input k)) by one backward per output element."""
+        jac = []
+        outs = run.outs
+        for o, out in enumerate(outs):
+            m = int(np.prod(out.shape, dtype=np.int64))
+            blocks = [np.zeros((m, n)) for n in self.sizes]
+            for j in range(m):
+                cot = [
+                    self._cotangent(q, np.zeros(int(np.prod(q.shape, dtype=np.int64))))
+                    for q in outs
+                ]
+                onehot = np.zeros(m)
+                onehot[j] = 1.0
+                cot[o] = self._cotangent(out, onehot)
+                grads = self._vjp(run, cot)
+                if isinstance(grads, _Failure):
+                    return grads
+                for k, g in enumerate(grads):
+                    blocks[k][j] = g.reshape(-1)
+            jac.append(blocks)
+        return jac
+
+    # ---------------------------------------------------------------- the checks
+
+    def run(self) -> _Failure | None:
+        """None when every check passes, else the first failure."""
+        self.outputs = _as_tuple(self.func(*self.inputs))
+        outs = self._float_outputs(self.outputs)
+        if not outs:
+            return None
+        self.f_ref, self.ref_dtype = self._reference()
+        self.flat0 = np.concatenate([x.reshape(-1) for x in self.x0])
+        self.out_sizes = [int(np.prod(o.shape, dtype=np.int64)) for o in outs]
+        self.out_offsets = np.concatenate([[0], np.cumsum(self.out_sizes)]).astype(int)
+        if self.check_undefined_grad and any(o.requires_grad for o in outs):
+            zeros = [
+                self._cotangent(o, np.zeros(s)) for o, s in zip(outs, self.out_sizes, strict=True)
+            ]
+            grads = self._vjp(_Run(self.inputs, outs), zeros)
+            if isinstance(grads, _Failure):
+                return _Failure(f"backward with zero grad_outputs failed: {grads.message}")
+            for k, g in enumerate(grads):
+                if np.any(g != 0):
+                    return _Failure(
+                        f"backward with zero grad_outputs gave a non-zero gradient for input "
+                        f"{self.diff[k]} (max |g| = {np.max(np.abs(g)):.3g})"
+                    )
+        runs = [_Run(self.inputs, outs)] + self._float64_run()
+        if self.fast_mode:
+            if self._fast(runs) is None:
+                return None
+            # The element-wise check locates the failure and has the last word, so that
+            # fast mode is never stricter than the full check (a directional estimate can be
+            # less precise than per-coordinate ones).
+            return self._full(runs)
+        return self._full(runs)
+
+    def _float64_run(self) -> list[_Run]:
+        """func and its backward re-run on float64 copies of float32 inputs, when possible.
+
+        float32 gradients can only be held to float32 tolerances, which let a backward
+        formula off by 1e-4 through; the same backward run in float64 is held to float64
+        tolerances.  Only when the float64 forward reproduces the float32 one (the numeric
+        reference is then float64 too), so that both runs compute the same function.
+        """
+        if self.ref_dtype != np.float64 or all(d == np.float64 for d in self.in_dtypes):
+            return []
+        lib = self.lib
+        args = list(self.inputs)
+        for i, t in enumerate(self.inputs):
+            if _is_tensor(lib, t) and _is_floating(lib, t):
+                cast = lib.tensor(_to_numpy(t).astype(np.float64), dtype=lib.float64)
+                args[i] = cast.requires_grad_(True) if t.requires_grad else cast
+        try:
+            outs = self._float_outputs(_as_tuple(self.func(*args)))
+        except Exception:  # noqa: BLE001 - no float64 re-run for this func
+            return []
+        if len(outs) != len(self.out_sizes) or any(_np_dtype(o) != np.float64 for o in outs):
+            return []
+        note = "(float32 inputs; this is the backward re-run in float64, held to float64 "
+        note += "tolerances)\n"
+        return [_Run(tuple(args), outs, float(np.finfo(np.float64).eps), note)]
+
+    def _numeric_full(self) -> numeric.NumericResult:
+        step = None if self.eps == _DEFAULT_EPS else self.eps
+        return numeric.jacobian(
+            self.f_ref, self.flat0, complex_safe=False, dtype=self.ref_dtype, step=step
+        )
+
+    def _pair_eps(self, o: int, k: int, run: _Run) -> float:
+        if run.eps is not None:
+            return run.eps
+        return max(np.finfo(self.in_dtypes[k]).eps, np.finfo(_np_dtype(run.outs[o])).eps)
+
+    def _full(self, runs: list[_Run]) -> _Failure | None:
+        num = self._numeric_full()
+        for run in runs:
+            failure = self._full_run(run, num)
+            if failure is not None:
+                return _Failure(run.note + failure.message)
+        return None
+
+    def _full_run(self, run: _Run, num: numeric.NumericResult) -> _Failure | None:
+        outs = run.outs
+        first = self._analytic_full(run)
+        if isinstance(first, _Failure):
+            return first
+        second = self._analytic_full(run)
+        if isinstance(second, _Failure):
+            return second
+        for o in range(len(outs)):
+            failure = self._reentrant(first[o], second[o], o)
+            if failure is not None:
+                return failure
+        pairs = []
+        for o in range(len(outs)):
+            rows = slice(self.out_offsets[o], self.out_offsets[o + 1])
+            for k in range(len(self.diff)):
+                cols = slice(self.offsets[k], self.offsets[k + 1])
+                pairs.append(
+                    _Pair(
+                        o,
+                        self.diff[k],
+                        tuple(outs[o].shape),
+                        self.in_shapes[k],
+                        first[o][k],
+                        num.value[rows, cols],
+                        num.error[rows, cols],
+                        self._pair_eps(o, k, run),
+                        self.x0[k].reshape(-1),
+                    )
+                )
+        global_scale = max(
+            (float(np.max(np.abs(p.numeric), initial=0.0)) for p in pairs), default=0.0
+        )
+        for pair in pairs:
+            failure = self._judge(pair, global_scale)
+            if failure is not None:
+                return failure
+        return None
+
+    def _reentrant(self, first: Any, second: Any, o: int) -> _Failure | None:
+        """Two backward runs with the same cotangents must agree within nondet_tol."""
+        if isinstance(second, _Failure):
+            return second
+        for k in range(len(self.diff)):
+            diff = float(np.max(np.abs(first[k] - second[k]), initial=0.0))
+            if not diff <= self.nondet_tol:
+                return _Failure(
+                    f"Backward is not reentrant, i.e., running backward with same input "
+                    f"and grad_output multiple times gives different values (max "
+                    f"difference {diff:.3g} for output {o}, input {self.diff[k]}). The "
+                    f"tolerance for nondeterminism was {self.nondet_tol}."
+                )
+        return None
+
+    def _judge(self, pair: _Pair, global_scale: float) -> _Failure | None:
+        tau = _tolerance_scale(pair.eps, self.scale_tolerances)
+        finite = np.isfinite(pair.analytic) & np.isfinite(pair.numeric)
+        local = max(
+            float(np.max(np.abs(pair.analytic[finite]), initial=0.0)),
+            float(np.max(np.abs(pair.numeric[finite]), initial=0.0)),
+        )
+        # A pair far smaller than the rest of the Jacobian (often exactly zero) is judged at
+        # 1e-3 of the global scale so that rounding garbage in it is not an alarm.
+        scale = max(local, 1e-3 * global_scale)
+        verdict = numeric.compare(
+            pair.analytic,
+            pair.numeric,
+            pair.error,
+            atol=self.atol * tau,
+            rtol=self.rtol * tau,
+            error_factor=_ERROR_FACTOR,
+            scale=scale,
+        )
+        unusable = ~np.isfinite(pair.numeric) | ~np.isfinite(pair.error)
+        if verdict.ok and not np.any(unusable & np.isfinite(pair.analytic)):
+            return None
+        return _Failure(_mismatch_message(pair, verdict, unusable))
+
+    # ---------------------------------------------------------------- fast mode
+
+    def _fast(self, runs: list[_Run]) -> _Failure | None:
+        """Several signed random projections v^T J u, compared as scalars."""
+        rng = np.random.default_rng(self.seed)
+        n_out = len(self.out_sizes)
+        step = None if self.eps == _DEFAULT_EPS else self.eps
+        # u[p][k]: direction in input k; w[p][o]: weights on output o.
+        u = [[rng.choice([-1.0, 1.0], size=n) for n in self.sizes] for _ in range(self.projections)]
+        w = [
+            [rng.choice([-1.0, 1.0], size=m) for m in self.out_sizes]
+            for _ in range(self.projections)
+        ]
+        num = np.zeros((self.projections, n_out, len(self.diff)))
+        err = np.zeros_like(num)
+        for p in range(self.projections):
+            for k in range(len(self.diff)):
+                direction = np.zeros(self.flat0.size)
+                direction[self.offsets[k] : self.offsets[k + 1]] = u[p][k]
+                res = numeric.directional(
+                    self.f_ref,
+                    self.flat0,
+                    direction,
+                    complex_safe=False,
+                    dtype=self.ref_dtype,
+                    step=step,
+                )
+                for o in range(n_out):
+                    rows = slice(self.out_offsets[o], self.out_offsets[o + 1])
+                    num[p, o, k] = float(w[p][o] @ res.value[rows])
+                    err[p, o, k] = float(np.sum(res.error[rows]))
+        for run in runs:
+            analytic = np.zeros_like(num)
+            for p in range(self.projections):
+                for o in range(n_out):
+                    cot = [
+                        self._cotangent(q, w[p][o] if q_i == o else np.zeros(self.out_sizes[q_i]))
+                        for q_i, q in enumerate(run.outs)
+                    ]
+                    grads = self._vjp(run, cot)
+                    if isinstance(grads, _Failure):
+                        return _Failure(run.note + grads.message)
+                    if p == 0:
+                        again = self._vjp(run, cot)
+                        failure = self._reentrant(grads, again, o)
+                        if failure is not None:
+                            return _Failure(run.note + failure.message)
+                    for k, g in enumerate(grads):
+                        analytic[p, o, k] = float(u[p][k] @ g.reshape(-1))
+            for o in range(n_out):
+                for k in range(len(self.diff)):
+                    pair = _Pair(
+                        o,
+                        self.diff[k],
+                        (self.projections,),
+                        (),
+                        analytic[:, o, k],
+                        num[:, o, k],
+                        err[:, o, k],
+                        self._pair_eps(o, k, run),
+                        projected=True,
+                    )
+                    failure = self._judge(pair, 0.0)
+                    if failure is not None:
+                        return _Failure(
+                            run.note
+                            + "fast mode: the random projections v^T J u disagree.\n"
+                            + failure.message
+                        )
+        return None
+
+
+# ------------------------------------------------------------------------------ messages
+
+
+def _hint(pair: _Pair, mismatch: np.ndarray, bound: np.ndarray) -> str | None:
+    """A recognisable pattern in the mismatch, for the failure message."""
+    a, n = pair.analytic, pair.numeric
+    if not (np.all(np.isfinite(a)) and np.all(np.isfinite(n))):
+        return None
+    big = np.abs(n) > bound
+    if not np.any(big):
+        if np.any(a != 0):
+            return "the numeric Jacobian is ~0 here: a gradient for an input the output ignores?"
+        return None
+    if np.all(a == 0):
+        return "the analytic gradient is all zero: a missing backward or a detached path?"
+    ratio = a[big] / n[big]
+    med = float(np.median(ratio))
+    if np.allclose(a, med * n, rtol=0, atol=float(np.max(bound))) and abs(med - 1) > 1e-12:
+        if abs(med + 1) < 1e-3:
+            return "the analytic gradient is the numeric one with its sign flipped"
+        for k in (2.0, 0.5, 3.0, 1.0 / 3.0, 4.0, 0.25):
+            if abs(med - k) < 1e-3 * k:
+                return f"the analytic gradient is {k:g} times the numeric one (a factor of {k:g})"
+        return f"the analytic gradient is the numeric one times {med:.6g} (a constant factor)"
+    if a.shape[0] == a.shape[1] and np.allclose(a, n.T, rtol=0, atol=float(np.max(bound))):
+        return "the analytic Jacobian is the numeric one transposed"
+    if a.size > 1 and np.allclose(
+        np.sort(a, axis=None), np.sort(n, axis=None), atol=float(np.max(bound)), rtol=0
+    ):
+        return "same values, different places: a transposed or permuted index?"
+    count = int(np.count_nonzero(mismatch))
+    if count == 1:
+        return "only one element is wrong"
+    cols = np.flatnonzero(np.any(mismatch, axis=0))
+    if pair.in_values.size == a.shape[1] and cols.size:
+        xs = pair.in_values
+        if np.all(xs[cols] < 0) and np.any(xs >= 0):
+            return "wrong only where the input is negative"
+        if np.all(xs[cols] > 0) and np.any(xs <= 0):
+            return "wrong only where the input is positive"
+    if count <= 3 and a.size > 3:
+        return f"only {count} elements are wrong"
+    return None
+
+
+def _mismatch_message(pair: _Pair, verdict: numeric.Comparison, unusable: np.ndarray) -> str:
+    a, n, e = pair.analytic, pair.numeric, pair.error
+    lines = [
+        f"Jacobian mismatch for output {pair.out_index} with respect to input {pair.in_index},"
+    ]
+    if np.any(unusable & np.isfinite(a)):
+        idx = np.flatnonzero(unusable.ravel())[:_WORST]
+        lines.append(
+            f"the numeric derivative is undefined (NaN/inf) at flat elements {idx.tolist()}"
+        )
+    mismatch = verdict.mismatch
+    with np.errstate(invalid="ignore", divide="ignore"):
+        excess = np.where(mismatch, np.abs(a - n) / np.maximum(verdict.bound, 1e-300), -np.inf)
+    order = np.argsort(-excess, axis=None)[: min(_WORST, int(np.count_nonzero(mismatch)))]
+    fast = pair.projected
+    lines.append(
+        f"{int(np.count_nonzero(mismatch))} of {a.size} elements differ; worst "
+        + ("projections" if fast else "elements (output index, input index)")
+        + ":"
+    )
+    lines.append(f"  {'index':<24} {'analytic':>14} {'numeric':>14} {'error':>11} {'estimate':>11}")
+    for flat in order:
+        if fast:
+            label = f"projection {int(flat)}"
+        else:
+            r, c = np.unravel_index(int(flat), a.shape)
+            label = f"{_fmt_index(r, pair.out_shape)}, {_fmt_index(c, pair.in_shape)}"
+        ai, ni, ei = a.flat[flat], n.flat[flat], e.flat[flat]
+        lines.append(f"  {label:<24} {ai:>14.8g} {ni:>14.8g} {abs(ai - ni):>11.3g} {ei:>11.3g}")
+    lines.append(
+        f"  (estimate: the numeric error estimate; scale of the Jacobian {verdict.scale:.3g})"
+    )
+    hint = None if fast else _hint(pair, mismatch, verdict.bound)
+    if hint:
+        lines.append(f"hint: {hint}")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def _unsupported(**flags: bool) -> None:
+    for name, value in flags.items():
+        if value:
+            raise NotImplementedError(
+                f"gradcheck: {name}=True is not supported: engine has no forward-mode AD, "
+                "vmap or masked tensors"
+            )
+
+
+def _gradcheck(
+    lib: ModuleType,
+    func: Callable,
+    inputs: Any,
+    *,
+    eps: float = _DEFAULT_EPS,
+    atol: float = 1e-5,
+    rtol: float = 1e-3,
+    raise_exception: bool = True,
+    nondet_tol: float = 0.0,
+    check_undefined_grad: bool = True,
+    check_grad_dtypes: bool = False,
+    check_backward_ad: bool = True,
+    fast_mode: bool = False,
+    scale_tolerances: bool = True,
+    projections: int = 4,
+    seed: int = 0,
+) -> bool:
+    """gradcheck on any module with PyTorch's names (engine, or torch for comparisons)."""
+    checker = _Checker(
+        lib,
+        func,
+        _as_tuple(inputs),
+        eps=eps,
+        atol=atol,
+        rtol=rtol,
+        nondet_tol=nondet_tol,
+        check_undefined_grad=check_undefined_grad,
+        check_grad_dtypes=check_grad_dtypes,
+        fast_mode=fast_mode,
+        scale_tolerances=scale_tolerances,
+        projections=projections,
+        seed=seed,
+    )
+    if not check_backward_ad:
+        return True
+    failure = checker.run()
+    if failure is None:
+        return True
+    if raise_exception:
+        raise GradcheckError(failure.message)
+    return False
+
+
+def gradcheck(
+    func: Callable,
+    inputs: Any,
+    *,
+    eps: float = _DEFAULT_EPS,
+    atol: float = 1e-5,
+    rtol: float = 1e-3,
+    raise_exception: bool = True,
+    nondet_tol: float = 0.0,
+    check_undefined_grad: bool = True,
+    check_grad_dtypes: bool = False,
+    check_batched_grad: bool = False,
+    check_batched_forward_grad: bool = False,
+    check_forward_ad: bool = False,
+    check_backward_ad: bool = True,
+    fast_mode: bool = False,
+    masked: bool | None = None,
+    scale_tolerances: bool = True,
+    projections: int = 4,
+    seed: int = 0,
+) -> bool:
+    """Check func's analytic gradients against finite differences; True or GradcheckError.
+
+    The verdict rule, per (output, input) pair with analytic Jacobian A, numeric N and
+    numeric error estimate E (Richardson extrapolation, see engine.autograd.numeric):
+
+        mismatch where |A - N| > 4 * E + tau * (atol * S + rtol * |N|)
+
+    S is the scale of the pair's Jacobian, max |A|, |N| (floored at 1e-3 of the largest
+    pair's scale), so atol is relative: a wrong gradient of size 1e-9 is still caught and
+    inputs of 1e8 do not trip it.  tau = (eps_dtype / eps_float32) ** (1/3) states atol and
+    rtol at float32 precision: 1 for float32, 1.2e-3 for float64 (so an error of 1e-4 is
+    caught in float64), larger for half precision; scale_tolerances=False makes tau 1.
+    float32 inputs: when func re-run on float64 copies reproduces its float32 outputs, the
+    numeric reference is computed in float64, and the backward is checked twice: its float32
+    run at float32 tolerances, and its float64 re-run at float64 tolerances (which catches a
+    formula off by 1e-4 that float32 rounding would hide).  Otherwise N is computed in
+    float32 and E grows with float32's rounding noise.
+
+    eps: the default (1e-6) chooses steps automatically; any other value forces central
+    differences with that absolute step, as in PyTorch.  fast_mode compares `projections`
+    random signed projections v^T J u; if one disagrees, the full check locates the failure
+    and gives the verdict.
+    A backward that raises, returns a wrong shape (or, with check_grad_dtypes, dtype), is
+    not reentrant within nondet_tol, or gives non-zero gradients for zero grad_outputs
+    (check_undefined_grad) fails the check.
+    """
+    _unsupported(
+        check_batched_grad=check_batched_grad,
+        check_batched_forward_grad=check_batched_forward_grad,
+        check_forward_ad=check_forward_ad,
+        masked=bool(masked),
+    )
+    return _gradcheck(
+        _lib(),
+        func,
+        inputs,
+        eps=eps,
+        atol=atol,
+        rtol=rtol,
+        raise_exception=raise_exception,
+        nondet_tol=nondet_tol,
+        check_undefined_grad=check_undefined_grad,
+        check_grad_dtypes=check_grad_dtypes,
+        check_backward_ad=check_backward_ad,
+        fast_mode=fast_mode,
+        scale_tolerances=scale_tolerances,
+        projections=projections,
+        seed=seed,
+    )
+
+
+def _gradgradcheck(
+    lib: ModuleType,
+    func: Callable,
+    inputs: Any,
+    grad_outputs: Any = None,
+    *,
+    seed: int = 0,
+    **kwargs: Any,
+) -> bool:
+    """gradgradcheck on any module with PyTorch's names."""
+    tupled = _as_tuple(inputs)
+    diff = [i for i, t in enumerate(tupled) if _is_tensor(lib, t) and t.requires_grad]
+    outputs = _as_tuple(func(*tupled))
+    if grad_outputs is None:
+        rng = np.random.default_rng(seed)
+        grad_outputs = tuple(
+            lib.tensor(
+                rng.standard_normal(tuple(o.shape)).astype(_np_dtype(o)),
+                dtype=_lib_dtype(lib, _np_dtype(o)),
+                requires_grad=True,
+            )
+            for o in outputs
+            if _is_tensor(lib, o) and _is_floating(lib, o) and o.requires_grad
+        )
+    grad_outputs = _as_tuple(grad_outputs)
+    n_in = len(tupled)
+    raise_exception = kwargs.pop("raise_exception", True)
+
+    def first_derivative(*args: Any) -> tuple:
+        ins, gos = args[:n_in], args[n_in:]
+        outs = [
+            o
+            for o in _as_tuple(func(*ins))
+            if _is_tensor(lib, o) and _is_floating(lib, o) and o.requires_grad
+        ]
+        grads = lib.autograd.grad(
+            outs,
+            [ins[i] for i in diff],
+            grad_outputs=list(gos),
+            create_graph=True,
+            allow_unused=True,
+        )
+        return tuple(g for g in grads if g is not None)
+
+    try:
+        return _gradcheck(lib, first_derivative, tupled + grad_outputs, seed=seed, **kwargs)
+    except GradcheckError as exc:
+        if not raise_exception:
+            return False
+        raise GradcheckError(
+            f"gradgradcheck: output k below is the gradient for differentiable input k, and "
+            f"inputs {n_in}.. are the grad_outputs.\n{exc}"
+        ) from None
+
+
+def gradgradcheck(
+    func: Callable,
+    inputs: Any,
+    grad_outputs: Any = None,
+    *,
+    eps: float = _DEFAULT_EPS,
+    atol: float = 1e-5,
+    rtol: float = 1e-3,
+    gen_non_contig_grad_outputs: bool = False,
+    raise_exception: bool = True,
+    nondet_tol: float = 0.0,
+    check_undefined_grad: bool = True,
+    check_grad_dtypes: bool = False,
+    check_batched_grad: bool = False,
+    check_fwd_over_rev: bool = False,
+    check_rev_over_rev: bool = True,
+    fast_mode: bool = False,
+    masked: bool = False,
+    scale_tolerances: bool = True,
+    projections: int = 4,
+    seed: int = 0,
+) -> bool:
+    """Check the gradients of func's backward (built with create_graph) by gradcheck.
+
+    grad_outputs default to seeded random normals that require grad, as in PyTorch; the
+    verdict rule is gradcheck's.  gen_non_contig_grad_outputs is accepted and ignored
+    (engine arrays have no strides to vary).
+    """
+    del gen_non_contig_grad_outputs
+    _unsupported(
+        check_batched_grad=check_batched_grad, check_fwd_over_rev=check_fwd_over_rev, masked=masked
+    )
+    if not check_rev_over_rev:
+        return True
+    return _gradgradcheck(
+        _lib(),
+        func,
+        inputs,
+        grad_outputs,
+        seed=seed,
+        eps=eps,
+        atol=atol,
+        rtol=rtol,
+        raise_exception=raise_exception,
+        nondet_tol=nondet_tol,
+        check_undefined_grad=check_undefined_grad,
+        check_grad_dtypes=check_grad_dtypes,
+        fast_mode=fast_mode,
+        scale_tolerances=scale_tolerances,
+        projections=projections,
+    )

@@ -1,0 +1,727 @@
+"""Finite differences that can be trusted: central, Richardson, complex step, one-sided.
+
+Pure NumPy on purpose: the CLI imports this module without the engine. Every estimate comes
+with an error estimate, the steps it used and the number of function evaluations, so that a
+verdict can tell "the numbers disagree" from "the reference is not precise enough to tell".
+
+Steps. A step scaled by ``|x|`` alone is right for ``log(x)`` at 1e8 and wrong for ``sin(x)``
+at 1e4 (far too coarse); a step of ~1e-6 is wrong for ``cos(x)`` at 1e-6 (the rounding noise of
+``f`` swamps the difference) and for ``log(x)`` at 1e8 (same).  No single step is right, so the
+default method walks a geometric ladder of steps (ratio 3) from ``max(|x|, 1) / 2`` down to
+``1e-7 * min(|x|, 1)`` (at most 13 decades), extrapolates each rung (Neville/Richardson in
+``h**2``, up to order 8) and keeps, per element, the estimate with the smallest error.  A
+rung's error is the disagreement with its neighbouring rungs and extrapolation levels (the max
+over three rungs, so that a lucky agreement does not count), floored by the measured rounding
+noise of f, and raised to its distance from any smaller-step estimate beyond that estimate's
+own error (large steps cannot see a wiggle smaller than themselves).  The ladder stops once the
+noise floor makes smaller steps useless, after one look further down for such a wiggle.  Steps
+are the ones floating point realises: ``(x + h) - (x - h)``, not ``2 h``.
+
+Methods: "auto" (complex step if f is complex-safe, probed and never assumed, else Richardson),
+"richardson", "complex-step", "central" (one step, choose_step), and "one-sided" is what
+Richardson falls back to where x - h or x + h leaves f's domain (NaN, inf, an exception, or
+``domain(x) is False``).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = [
+    "Comparison",
+    "NumericResult",
+    "choose_step",
+    "compare",
+    "directional",
+    "gradient",
+    "hessian",
+    "jacobian",
+    "scan_steps",
+]
+
+_EPS = float(np.finfo(np.float64).eps)
+# The absolute rounding quantum of f's values: once they underflow, eps * |f| says nothing.
+_QUANTUM = float(np.finfo(np.float64).smallest_subnormal)
+# The ladder: steps hi, hi/RATIO, hi/RATIO**2, ... down to LO_FACTOR * min(|x|, 1).
+_RATIO = 3.0
+_LO_FACTOR = 1e-7
+_HI_FACTOR = 0.5
+_MAX_SPAN = 1e13
+_MAX_RUNGS = 40
+_MIN_RUNGS = 6
+_LEVELS = 3  # extrapolation levels: central differences of order 2, 4, 6, 8
+_STOP = 10.0  # a rung whose rounding floor is this many times the best error ends the ladder
+_CONFLICT = 3.0  # the wiggle probe: estimates this many error bars apart disagree
+# Noise probe offsets in ulps of max(|x|, 1): uneven, and not whole numbers, because points
+# a whole number of ulps apart can round alike and hide the noise.
+_NOISE_OFFSETS = np.array(
+    [0.0, 36979.3, -61043.7, 98991.1, -131017.9, 155021.3, -182993.6, 211007.4]
+)
+# Complex step: tiny enough that h**2 terms vanish, two different significands so that the
+# difference of the two estimates exposes the rounding error of f's imaginary part.
+_CS_STEPS = (1e-20, 1.3671875e-20)
+
+Domain = Callable[[np.ndarray], bool] | None
+
+
+@dataclass(frozen=True)
+class NumericResult:
+    """A numeric derivative with its error estimate, cost, method and steps."""
+
+    value: np.ndarray
+    error: np.ndarray
+    evaluations: int
+    method: str
+    step: np.ndarray
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Element-wise verdict of analytic against numeric derivatives (see `compare`)."""
+
+    ok: bool
+    mismatch: np.ndarray
+    bound: np.ndarray
+    scale: float
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+class _Counted:
+    """Wraps f: counts calls, returns float64 1-D arrays, maps failures to NaN."""
+
+    def __init__(self, f: Callable, domain: Domain, size: int | None = None, dtype=np.float64):
+        self.f = f
+        self.domain = domain
+        self.count = 0
+        self.size = size
+        # The precision f works in: points are rounded to it so that the realised steps are
+        # the ones f sees, and its rounding noise sets the floor of the error estimates.
+        self.dtype = np.dtype(dtype)
+        self.eps = float(np.finfo(self.dtype).eps)
+
+    def point(self, x: np.ndarray) -> np.ndarray:
+        """x rounded to the working precision of f (as float64)."""
+        return x.astype(self.dtype).astype(np.float64)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        if self.domain is not None and not self.domain(x):
+            return self._nan()
+        self.count += 1
+        try:
+            with np.errstate(all="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                out = np.asarray(self.f(x), dtype=np.float64).reshape(-1)
+        except (ArithmeticError, ValueError):
+            # Outside the domain for math.log & co; treated like a NaN result.
+            return self._nan()
+        if self.size is None:
+            self.size = out.size
+        return out
+
+    def _nan(self) -> np.ndarray:
+        return np.full(self.size if self.size is not None else 1, np.nan)
+
+
+def choose_step(x: np.ndarray | float, dtype: type | np.dtype = np.float64) -> np.ndarray:
+    """The realised step cbrt(eps) * max(1, |x|) of method="central", per coordinate.
+
+    Richardson (the default) reports the step it selected in NumericResult.step instead.
+    """
+    xd = np.asarray(x, dtype=dtype)
+    eps = np.finfo(xd.dtype).eps
+    h = (np.cbrt(eps) * np.maximum(1.0, np.abs(xd))).astype(xd.dtype)
+    return ((xd + h) - xd).astype(np.float64)
+
+
+def _ladder(x: np.ndarray, dirs: np.ndarray, dtype: type | np.dtype = np.float64) -> np.ndarray:
+    """Geometric step ladder (K, d) for moving x along each row of dirs, largest first."""
+    ax = np.abs(x)
+    hi_coord = _HI_FACTOR * np.maximum(ax, 1.0)
+    lo_coord = _LO_FACTOR * np.where(ax == 0, 1.0, np.minimum(ax, 1.0))
+    # Below ~eps**(-1/3) ulps of x (1.6e5 in float64) only the rounding noise of f is left.
+    eps = np.finfo(dtype).eps
+    lo_coord = np.maximum(lo_coord, eps ** (-1 / 3) * np.spacing(ax.astype(dtype)))
+    # A bounded f gives |D(h)| ~ 1/h at huge steps: smooth-looking garbage whose absolute
+    # differences could undercut the honest rungs' errors if the ladder spanned ~1/eps.
+    hi_coord = np.minimum(hi_coord, lo_coord * _MAX_SPAN)
+    with np.errstate(divide="ignore"):
+        inv = 1.0 / np.abs(dirs)  # (d, n), inf where the direction does not move x
+    hi = np.min(hi_coord * inv, axis=1)
+    lo = np.min(lo_coord * inv, axis=1)
+    # A power-of-two top rung keeps t * dirs exact along unit vectors.
+    hi = 2.0 ** np.floor(np.log2(hi))
+    rungs = np.ceil(np.log(hi / lo) / np.log(_RATIO)) + 1
+    k = int(np.clip(np.max(rungs), _MIN_RUNGS, _MAX_RUNGS))
+    return hi[None, :] * _RATIO ** -np.arange(k, dtype=np.float64)[:, None]
+
+
+def _neville(d0: np.ndarray, h: np.ndarray, power: int, levels: int) -> list[np.ndarray]:
+    """Extrapolation tableau to h -> 0 for an error series in h**power, 2*power, ...
+
+    d0: (K, d, m) estimates at steps h: (K, d). Returns one (K, d, m) table per level; row k
+    of level j combines rungs k-j..k and is NaN for k < j.
+    """
+    hp = (h**power)[..., None]
+    tables = [d0]
+    prev = d0
+    for j in range(1, levels + 1):
+        cur = np.full_like(d0, np.nan)
+        a, b = hp[:-j], hp[j:]  # larger step, smaller step
+        with np.errstate(all="ignore"):
+            cur[j:] = (a * prev[j:] - b * prev[j - 1 : -1]) / (a - b)
+        tables.append(cur)
+        prev = cur
+    return tables
+
+
+def _select(
+    tables: list[np.ndarray], noise: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per element, the extrapolated estimate with the smallest smoothed error estimate.
+
+    The error of row k at level j is |R_j[k] - R_j[k-1]| + |R_j[k] - R_{j-1}[k]| plus the
+    rounding floor; it is then replaced by the max over rows k-1..k+1 so that two noisy
+    estimates agreeing by luck cannot win.  Returns value, error, chosen row (d, m).
+    """
+    k_rows = tables[0].shape[0]
+    best_val = np.full(tables[0].shape[1:], np.nan)
+    best_err = np.full(tables[0].shape[1:], np.inf)
+    best_row = np.zeros(tables[0].shape[1:], dtype=np.int64)
+    for j in range(1, len(tables)):
+        cur, low = tables[j], tables[j - 1]
+        err = np.full_like(cur, np.nan)
+        with np.errstate(invalid="ignore"):
+            err[1:] = np.abs(cur[1:] - cur[:-1]) + np.abs(cur[1:] - low[1:])
+        err = err + noise * (2.0**j)
+        padded = np.concatenate([err[:1], err, err[-1:]])
+        smooth = np.maximum(np.maximum(padded[:-2], padded[1:-1]), padded[2:])
+        smooth = np.where(np.isnan(smooth), np.inf, smooth)
+        for k in range(k_rows):
+            better = smooth[k] < best_err
+            best_val = np.where(better, cur[k], best_val)
+            best_err = np.where(better, smooth[k], best_err)
+            best_row = np.where(better, k, best_row)
+    return best_val, best_err, best_row
+
+
+def _rounding_noise(ev: _Counted, x: np.ndarray, f0: np.ndarray, dirs: np.ndarray) -> np.ndarray:
+    """Measured rounding noise of f along each direction, (d, m).
+
+    eps * |f| underestimates the noise of a sum that cancels (sum(sin(x)) over a symmetric
+    grid is ~0 but carries the rounding of every term), of exp(x) - 1 - x (the noise of
+    exp(x) ~ 1, not of the result) or of sqrt(x + 1) - sqrt(x).  Over +-2e5 ulps f is a
+    quartic plus that noise, so the residual of a quartic fitted through eight points
+    measures it.  Offsets of a few ulps would not do: both square roots of sqrt(x + 1) -
+    sqrt(x) then move by the same number of ulps and round alike, and whole-ulp offsets
+    round alike too.  Where the fifth derivative is large the estimate errs high (safe).
+    """
+    out = np.zeros((dirs.shape[0], f0.size))
+    # Spacing of max(|x|, 1): a perturbation below the ulp of a sum's partial sums shows
+    # nothing.
+    spacing = np.spacing(np.maximum(np.abs(x), 1.0).astype(ev.dtype)).astype(np.float64)
+    offsets = _NOISE_OFFSETS
+    for i in range(dirs.shape[0]):
+        nz = np.flatnonzero(dirs[i])
+        base = float(np.max(spacing[nz] / np.abs(dirs[i, nz])))
+        points = [ev.point(x + o * base * dirs[i]) for o in offsets[1:]]
+        # The offsets floating point realised, in units of base.
+        real = np.array([0.0] + [float(np.max(np.abs(p - x))) for p in points]) / base
+        real *= np.sign(offsets)
+        values = np.stack([f0] + [ev(p) for p in points])  # (8, m)
+        unit = real / np.max(np.abs(real))  # a well-conditioned design matrix
+        design = np.stack([unit**p for p in range(5)], axis=1)
+        with np.errstate(invalid="ignore"):
+            residual = values - design @ (np.linalg.pinv(design) @ values)
+        out[i] = np.max(np.abs(residual), axis=0)
+    return np.nan_to_num(out, nan=0.0)
+
+
+def _hidden_wiggle(
+    ev: _Counted,
+    x: np.ndarray,
+    direction: np.ndarray,
+    t: np.ndarray,
+    k: int,
+    best_val: np.ndarray,
+    best_err: np.ndarray,
+    jitter: np.ndarray,
+) -> bool:
+    """Does an estimate far below rung k disagree with the best one (before stopping there)?
+
+    Large steps cannot see a feature smaller than themselves: on sin(a x) + x**2 at x = 1e7
+    every large rung agrees on 2 x, with tiny rung-to-rung differences.  One extrapolated
+    estimate from the next two rungs (noise permitting) exposes such a wiggle.
+    """
+    rows = [r for r in (k + 1, k + 2) if r < t.size]
+    if len(rows) < 2:
+        return False
+    ests, noises, steps = [], [], []
+    for r in rows:
+        xp, xm = ev.point(x + t[r] * direction), ev.point(x - t[r] * direction)
+        fp, fm = ev(xp), ev(xm)
+        steps.append(t[r])
+        ests.append((fp - fm) / (2.0 * t[r]))
+        scale = np.maximum(np.abs(fp), np.abs(fm))
+        noises.append((2.0 * ev.eps * scale + jitter + _QUANTUM) / t[r])
+    a, b = steps[0] ** 2, steps[1] ** 2
+    with np.errstate(all="ignore"):
+        probe = (a * ests[1] - b * ests[0]) / (a - b)
+        gap = np.abs(probe - best_val)
+    bound = _CONFLICT * (2.0 * noises[1] + best_err)
+    return bool(np.any(np.isfinite(gap) & (gap > bound)))
+
+
+def _admit_row(
+    vals: np.ndarray, inflated: np.ndarray, r: int, val: np.ndarray, err: np.ndarray
+) -> None:
+    """Record rung r's estimate and make every larger-step error consistent with it.
+
+    The truth lies within every honest error bar, and smaller steps are the more trustworthy
+    (their error is mostly the measured rounding noise), so a larger step's error is raised
+    to its distance from this estimate beyond this estimate's own bar.  Large steps cannot
+    see a feature smaller than themselves: on sin(a x) + x**2 at x = 1e6 they all agree on
+    2 x with tiny rung-to-rung differences; the small steps that see the wiggle raise them.
+    """
+    vals[r], inflated[r] = val, err
+    if r == 0:
+        return
+    with np.errstate(invalid="ignore"):
+        gap = np.abs(vals[:r] - val) - err
+    gap = np.where(np.isfinite(gap), gap, -np.inf)
+    inflated[:r] = np.maximum(inflated[:r], gap)
+
+
+def _richardson(
+    ev: _Counted, x: np.ndarray, f0: np.ndarray, dirs: np.ndarray, *, levels: int | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """Derivatives of ev along each row of dirs: value, error (m, d), step (d,), methods.
+
+    Rungs are evaluated from the largest step down.  A direction stops early once the
+    rounding floor of its current rung is _STOP times the best error seen so far: every
+    smaller step is worse still, so evaluating it would only cost time.
+    """
+    levels = _LEVELS if levels is None else levels
+    t = _ladder(x, dirs, ev.dtype)  # (K, d)
+    k_rows, d = t.shape
+    levels = min(levels, k_rows - 2)
+    m = f0.size
+    d0 = np.full((k_rows, d, m), np.nan)
+    noise = np.full((k_rows, d, m), np.nan)
+    real = np.full((k_rows, d), np.nan)
+    tables = [d0] + [np.full((k_rows, d, m), np.nan) for _ in range(levels)]
+    errs = [np.full((k_rows, d, m), np.nan) for _ in range(levels + 1)]
+    best = np.full((d, m), np.inf)
+    best_val = np.full((d, m), np.nan)
+    row_vals = np.full((k_rows, d, m), np.nan)
+    inflated = np.full((k_rows, d, m), np.inf)
+    active = np.ones(d, dtype=bool)
+    probed = np.zeros(d, dtype=bool)
+    unit = np.count_nonzero(dirs, axis=1) == 1
+    axes = [int(np.flatnonzero(dirs[i])[0]) if unit[i] else -1 for i in range(d)]
+    jitter = _rounding_noise(ev, x, f0, dirs)
+    for k in range(k_rows):
+        for i in np.flatnonzero(active):
+            xp = ev.point(x + t[k, i] * dirs[i])
+            xm = ev.point(x - t[k, i] * dirs[i])
+            fp, fm = ev(xp), ev(xm)
+            # The step floating point realised, not the one asked for.
+            a = axes[i]
+            real[k, i] = (xp[a] - xm[a]) / (2 * dirs[i, a]) if unit[i] else t[k, i]
+            d0[k, i] = (fp - fm) / (2.0 * real[k, i])
+            scale = np.maximum(np.maximum(np.abs(fp), np.abs(fm)), np.abs(f0))
+            noise[k, i] = (2.0 * ev.eps * scale + jitter[i] + _QUANTUM) / real[k, i]
+        with np.errstate(all="ignore"):
+            for j in range(1, min(k, levels) + 1):
+                hi2, lo2 = real[k - j, :, None] ** 2, real[k, :, None] ** 2
+                cur, low = tables[j], tables[j - 1]
+                cur[k] = (hi2 * low[k] - lo2 * low[k - 1]) / (hi2 - lo2)
+                if k - 1 >= j:
+                    errs[j][k] = np.abs(cur[k] - cur[k - 1]) + np.abs(cur[k] - low[k])
+                    errs[j][k] += noise[k] * 2**j
+            # Row k-1 is now complete: its smoothed error (max over rows k-2..k, so that one
+            # lucky agreement does not count) at each level, and its best level.
+            row_val = np.full((d, m), np.nan)
+            row_err = np.full((d, m), np.inf)
+            for j in range(1, min(k - 2, levels) + 1):
+                window = np.maximum(np.maximum(errs[j][k - 2], errs[j][k - 1]), errs[j][k])
+                window = np.where(np.isnan(window), np.inf, window)
+                better = window < row_err
+                row_val = np.where(better, tables[j][k - 1], row_val)
+                row_err = np.where(better, window, row_err)
+            if k >= 1:
+                _admit_row(row_vals, inflated, k - 1, row_val, row_err)
+                row = np.argmin(inflated[:k], axis=0)
+                best_val = np.take_along_axis(row_vals[:k], row[None], axis=0)[0]
+                best = np.take_along_axis(inflated[:k], row[None], axis=0)[0]
+            if k >= levels + 3:
+                done = active & ~probed & np.all(noise[k] >= _STOP * best, axis=1)
+                for i in np.flatnonzero(done):
+                    if _hidden_wiggle(ev, x, dirs[i], t[:, i], k, best_val[i], best[i], jitter[i]):
+                        probed[i] = True  # keep walking down, and no more early stops
+                    else:
+                        active[i] = False
+        if not np.any(active):
+            break
+    row = np.argmin(inflated, axis=0)
+    value = np.take_along_axis(row_vals, row[None], axis=0)[0]
+    error = np.take_along_axis(inflated, row[None], axis=0)[0]
+    error = np.where(np.isfinite(error), error, np.nan)
+    steps = np.take_along_axis(real, np.min(row, axis=1)[None, :], axis=0)[0]
+    methods = ["richardson"] * d
+    bad_cols = np.flatnonzero(~np.all(np.isfinite(value), axis=1))
+    if bad_cols.size and np.all(np.isfinite(f0)):
+        # Near a domain edge the central ladder has no usable rung: go one-sided.
+        v1, e1, s1 = _one_sided(ev, x, f0, dirs[bad_cols], t[:, bad_cols], levels)
+        value[bad_cols], error[bad_cols], steps[bad_cols] = v1, e1, s1
+        for i in bad_cols:
+            methods[i] = "one-sided"
+    return value.T, error.T, steps, methods
+
+
+def _one_sided(
+    ev: _Counted, x: np.ndarray, f0: np.ndarray, dirs: np.ndarray, t: np.ndarray, levels: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Forward or backward differences with Richardson in h, toward the valid side."""
+    k_rows, d = t.shape
+    m = f0.size
+    best_val = np.full((d, m), np.nan)
+    best_err = np.full((d, m), np.inf)
+    best_step = np.full(d, np.nan)
+    for sign in (1.0, -1.0):
+        f1 = np.empty((k_rows, d, m))
+        real = np.empty((k_rows, d))
+        for i in range(d):
+            for k in range(k_rows):
+                xs = ev.point(x + sign * t[k, i] * dirs[i])
+                f1[k, i] = ev(xs)
+                nz = np.flatnonzero(dirs[i])
+                real[k, i] = (
+                    (xs[nz[0]] - x[nz[0]]) / dirs[i, nz[0]] if nz.size == 1 else sign * t[k, i]
+                )
+        d0 = (f1 - f0[None, None, :]) / real[..., None]
+        scale = np.maximum(np.abs(f1), np.abs(f0)[None, None, :])
+        noise = (2.0 * ev.eps * scale + _QUANTUM) / np.abs(real[..., None])
+        tables = _neville(d0, np.abs(real), 1, min(levels + 1, k_rows - 2))
+        value, error, row = _select(tables, noise)
+        better = error < best_err
+        best_val = np.where(better, value, best_val)
+        best_err = np.where(better, error, best_err)
+        steps = np.take_along_axis(real, np.min(row, axis=1)[None, :], axis=0)[0]
+        best_step = np.where(np.any(better, axis=1), steps, best_step)
+    return best_val, best_err, best_step
+
+
+def _central(
+    ev: _Counted, x: np.ndarray, dirs: np.ndarray, step: float | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Plain central differences at choose_step (or `step`); error from step doubling."""
+    d = dirs.shape[0]
+    vals = []
+    for i in range(d):
+        nz = np.flatnonzero(dirs[i])
+        scale = np.max(np.maximum(1.0, np.abs(x[nz])) / np.abs(dirs[i, nz]))
+        h = float(np.cbrt(ev.eps) * scale) if step is None else float(step)
+        row = []
+        for mult in (1.0, 2.0):
+            xp = ev.point(x + mult * h * dirs[i])
+            xm = ev.point(x - mult * h * dirs[i])
+            k = nz[0]
+            real = (xp[k] - xm[k]) / (2 * dirs[i, k]) if nz.size == 1 else mult * h
+            fp, fm = ev(xp), ev(xm)
+            noise = (2.0 * ev.eps * np.maximum(np.abs(fp), np.abs(fm)) + _QUANTUM) / real
+            row.append(((fp - fm) / (2 * real), noise, real))
+        (d1, n1, s1), (d2, _, _) = row
+        vals.append((d1, np.abs(d1 - d2) / 3.0 + n1, s1))
+    value = np.stack([v[0] for v in vals], axis=1)
+    error = np.stack([v[1] for v in vals], axis=1)
+    return value, error, np.array([v[2] for v in vals])
+
+
+# ------------------------------------------------------------------------- complex step
+
+
+def _complex_step(f: Callable, x: np.ndarray, dirs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Complex-step derivatives along dirs: value, error (m, d).  Raises if f is not complex."""
+    ests = []
+    for h0 in _CS_STEPS:
+        cols = []
+        for i in range(dirs.shape[0]):
+            nz = np.flatnonzero(dirs[i])
+            h = h0 * float(np.max(np.maximum(1.0, np.abs(x[nz]))))
+            with np.errstate(all="ignore"), warnings.catch_warnings():
+                # A float cast of a complex value silently drops the imaginary part.
+                warnings.simplefilter("error", np.exceptions.ComplexWarning)
+                try:
+                    out = np.asarray(f(x + 1j * h * dirs[i])).reshape(-1)
+                except np.exceptions.ComplexWarning as exc:
+                    raise TypeError(f"function casts complex input to real: {exc}") from exc
+            if not np.iscomplexobj(out):
+                raise TypeError("function returned a real value for a complex input")
+            cols.append(out.imag / h)
+        ests.append(np.stack(cols, axis=1))
+    value = ests[0]
+    error = np.abs(ests[0] - ests[1]) + 4.0 * _EPS * np.abs(value)
+    return value, error
+
+
+def _complex_probe(
+    f: Callable, x: np.ndarray, f0: np.ndarray, cs: np.ndarray, domain: Domain
+) -> int:
+    """Check a complex-step Jacobian against real Richardson estimates; return evaluations.
+
+    Raises ValueError when the complex step is not trustworthy.  The probe direction weights
+    each coordinate by 1/|column scale| so that every coordinate contributes equally and a
+    coordinate the complex step gets wrong (abs, max, a cast to real) cannot hide behind a
+    large neighbour; random signs keep errors from cancelling.
+    """
+    n = x.size
+    rng = np.random.default_rng(0x5EED)
+    colscale = np.max(np.abs(cs), axis=0)
+    floor = 1e-3 * max(float(np.max(colscale)), np.finfo(np.float64).tiny)
+    weights = 1.0 / np.maximum(colscale, floor)
+    weights = 2.0 ** np.round(np.log2(weights / np.max(weights)))
+    evals = 0
+    for _ in range(2):
+        v = rng.choice([-1.0, 1.0], size=n) * weights
+        ev = _Counted(f, domain, f0.size)
+        value, error, _, _ = _richardson(ev, x, f0, v[None, :])
+        evals += ev.count
+        predicted = cs @ v
+        diff = np.abs(predicted - value[:, 0])
+        bound = 8.0 * error[:, 0] + 1e-9 * np.maximum(np.abs(predicted), np.abs(value[:, 0]))
+        if not np.all(np.isfinite(value)) or np.any(diff > bound):
+            raise ValueError("complex step disagrees with the real-valued function")
+    return evals
+
+
+# ------------------------------------------------------------------------------ public
+
+
+def _prepare(x: np.ndarray | float) -> np.ndarray:
+    return np.array(x, dtype=np.float64).reshape(-1)
+
+
+def _derivatives(
+    f: Callable,
+    x: np.ndarray,
+    dirs: np.ndarray,
+    method: str,
+    complex_safe: bool | None,
+    domain: Domain,
+    dtype: type | np.dtype | None = None,
+    step: float | None = None,
+) -> NumericResult:
+    """Derivatives of f along each row of dirs, as a (m, d) result."""
+    ev = _Counted(f, domain, dtype=np.float64 if dtype is None else dtype)
+    x = ev.point(x)
+    f0 = ev(x)
+    if step is not None:
+        method = "central"
+    # The complex step needs complex128 arithmetic, so only for functions working in float64.
+    complex_ok = ev.dtype == np.float64 and complex_safe is not False
+    if method in ("auto", "complex-step") and complex_ok:
+        try:
+            with np.errstate(all="ignore"):
+                value, error = _complex_step(f, x, dirs)
+            if complex_safe is None:
+                extra = _complex_probe(f, x, f0, value, domain)
+            else:
+                extra = 0
+            if np.all(np.isfinite(value)):
+                step = _CS_STEPS[0] * np.ones(dirs.shape[0])
+                count = ev.count + 2 * dirs.shape[0] + extra
+                return NumericResult(value, error, count, "complex-step", step)
+        except Exception:
+            # Whatever goes wrong with a complex input means "not complex-safe", unless the
+            # caller insisted on the complex step.
+            if method == "complex-step" or complex_safe:
+                raise
+    if method == "central":
+        value, error, steps = _central(ev, x, dirs, step)
+        return NumericResult(value, error, ev.count, "central", steps)
+    if method not in ("auto", "richardson", "complex-step"):
+        raise ValueError(f"unknown method {method!r}")
+    value, error, steps, methods = _richardson(ev, x, f0, dirs)
+    name = "richardson" if all(m == "richardson" for m in methods) else "one-sided"
+    return NumericResult(value, error, ev.count, name, steps)
+
+
+def jacobian(
+    f: Callable,
+    x: np.ndarray | float,
+    *,
+    method: str = "auto",
+    complex_safe: bool | None = None,
+    domain: Domain = None,
+    dtype: type | np.dtype | None = None,
+    step: float | None = None,
+) -> NumericResult:
+    """Jacobian (m, n) of f: R^n -> R^m at x, with an error estimate per element.
+
+    dtype: the precision f computes in (points are rounded to it); step: force central
+    differences with this absolute step (PyTorch's eps).
+    """
+    xv = _prepare(x)
+    return _derivatives(f, xv, np.eye(xv.size), method, complex_safe, domain, dtype, step)
+
+
+def gradient(
+    f: Callable,
+    x: np.ndarray | float,
+    *,
+    method: str = "auto",
+    complex_safe: bool | None = None,
+    domain: Domain = None,
+    dtype: type | np.dtype | None = None,
+    step: float | None = None,
+) -> NumericResult:
+    """Gradient (n,) of a scalar function f at x, with an error estimate per element."""
+    res = jacobian(
+        f, x, method=method, complex_safe=complex_safe, domain=domain, dtype=dtype, step=step
+    )
+    if res.value.shape[0] != 1:
+        raise ValueError(f"gradient needs a scalar function, got {res.value.shape[0]} outputs")
+    return NumericResult(res.value[0], res.error[0], res.evaluations, res.method, res.step)
+
+
+def directional(
+    f: Callable,
+    x: np.ndarray | float,
+    v: np.ndarray,
+    *,
+    method: str = "auto",
+    complex_safe: bool | None = None,
+    domain: Domain = None,
+    dtype: type | np.dtype | None = None,
+    step: float | None = None,
+) -> NumericResult:
+    """Directional derivative J(x) @ v, shape (m,), of f: R^n -> R^m."""
+    xv = _prepare(x)
+    dirs = np.asarray(v, dtype=np.float64).reshape(1, -1)
+    res = _derivatives(f, xv, dirs, method, complex_safe, domain, dtype, step)
+    return NumericResult(res.value[:, 0], res.error[:, 0], res.evaluations, res.method, res.step)
+
+
+def hessian(
+    f: Callable, x: np.ndarray | float, *, method: str = "auto", domain: Domain = None
+) -> NumericResult:
+    """Hessian (n, n) of a scalar f at x by extrapolated second differences."""
+    xv = _prepare(x)
+    n = xv.size
+    ev = _Counted(f, domain)
+    f0 = ev(xv)
+    if f0.size != 1:
+        raise ValueError(f"hessian needs a scalar function, got {f0.size} outputs")
+    eye = np.eye(n)
+    t = _ladder(xv, eye)
+    if method == "central":
+        t = (_EPS**0.25 * np.maximum(1.0, np.abs(xv)))[None, :]
+    elif method not in ("auto", "richardson"):
+        raise ValueError(f"unknown method {method!r}")
+    k_rows = t.shape[0]
+    real = np.empty((k_rows, n))
+    plus = np.empty((k_rows, n))
+    minus = np.empty((k_rows, n))
+    for i in range(n):
+        for k in range(k_rows):
+            xp, xm = xv.copy(), xv.copy()
+            xp[i] += t[k, i]
+            xm[i] -= t[k, i]
+            real[k, i] = (xp[i] - xm[i]) / 2
+            plus[k, i] = ev(xp)[0]
+            minus[k, i] = ev(xm)[0]
+    value = np.zeros((n, n))
+    error = np.zeros((n, n))
+    step = real[-1].copy()
+    fscale = np.maximum(np.maximum(np.abs(plus), np.abs(minus)), abs(f0[0]))
+    diag = (plus - 2 * f0[0] + minus) / real**2
+    noise = (4.0 * _EPS * fscale + _QUANTUM) / real**2
+    if k_rows > 2:
+        tables = _neville(diag[..., None], real, 2, min(_LEVELS, k_rows - 2))
+        val, err, _ = _select(tables, noise[..., None])
+        value[np.diag_indices(n)], error[np.diag_indices(n)] = val[:, 0], err[:, 0]
+    else:
+        value[np.diag_indices(n)], error[np.diag_indices(n)] = diag[0], noise[0]
+    for i in range(n):
+        for j in range(i + 1, n):
+            quads = np.empty((k_rows, 1, 1))
+            nz = np.empty((k_rows, 1, 1))
+            for k in range(k_rows):
+                hi, hj = real[k, i], real[k, j]
+                vals = []
+                for si, sj in ((1, 1), (1, -1), (-1, 1), (-1, -1)):
+                    xs = xv.copy()
+                    xs[i] += si * hi
+                    xs[j] += sj * hj
+                    vals.append(ev(xs)[0])
+                quads[k] = (vals[0] - vals[1] - vals[2] + vals[3]) / (4 * hi * hj)
+                nz[k] = 4.0 * _EPS * max(max(abs(v) for v in vals), abs(f0[0])) / (hi * hj)
+            if k_rows > 2:
+                hij = np.sqrt(real[:, i] * real[:, j])[:, None]
+                tables = _neville(quads, hij, 2, min(_LEVELS, k_rows - 2))
+                val, err, _ = _select(tables, nz)
+                value[i, j] = value[j, i] = val[0, 0]
+                error[i, j] = error[j, i] = err[0, 0]
+            else:
+                value[i, j] = value[j, i] = quads[0, 0, 0]
+                error[i, j] = error[j, i] = nz[0, 0, 0]
+    name = "richardson" if k_rows > 2 else "central"
+    return NumericResult(value, error, ev.count, name, step)
+
+
+def scan_steps(
+    f: Callable, x: np.ndarray | float, index: int, steps: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Central-difference estimates of df/dx[index] over a range of steps (the V-plot)."""
+    xv = _prepare(x)
+    if steps is None:
+        steps = np.logspace(-15, 0, 61) * max(1.0, abs(float(xv[index])))
+    steps = np.asarray(steps, dtype=np.float64)
+    ev = _Counted(f, None)
+    real = np.empty_like(steps)
+    est = np.empty_like(steps)
+    for k, h in enumerate(steps):
+        xp, xm = xv.copy(), xv.copy()
+        xp[index] += h
+        xm[index] -= h
+        real[k] = (xp[index] - xm[index]) / 2
+        with np.errstate(all="ignore"):
+            est[k] = float(np.sum(ev(xp) - ev(xm))) / (2 * real[k]) if real[k] else np.nan
+    return real, est
+
+
+def compare(
+    analytic: np.ndarray,
+    numeric: np.ndarray,
+    error: np.ndarray,
+    *,
+    atol: float = 1e-5,
+    rtol: float = 1e-3,
+    error_factor: float = 4.0,
+    scale: float | None = None,
+) -> Comparison:
+    """The verdict rule: mismatch where |a - n| > error_factor*error + atol*S + rtol*|n|.
+
+    S is the scale of the whole Jacobian, max(|a|, |n|) over all its elements (or `scale`),
+    so atol is relative: a wrong gradient of size 1e-9 is still caught, and a correct one of
+    size 1e8 still passes.  `error` is the numeric error estimate, so an imprecise reference
+    widens the bound instead of crying wolf.  Non-finite values mismatch unless both agree.
+    """
+    a = np.asarray(analytic, dtype=np.float64)
+    n = np.asarray(numeric, dtype=np.float64)
+    e = np.asarray(error, dtype=np.float64)
+    finite = np.isfinite(a) & np.isfinite(n)
+    if scale is None:
+        both = np.concatenate([np.abs(a[finite]).ravel(), np.abs(n[finite]).ravel(), [0.0]])
+        scale = float(np.max(both))
+    with np.errstate(invalid="ignore"):
+        bound = error_factor * np.where(np.isfinite(e), e, np.inf) + atol * scale + rtol * np.abs(n)
+        diff = np.abs(a - n)
+        mismatch = np.where(finite, diff > bound, ~((a == n) | (np.isnan(a) & np.isnan(n))))
+    return Comparison(ok=not bool(np.any(mismatch)), mismatch=mismatch, bound=bound, scale=scale)

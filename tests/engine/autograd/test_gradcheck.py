@@ -1,0 +1,516 @@
+"""gradcheck / gradgradcheck on a catalogue of custom Functions, correct and deliberately wrong.
+
+The catalogue is written against PyTorch's names only (`make_catalogue(lib)` works for
+`engine` and for `torch`), so benchmarks/bench_gradcheck.py runs the same cases through
+both checkers.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import engine
+from engine.autograd import GradcheckError, gradcheck, gradgradcheck
+
+
+@dataclass(frozen=True)
+class Case:
+    """One catalogue entry: build(dtype) -> (func, inputs)."""
+
+    name: str
+    wrong: bool
+    build: Callable[[Any], tuple[Callable, tuple]]
+    second_order: bool = False  # judged by gradgradcheck instead of gradcheck
+
+
+def make_catalogue(lib: ModuleType) -> list[Case]:
+    """Custom Functions with correct and deliberately wrong backwards, for `lib`."""
+    Function = lib.autograd.Function
+
+    def inputs(
+        dtype: Any, *shapes: tuple[int, ...], low: float = -2.0, high: float = 2.0, seed: int = 0
+    ) -> tuple:
+        rng = np.random.default_rng(seed)
+        out = []
+        for shape in shapes:
+            values = rng.uniform(low, high, size=shape)
+            out.append(lib.tensor(values, dtype=dtype, requires_grad=True))
+        return tuple(out)
+
+    def unary(
+        name: str,
+        wrong: bool,
+        forward: Callable,
+        backward: Callable,
+        *,
+        shape=(5,),
+        low: float = -2.0,
+        high: float = 2.0,
+        second_order: bool = False,
+    ) -> Case:
+        """A one-input Function: forward(x) and backward(x, g) in differentiable ops."""
+
+        class Op(Function):
+            @staticmethod
+            def forward(ctx, x):
+                ctx.save_for_backward(x)
+                return forward(x)
+
+            @staticmethod
+            def backward(ctx, g):
+                (x,) = ctx.saved_tensors
+                return backward(x, g)
+
+        def build(dtype: Any) -> tuple[Callable, tuple]:
+            return Op.apply, inputs(dtype, shape, low=low, high=high)
+
+        return Case(name, wrong, build, second_order)
+
+    def matmul(name: str, wrong: bool, transpose_bug: bool) -> Case:
+        class MatMul(Function):
+            @staticmethod
+            def forward(ctx, a, b):
+                ctx.save_for_backward(a, b)
+                return a @ b
+
+            @staticmethod
+            def backward(ctx, g):
+                a, b = ctx.saved_tensors
+                if transpose_bug:
+                    return g @ b, a.T @ g
+                return g @ b.T, a.T @ g
+
+        def build(dtype: Any) -> tuple[Callable, tuple]:
+            return MatMul.apply, inputs(dtype, (3, 3), (3, 3))
+
+        return Case(name, wrong, build)
+
+    def broadcast(name: str, wrong: bool) -> Case:
+        class AddBias(Function):
+            @staticmethod
+            def forward(ctx, x, b):
+                return x + b
+
+            @staticmethod
+            def backward(ctx, g):
+                # The bias was broadcast over dim 0: its gradient sums over it.
+                return g, (g[0] if wrong else g.sum(0))
+
+        def build(dtype: Any) -> tuple[Callable, tuple]:
+            return AddBias.apply, inputs(dtype, (4, 3), (3,))
+
+        return Case(name, wrong, build)
+
+    def one_element(dtype_mask: Callable) -> Case:
+        class Square(Function):
+            @staticmethod
+            def forward(ctx, x):
+                ctx.save_for_backward(x)
+                return x * x
+
+            @staticmethod
+            def backward(ctx, g):
+                (x,) = ctx.saved_tensors
+                return 2 * g * x * dtype_mask(x)
+
+        def build(dtype: Any) -> tuple[Callable, tuple]:
+            return Square.apply, inputs(dtype, (6,))
+
+        return Case("one element 1% off", True, build)
+
+    def mask(x: Any) -> Any:
+        m = np.ones(tuple(x.shape))
+        m[3] = 1.01
+        return lib.tensor(m, dtype=x.dtype)
+
+    sig = lib.sigmoid
+    return [
+        # correct backwards
+        unary("square", False, lambda x: x * x, lambda x, g: 2 * g * x),
+        unary(
+            "sin*exp",
+            False,
+            lambda x: lib.sin(x) * lib.exp(x),
+            lambda x, g: g * (lib.cos(x) + lib.sin(x)) * lib.exp(x),
+        ),
+        unary("softplus", False, lambda x: lib.log(1 + lib.exp(x)), lambda x, g: g * sig(x)),
+        unary("x|x|", False, lambda x: x * lib.abs(x), lambda x, g: 2 * g * lib.abs(x)),
+        unary("sin(x^2)", False, lambda x: lib.sin(x * x), lambda x, g: g * lib.cos(x * x) * 2 * x),
+        unary("tiny scale 1e-8 x^3", False, lambda x: 1e-8 * x**3, lambda x, g: 3e-8 * g * x**2),
+        unary("log at 1e8", False, lambda x: lib.log(x), lambda x, g: g / x, low=0.5e8, high=2e8),
+        unary("offset 1e8 + sin", False, lambda x: 1e8 + lib.sin(x), lambda x, g: g * lib.cos(x)),
+        unary(
+            "x log x at 1e8",
+            False,
+            lambda x: x * lib.log(x),
+            lambda x, g: g * (lib.log(x) + 1),
+            low=0.5e8,
+            high=2e8,
+        ),
+        unary(
+            "sqrt at 1e-6",
+            False,
+            lambda x: lib.sqrt(x),
+            lambda x, g: g / (2 * lib.sqrt(x)),
+            low=0.5e-6,
+            high=2e-6,
+        ),
+        unary(
+            "x^3 (2nd order)", False, lambda x: x**3, lambda x, g: 3 * g * x * x, second_order=True
+        ),
+        matmul("matmul", False, transpose_bug=False),
+        broadcast("broadcast add", False),
+        # wrong backwards
+        unary("sign flip", True, lambda x: x * x, lambda x, g: -2 * g * x),
+        unary("factor 2", True, lambda x: lib.sin(x), lambda x, g: 2 * g * lib.cos(x)),
+        unary("factor 1.0001", True, lambda x: lib.exp(x), lambda x, g: 1.0001 * g * lib.exp(x)),
+        matmul("transposed matmul", True, transpose_bug=True),
+        broadcast("missing broadcast reduction", True),
+        one_element(mask),
+        unary("wrong for x<0 only", True, lambda x: x * lib.abs(x), lambda x, g: 2 * g * x),
+        unary(
+            "forgotten chain factor",
+            True,
+            lambda x: lib.sin(x * x),
+            lambda x, g: g * lib.cos(x * x),
+        ),
+        unary("tiny scale, factor 2", True, lambda x: 1e-8 * x**3, lambda x, g: 6e-8 * g * x**2),
+        unary(
+            "log at 1e8, factor 1.01",
+            True,
+            lambda x: lib.log(x),
+            lambda x, g: 1.01 * g / x,
+            low=0.5e8,
+            high=2e8,
+        ),
+        unary(
+            "wrong 2nd derivative",
+            True,
+            lambda x: x**3,
+            lambda x, g: 3 * g * x.detach() * x.detach(),
+            second_order=True,
+        ),
+    ]
+
+
+def run_case(
+    gradcheck_fn: Callable, gradgradcheck_fn: Callable, case: Case, dtype: Any, **kwargs: Any
+) -> bool:
+    """True when the checker passes the case (no exception, raise_exception=False)."""
+    func, args = case.build(dtype)
+    fn = gradgradcheck_fn if case.second_order else gradcheck_fn
+    return bool(fn(func, args, raise_exception=False, **kwargs))
+
+
+CATALOGUE = make_catalogue(engine)
+DTYPES = {"float64": engine.float64, "float32": engine.float32}
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=list(DTYPES))
+@pytest.mark.parametrize("case", CATALOGUE, ids=[c.name for c in CATALOGUE])
+@pytest.mark.parametrize("fast_mode", [False, True], ids=["full", "fast"])
+def test_catalogue(case: Case, dtype: str, fast_mode: bool):
+    passed = run_case(gradcheck, gradgradcheck, case, DTYPES[dtype], fast_mode=fast_mode)
+    assert passed == (not case.wrong)
+
+
+def _failure(func: Callable, args: tuple, **kwargs: Any) -> str:
+    with pytest.raises(GradcheckError) as info:
+        gradcheck(func, args, **kwargs)
+    return str(info.value)
+
+
+def _case(name: str) -> Case:
+    return next(c for c in CATALOGUE if c.name == name)
+
+
+@pytest.mark.parametrize(
+    ("name", "pattern"),
+    [
+        ("sign flip", "sign flipped"),
+        ("factor 2", "a factor of 2"),
+        ("factor 1.0001", "times 1.0001"),
+        ("one element 1% off", "only one element"),
+        ("wrong for x<0 only", "negative"),
+        ("transposed matmul", "input 0"),
+    ],
+)
+def test_failure_message_names_pair_elements_and_hint(name: str, pattern: str):
+    func, args = _case(name).build(engine.float64)
+    message = _failure(func, args)
+    assert "Jacobian mismatch for output 0 with respect to input" in message
+    assert "analytic" in message and "numeric" in message and "estimate" in message
+    assert pattern in message
+
+
+def test_transposed_jacobian_hint():
+    W = np.arange(9.0).reshape(3, 3) + np.eye(3)
+
+    class Linear(engine.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x @ engine.tensor(W.T, dtype=x.dtype)
+
+        @staticmethod
+        def backward(ctx, g):
+            return g @ engine.tensor(W.T, dtype=g.dtype)  # should be g @ W
+
+    x = engine.tensor([0.1, 0.2, 0.3], dtype=engine.float64, requires_grad=True)
+    assert "transposed" in _failure(Linear.apply, (x,))
+
+
+def test_wrong_shaped_gradient_is_a_failed_check_not_a_crash():
+    class Flat(engine.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x * 2
+
+        @staticmethod
+        def backward(ctx, g):
+            return (g * 2).reshape(-1)[:5]
+
+    x = engine.tensor(np.ones((2, 3)), dtype=engine.float64, requires_grad=True)
+    assert gradcheck(Flat.apply, (x,), raise_exception=False) is False
+    assert gradcheck(Flat.apply, (x,), raise_exception=False, fast_mode=True) is False
+    message = _failure(Flat.apply, (x,))
+    assert "[5]" in message and "[2, 3]" in message
+
+
+def test_backward_that_raises_is_a_failed_check():
+    class Broken(engine.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x * 2
+
+        @staticmethod
+        def backward(ctx, g):
+            raise ValueError("boom")
+
+    x = engine.tensor([1.0, 2.0], dtype=engine.float64, requires_grad=True)
+    assert gradcheck(Broken.apply, (x,), raise_exception=False) is False
+    assert "boom" in _failure(Broken.apply, (x,))
+    assert issubclass(GradcheckError, RuntimeError)
+
+
+def test_nondeterministic_backward_and_nondet_tol():
+    rng = np.random.default_rng(1)
+
+    class Noisy(engine.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x * 3
+
+        @staticmethod
+        def backward(ctx, g):
+            return g * (3 + 1e-9 * float(rng.standard_normal()))
+
+    x = engine.tensor([1.0, 2.0], dtype=engine.float64, requires_grad=True)
+    assert "not reentrant" in _failure(Noisy.apply, (x,))
+    assert "not reentrant" in _failure(Noisy.apply, (x,), fast_mode=True)
+    assert gradcheck(Noisy.apply, (x,), nondet_tol=1e-6)
+    assert gradcheck(Noisy.apply, (x,), nondet_tol=1e-6, fast_mode=True)
+
+
+def test_nonzero_gradient_for_zero_grad_outputs_is_caught_and_can_be_skipped():
+    class Leaky(engine.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x * 3
+
+        @staticmethod
+        def backward(ctx, g):
+            return g * 3 + 1e-3  # a constant that does not scale with g
+
+    x = engine.tensor([1.0, 2.0], dtype=engine.float64, requires_grad=True)
+    assert "zero grad_outputs" in _failure(Leaky.apply, (x,))
+    assert "Jacobian mismatch" in _failure(Leaky.apply, (x,), check_undefined_grad=False)
+
+
+def test_tiny_gradients_are_still_checked_where_torch_swallows_them():
+    torch = pytest.importorskip("torch")
+
+    ours = make_catalogue(engine)
+    names = ("tiny scale, factor 2", "log at 1e8, factor 1.01")
+    for case in (c for c in ours if c.name in names):
+        assert not run_case(gradcheck, gradgradcheck, case, engine.float64)
+    theirs = {c.name: c for c in make_catalogue(torch)}
+    for name in names:
+        # torch's absolute atol swallows these: the reason for a scale-relative tolerance.
+        assert run_case(
+            torch.autograd.gradcheck, torch.autograd.gradgradcheck, theirs[name], torch.float64
+        )
+
+
+def test_float32_inputs_are_differentiated_in_float64():
+    # A float32 function with correct backward: no alarm; its reference was built in float64.
+    x = engine.tensor(np.linspace(-1, 1, 7), dtype=engine.float32, requires_grad=True)
+    assert gradcheck(lambda a: engine.tanh(a * 3) * engine.exp(a), (x,))
+    assert gradcheck(lambda a: engine.tanh(a * 3) * engine.exp(a), (x,), fast_mode=True)
+
+
+def test_outputs_that_do_not_require_grad_and_unused_inputs():
+    x = engine.tensor([1.0, 2.0], dtype=engine.float64, requires_grad=True)
+    y = engine.tensor([3.0, 4.0], dtype=engine.float64, requires_grad=True)
+    # y is unused: its gradient is None, which is right.
+    assert gradcheck(lambda a, b: a * a, (x, y))
+    # An output cut from the graph although it depends on x: the numeric side sees it.
+    assert gradcheck(lambda a: (a * a).detach(), (x,), raise_exception=False) is False
+
+
+def test_errors_and_unsupported_flags():
+    x = engine.tensor([1.0, 2.0], dtype=engine.float64)
+    with pytest.raises(ValueError, match="require gradient"):
+        gradcheck(lambda a: a * 2, (x,))
+    x.requires_grad_(True)
+    with pytest.raises(NotImplementedError):
+        gradcheck(lambda a: a * 2, (x,), check_forward_ad=True)
+    assert gradcheck(lambda a: a * 2, x)  # a single tensor is accepted, as in torch
+
+
+def test_user_eps_means_a_fixed_central_step():
+    x = engine.tensor([0.5, 1.5], dtype=engine.float64, requires_grad=True)
+    assert gradcheck(lambda a: engine.sin(a), (x,), eps=1e-4)
+
+
+def test_fast_mode_catches_an_error_confined_to_one_element_of_many():
+    n = 400
+    m = np.ones(n)
+    m[123] = 1.5
+
+    class Sin(engine.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.save_for_backward(x)
+            return engine.sin(x)
+
+        @staticmethod
+        def backward(ctx, g):
+            (x,) = ctx.saved_tensors
+            return g * engine.cos(x) * engine.tensor(m, dtype=g.dtype)
+
+    x = engine.tensor(np.linspace(-1, 1, n), dtype=engine.float64, requires_grad=True)
+    message = _failure(lambda a: Sin.apply(a).sum(), (x,), fast_mode=True)
+    # The full check located it.
+    assert "(), (123,)" in message
+
+
+def test_fast_mode_with_1000_inputs_is_fast():
+    x = engine.tensor(np.linspace(-2, 2, 1000), dtype=engine.float64, requires_grad=True)
+
+    def f(a):
+        return (engine.sin(a) * a).sum() + engine.tanh(a * a).mean()
+
+    start = time.perf_counter()
+    assert gradcheck(f, (x,), fast_mode=True)
+    assert time.perf_counter() - start < 1.0
+
+
+def test_gradgradcheck_with_given_grad_outputs():
+    x = engine.tensor([0.3, -0.7], dtype=engine.float64, requires_grad=True)
+    go = engine.tensor([1.0, -2.0], dtype=engine.float64, requires_grad=True)
+    assert gradgradcheck(lambda a: engine.sin(a) * a, (x,), (go,))
+
+
+def _common_functions() -> dict[str, tuple[Callable, list[np.ndarray]]]:
+    rng = np.random.default_rng(3)
+    E = engine
+    return {
+        "sin(100x)": (lambda a: E.sin(100 * a), [rng.uniform(-2, 2, 6)]),
+        "exp(5x)": (lambda a: E.exp(5 * a), [rng.uniform(-2, 2, 6)]),
+        "tanh(matmul)": (
+            lambda a, b: E.tanh(a @ b),
+            [rng.standard_normal((3, 8)), rng.standard_normal((8, 2))],
+        ),
+        "softmax": (
+            lambda a: E.exp(a - a.max()) / E.exp(a - a.max()).sum(),
+            [5 * rng.standard_normal(6)],
+        ),
+        "variance near 100": (
+            lambda a: ((a - a.mean()) ** 2).mean(),
+            [100 + rng.standard_normal(12)],
+        ),
+        "logsumexp": (lambda a: E.log(E.exp(a).sum()), [3 * rng.standard_normal(8)]),
+        "saturating sigmoid": (lambda a: E.sigmoid(10 * a), [rng.uniform(-2, 2, 8)]),
+        "prod": (lambda a: a.prod(), [rng.uniform(0.5, 1.5, 10)]),
+        "x^10": (lambda a: a**10, [rng.uniform(-1.5, 1.5, 6)]),
+    }
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=list(DTYPES))
+@pytest.mark.parametrize("name", list(_common_functions()))
+def test_no_false_alarm_on_ordinary_functions(name: str, dtype: str):
+    func, arrays = _common_functions()[name]
+    args = tuple(engine.tensor(a, dtype=DTYPES[dtype], requires_grad=True) for a in arrays)
+    assert gradcheck(func, args)
+    assert gradcheck(func, args, fast_mode=True)
+
+
+def test_float32_backward_formula_is_checked_in_float64():
+    func, args = _case("factor 1.0001").build(engine.float32)
+    message = _failure(func, args)
+    assert "re-run in float64" in message and "times 1.0001" in message
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    a=st.floats(0.2, 5.0),
+    c=st.floats(-3.0, 3.0),
+    k=st.one_of(st.just(1.0), st.floats(0.5, 0.999), st.floats(1.001, 2.0)),
+    seed=st.integers(0, 2**16),
+    fast=st.booleans(),
+)
+def test_property_verdict_is_exactly_the_factor(a, c, k, seed, fast):
+    """sin(a x) + c x^2 with the backward scaled by k: flagged if and only if k != 1."""
+
+    class Op(engine.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.save_for_backward(x)
+            return engine.sin(a * x) + c * x * x
+
+        @staticmethod
+        def backward(ctx, g):
+            (x,) = ctx.saved_tensors
+            return k * g * (a * engine.cos(a * x) + 2 * c * x)
+
+    values = np.random.default_rng(seed).uniform(-2, 2, 4)
+    x = engine.tensor(values, dtype=engine.float64, requires_grad=True)
+    assert gradcheck(Op.apply, (x,), raise_exception=False, fast_mode=fast) == (k == 1.0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=list(DTYPES))
+@pytest.mark.parametrize(
+    "values",
+    [
+        [83.21988085, 145.2184089, 62.42785029, 105.85930853],
+        [315403.96203829, 75249.96279214, -273162.26933131, -555666.97787947],
+    ],
+    ids=["x~1e2", "x~1e5"],
+)
+def test_no_false_alarm_on_a_wiggle_over_a_large_trend(values, dtype):
+    """Found by a random stress run: sin(a x) + c x**2 once cried wolf at large x."""
+    a, c = 3.9985015426382877, 0.7348130286149468
+
+    class Op(engine.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.save_for_backward(x)
+            return engine.sin(a * x) + c * x * x
+
+        @staticmethod
+        def backward(ctx, g):
+            (x,) = ctx.saved_tensors
+            return g * (a * engine.cos(a * x) + 2 * c * x)
+
+    x = engine.tensor(np.array(values), dtype=DTYPES[dtype], requires_grad=True)
+    assert gradcheck(Op.apply, (x,))
+    assert gradcheck(Op.apply, (x,), fast_mode=True)

@@ -1,0 +1,314 @@
+"""engine.autograd.numeric against mpmath references, and the verdict rule."""
+
+from __future__ import annotations
+
+import math
+
+import mpmath as mp
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from engine.autograd import numeric as nm
+
+mp.mp.dps = 40
+
+# (name, numpy function, mpmath function, points): smooth functions at awkward points.
+SMOOTH = [
+    ("sin", np.sin, mp.sin, [1.0, -3.0, 1e-6, 1e4, 1e8]),
+    ("cos", np.cos, mp.cos, [1.0, 1e4]),
+    ("log", np.log, mp.log, [1e-6, 2.0, 1e8]),
+    ("exp", np.exp, mp.exp, [1e-6, 10.0, -20.0]),
+    ("sqrt", np.sqrt, mp.sqrt, [1e-6, 1e8]),
+    ("tanh", np.tanh, mp.tanh, [0.3, 5.0]),
+    ("x log x", lambda x: x * np.log(x), lambda x: x * mp.log(x), [1e8]),
+    ("expm1 - x", lambda x: np.exp(x) - 1 - x, lambda x: mp.exp(x) - 1 - x, [1e-3, 1.0]),
+    ("sigmoid", lambda x: 1 / (1 + np.exp(-x)), lambda x: 1 / (1 + mp.exp(-x)), [2.0, -30.0]),
+    ("pole", lambda x: 1 / (x - 0.999), lambda x: 1 / (x - mp.mpf(0.999)), [1.0]),
+    ("x^2 at 1e8", lambda x: x**2, lambda x: x**2, [1e8]),
+]
+CASES = [(name, f, mf, x) for name, f, mf, xs in SMOOTH for x in xs]
+
+
+def _reference(mf, x: float) -> float:
+    return float(mp.diff(mf, mp.mpf(x)))
+
+
+@pytest.mark.parametrize(("name", "f", "mf", "x"), CASES, ids=[f"{c[0]}@{c[3]:g}" for c in CASES])
+def test_richardson_matches_mpmath(name, f, mf, x):
+    ref = _reference(mf, x)
+    res = nm.gradient(lambda v: f(v[0]), [x], complex_safe=False)
+    assert res.method == "richardson"
+    actual = abs(res.value[0] - ref)
+    assert actual <= 1e-9 * abs(ref)
+    # The error estimate is honest: it bounds the actual error (with the rounding floor).
+    assert actual <= 4 * res.error[0] + 1e-15 * abs(ref)
+
+
+@pytest.mark.parametrize(("name", "f", "mf", "x"), CASES, ids=[f"{c[0]}@{c[3]:g}" for c in CASES])
+def test_auto_detects_complex_safe_functions(name, f, mf, x):
+    ref = _reference(mf, x)
+    res = nm.gradient(lambda v: f(v[0]), [x])
+    assert res.method == "complex-step"
+    actual = abs(res.value[0] - ref)
+    # Machine precision, up to the cancellation inside f' itself (e^x - 1 at 1e-3).
+    assert actual <= 1e-14 * abs(ref)
+    assert actual <= 4 * res.error[0] + 4 * np.finfo(float).eps * abs(ref)
+
+
+def test_single_steps_fail_where_the_ladder_does_not():
+    # A fixed step of 1e-6 (torch) drowns in rounding noise for log at 1e8 and under a large
+    # output offset; a step scaled by |x| alone is far too coarse for sin at 1e4.
+    cases = [
+        (np.log, 1e8, 1e-8, {"step": 1e-6}),
+        (lambda t: 1e6 + np.sin(t), 1.0, math.cos(1.0), {"step": 1e-6}),
+        (np.sin, 1e4, math.cos(1e4), {"method": "central"}),
+    ]
+    for f, x, ref, single in cases:
+        res = nm.gradient(lambda v, f=f: f(v[0]), [x], **single)
+        assert abs(res.value[0] - ref) > 1e-6 * abs(ref)
+        good = nm.gradient(lambda v, f=f: f(v[0]), [x], complex_safe=False)
+        assert abs(good.value[0] - ref) < 1e-7 * abs(ref)
+        assert abs(good.value[0] - ref) <= 4 * good.error[0]
+
+
+@pytest.mark.parametrize(
+    "f",
+    [
+        lambda v: np.abs(v[0]) + 1e8 * v[1],  # abs of a complex is its modulus
+        lambda v: np.linalg.norm(v) + v[0],  # a norm is real even for complex input
+        lambda v: float(v[0]) ** 2 + v[1],  # float() of a complex raises
+        lambda v: v.real[0] ** 3 * v[1],  # .real throws the derivative away
+        lambda v: np.conj(v[0]) * v[0] + v[1],  # |z|^2 is not analytic
+    ],
+    ids=["abs", "norm", "float", "real", "conj"],
+)
+def test_complex_probe_rejects_unsafe_functions(f):
+    x = np.array([1.3, 2.0])
+    res = nm.gradient(f, x)
+    assert res.method != "complex-step"
+    exact = nm.gradient(f, x, complex_safe=False)
+    np.testing.assert_allclose(res.value, exact.value)
+
+
+def test_complex_safe_true_is_trusted_and_fails_loudly():
+    res = nm.gradient(lambda v: np.sin(v[0]) * v[1], [0.5, 2.0], complex_safe=True)
+    assert res.method == "complex-step"
+    np.testing.assert_allclose(res.value, [2 * math.cos(0.5), math.sin(0.5)], rtol=1e-15)
+    with pytest.raises(TypeError):
+        nm.gradient(lambda v: float(v[0]), [0.5], complex_safe=True)
+
+
+def test_choose_step_is_realised_and_scaled():
+    x = np.array([0.0, 1e-6, 0.1, 3.0, 1e4, 1e8, -1e8])
+    h = nm.choose_step(x)
+    assert np.all((x + h) - x == h)
+    np.testing.assert_allclose(
+        h, np.cbrt(np.finfo(float).eps) * np.maximum(1, np.abs(x)), rtol=1e-8
+    )
+    h32 = nm.choose_step(np.float32(1e4), np.float32)
+    assert h32 > h[4]  # a coarser dtype needs a larger step
+    assert np.float32(1e4) + np.float32(h32) - np.float32(1e4) == np.float32(h32)
+
+
+def test_jacobian_of_a_vector_function():
+    def f(v):
+        return np.array([v[0] * v[1], np.sin(v[0]) + v[2] ** 2, np.exp(v[1] * v[2])])
+
+    x = np.array([0.7, -1.2, 0.4])
+    exact = np.array(
+        [
+            [x[1], x[0], 0.0],
+            [math.cos(x[0]), 0.0, 2 * x[2]],
+            [0.0, x[2] * math.exp(x[1] * x[2]), x[1] * math.exp(x[1] * x[2])],
+        ]
+    )
+    for cs in (None, False):
+        res = nm.jacobian(f, x, complex_safe=cs)
+        assert res.value.shape == res.error.shape == (3, 3)
+        np.testing.assert_allclose(res.value, exact, rtol=1e-10, atol=1e-12)
+
+
+def test_hessian_matches_exact():
+    def f(v):
+        return np.sin(v[0]) * np.exp(v[1]) + v[0] ** 2 * v[1] ** 3
+
+    x0, x1 = 0.3, 0.7
+    exact = np.array(
+        [
+            [
+                -math.sin(x0) * math.exp(x1) + 2 * x1**3,
+                math.cos(x0) * math.exp(x1) + 6 * x0 * x1**2,
+            ],
+            [0.0, math.sin(x0) * math.exp(x1) + 6 * x0**2 * x1],
+        ]
+    )
+    exact[1, 0] = exact[0, 1]
+    res = nm.hessian(f, [x0, x1])
+    np.testing.assert_allclose(res.value, exact, rtol=1e-7)
+    assert np.all(np.abs(res.value - exact) <= 4 * res.error + 1e-12)
+    np.testing.assert_allclose(nm.hessian(f, [x0, x1], method="central").value, exact, rtol=1e-4)
+
+
+def test_evaluations_are_counted():
+    calls = []
+
+    def f(v):
+        calls.append(1)
+        return np.sum(v**2)
+
+    for method in ("richardson", "central"):
+        calls.clear()
+        res = nm.gradient(f, [1.0, 2.0], method=method)
+        assert res.evaluations == len(calls)
+    calls.clear()
+    res = nm.gradient(lambda v: f(v) * 1.0, [1.0, 2.0])
+    assert res.method == "complex-step" and res.evaluations == len(calls)
+
+
+def test_domain_edge_goes_one_sided():
+    # x * exp(x) written through sqrt: NaN at x - h for every step, derivative 1 at 0.
+    res = nm.gradient(lambda v: np.sqrt(v[0]) ** 2 * np.exp(v[0]), [0.0], complex_safe=False)
+    assert res.method == "one-sided"
+    assert abs(res.value[0] - 1.0) < 1e-9
+    # A declared domain: f is only valid for x >= 1; the derivative at the edge is 2.
+    res = nm.gradient(lambda v: v[0] ** 2, [1.0], domain=lambda v: v[0] >= 1.0, complex_safe=False)
+    assert res.method == "one-sided"
+    assert abs(res.value[0] - 2.0) < 1e-8
+    # math.log raises outside its domain instead of returning NaN.
+    res = nm.gradient(lambda v: math.log(v[0]), [1e-3], complex_safe=False)
+    assert abs(res.value[0] - 1e3) < 1e-6
+
+
+def test_float32_function_gets_an_honest_error_estimate():
+    def f(v):
+        v32 = v.astype(np.float32)
+        return np.float32(np.sin(v32[0]) * np.exp(v32[1]))
+
+    x = np.array([0.5, 0.25], dtype=np.float32).astype(np.float64)
+    exact = np.array([math.cos(x[0]) * math.exp(x[1]), math.sin(x[0]) * math.exp(x[1])])
+    res = nm.gradient(f, x, dtype=np.float32)
+    assert res.method == "richardson"
+    assert np.all(np.abs(res.value - exact) <= 4 * res.error)
+    assert np.all(res.error < 1e-3)
+
+
+def test_directional_derivative():
+    x = np.array([0.3, -0.8, 1.5])
+    v = np.array([1.0, -1.0, 1.0])
+    res = nm.directional(lambda z: np.array([np.sum(np.sin(z)), z[0] * z[1]]), x, v)
+    exact = [np.sum(np.cos(x) * v), x[1] * v[0] + x[0] * v[1]]
+    np.testing.assert_allclose(res.value, exact, rtol=1e-12)
+
+
+def test_scan_steps_draws_the_v():
+    steps, est = nm.scan_steps(lambda v: np.exp(v[0]), [1.0], 0)
+    err = np.abs(est - math.e)
+    assert steps.shape == est.shape == (61,)
+    assert np.all(steps > 0)
+    best = int(np.argmin(err))
+    # Rounding error on the small side, truncation error on the large side.
+    assert err[0] > 1e3 * err[best] and err[-1] > 1e3 * err[best]
+    h = nm.choose_step(1.0)
+    assert abs(steps[best] - h) / h < 10
+
+
+def test_compare_rule():
+    a = np.array([[1.0, 2.0], [3.0, 4.0]])
+    ok = nm.compare(a, a + 1e-9, np.zeros_like(a), atol=1e-8, rtol=0)
+    assert ok.ok and ok.scale == pytest.approx(4.0)
+    bad = nm.compare(a, a * [[1, 1], [1, 1.001]], np.zeros_like(a), atol=1e-6, rtol=1e-6)
+    assert not bad.ok and bad.mismatch.tolist() == [[False, False], [False, True]]
+    # Tolerances are relative to the Jacobian's scale: a tiny wrong gradient is caught.
+    tiny = nm.compare(2e-9 * a, 1e-9 * a, np.zeros_like(a))
+    assert not tiny.ok
+    # An imprecise numeric reference widens the bound instead of crying wolf.
+    loose = nm.compare(a, a + 1e-3, np.full_like(a, 1e-3), atol=1e-8, rtol=0)
+    assert loose.ok
+    # NaN against a number is a mismatch; NaN against NaN is not.
+    nan = nm.compare(np.array([np.nan, 1.0]), np.array([1.0, 1.0]), np.zeros(2))
+    assert nan.mismatch.tolist() == [True, False]
+    assert nm.compare(np.array([np.nan]), np.array([np.nan]), np.zeros(1)).ok
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    a=st.floats(-10, 10),
+    b=st.floats(0.1, 5),
+    c=st.floats(-3, 3),
+    x=st.floats(-4, 4),
+    y=st.floats(0.05, 20),
+)
+def test_property_gradient_matches_exact(a, b, c, x, y):
+    def f(v):
+        return a * np.sin(b * v[0]) * np.log(v[1]) + c * v[0] ** 3 / v[1]
+
+    exact = np.array(
+        [
+            a * b * math.cos(b * x) * math.log(y) + 3 * c * x**2 / y,
+            a * math.sin(b * x) / y - c * x**3 / y**2,
+        ]
+    )
+    scale = (
+        abs(a) * b * (1 + abs(math.log(y)))
+        + abs(a) / y
+        + abs(c) * (3 * x**2 / y + abs(x) ** 3 / y**2)
+    )
+    res = nm.gradient(f, [x, y], complex_safe=False)
+    assert np.all(np.abs(res.value - exact) <= 1e-9 * scale + 1e-20)
+    assert np.all(np.abs(res.value - exact) <= 4 * res.error + 1e-13 * scale)
+
+
+@settings(max_examples=25, deadline=None)
+@given(x=st.floats(-1e3, 1e3).filter(lambda t: abs(t) > 1e-3), k=st.integers(1, 5))
+def test_property_complex_step_on_polynomials_is_exact(x, k):
+    res = nm.gradient(lambda v: v[0] ** k + 3 * v[0], [x])
+    exact = k * x ** (k - 1) + 3
+    assert res.method == "complex-step"
+    assert abs(res.value[0] - exact) <= 1e-14 * (abs(k * x ** (k - 1)) + 3)
+
+
+@pytest.mark.parametrize(
+    ("f", "df", "x"),
+    [
+        # Cancellation: the noise of f is that of its large terms, not eps * |f|.
+        (
+            lambda t: np.sqrt(t + 1) - np.sqrt(t),
+            lambda t: 0.5 / math.sqrt(t + 1) - 0.5 / math.sqrt(t),
+            1e4,
+        ),
+        (lambda t: np.log(1 + t) - t, lambda t: 1 / (1 + t) - 1, 1e-3),
+        (lambda t: np.exp(t) - 1 - t, lambda t: math.expm1(t), 1e-3),
+        # A wiggle far smaller than a huge trend: large steps average it away.
+        (
+            lambda t: np.sin(3.8154 * t) + 1.4474 * t * t,
+            lambda t: 3.8154 * math.cos(3.8154 * t) + 2 * 1.4474 * t,
+            315403.96,
+        ),
+        (
+            lambda t: np.sin(3.8154 * t) + 1.4474 * t * t,
+            lambda t: 3.8154 * math.cos(3.8154 * t) + 2 * 1.4474 * t,
+            -555666.98,
+        ),
+        # Two rungs agreeing by luck at large steps once stopped the ladder too early.
+        (
+            lambda t: np.sin(3.9985 * t) + 0.7348 * t * t,
+            lambda t: 3.9985 * math.cos(3.9985 * t) + 2 * 0.7348 * t,
+            145.2184089,
+        ),
+    ],
+    ids=[
+        "sqrt(x+1)-sqrt(x)",
+        "log(1+x)-x",
+        "exp(x)-1-x",
+        "wiggle@3e5",
+        "wiggle@-5.6e5",
+        "lucky@145",
+    ],
+)
+def test_hard_cases_get_honest_errors(f, df, x):
+    res = nm.gradient(lambda v: f(v[0]), [x], complex_safe=False)
+    exact = df(x)
+    assert abs(res.value[0] - exact) <= 4 * res.error[0]
+    assert abs(res.value[0] - exact) <= 1e-7 * abs(exact)
