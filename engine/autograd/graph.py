@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 import re
+import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -19,6 +20,7 @@ from engine.autograd.grad_mode import state
 from engine.tensor import Tensor, VersionCounter, _wrap
 
 _new = object.__new__
+_LOOP_REFS = 3  # references to a popped gradient: the loop's variable, a parameter, getrefcount
 
 FREED_MESSAGE = (
     "Trying to backward through the graph a second time (or directly access saved tensors "
@@ -288,12 +290,16 @@ def _add(a: Tensor | None, b: Tensor) -> Tensor:
     return b if a is None else a + b
 
 
-def _store_grad(t: Tensor, g: Tensor, create_graph: bool) -> None:
+def _store_grad(t: Tensor, g: Tensor, create_graph: bool, owned: bool = False) -> None:
     """Accumulate `g` into t.grad the way torch's AccumulateGrad does."""
     old = t._grad
     if old is None:
-        # A private copy: the same gradient tensor may reach several leaves (a + b).
-        t._grad = g if create_graph else _wrap(g._data.copy())
+        if create_graph or owned:
+            t._grad = g
+        else:
+            # A private copy: the same gradient may reach several leaves (a + b), or be a
+            # view of another array.
+            t._grad = _wrap(g._data.copy())
     elif create_graph or state.enabled:
         t._grad = old + g
     elif type(old._data) is not np.ndarray:
@@ -434,6 +440,9 @@ def run_backward(
                 deps[m] = d
                 if d == 0:
                     ready.append(m)
+            # Drop this step's references now: a leaf's gradient is stolen (not copied)
+            # only when the loop variable is its last holder.
+            grads = gi = old = g = None
             if not retain_graph:
                 node._release()
     finally:
@@ -470,7 +479,14 @@ def _accumulate_leaf(node: AccumulateGrad, g: Tensor, create_graph: bool) -> Non
         r = hook(g)
         if r is not None:
             g = r
-    _store_grad(t, g, create_graph)
+    # Like torch, steal the gradient instead of copying it when nothing else can see it:
+    # referenced only here and by the backward loop, over an array of its own.
+    data = g._data
+    owned = (
+        type(data) is np.ndarray and data.base is None
+        and sys.getrefcount(g) <= _LOOP_REFS and sys.getrefcount(data) <= 3
+    )
+    _store_grad(t, g, create_graph, owned)
 
 
 def _accumulate(buffers: dict, node: Any, nr: int, g: Tensor) -> None:
