@@ -300,7 +300,9 @@ def _store_grad(t: Tensor, g: Tensor, create_graph: bool, owned: bool = False) -
             # A private copy: the same gradient may reach several leaves (a + b), or be a
             # view of another array.
             t._grad = _wrap(g._data.copy())
-    elif create_graph or state.enabled:
+    elif create_graph or state.enabled or old._requires_grad:
+        # Out of place: with a graph, or when the old gradient is itself part of one (from
+        # create_graph), where writing into it would corrupt what that graph saved.
         t._grad = old + g
     elif type(old._data) is not np.ndarray:
         old._data = (old._data + g._data).astype(old._data.dtype)  # an unshared 0-d value
@@ -321,7 +323,13 @@ def _run_pre_hooks(node: Any, g: Any, create_graph: bool) -> Any:
         for ref in hooks.get(("retain", nr), ()):
             t = ref()
             if t is not None and gi is not None:
-                _store_grad(t, gi, create_graph)
+                # A retained gradient is a value of its own (torch clones it), never an
+                # alias of a tensor that a create_graph graph may have saved.
+                old = t._grad
+                if old is not None:
+                    t._grad = old + gi
+                else:
+                    t._grad = gi.clone() if create_graph else _wrap(gi._data.copy())
         if node._n_outputs > 1:
             g[nr] = gi
         else:

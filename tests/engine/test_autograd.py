@@ -216,3 +216,27 @@ def test_matches_torch_on_a_small_network():
         grads.append([t.grad.numpy().copy() for t in (w1, b1, w2)] + [out.item()])
     for a, b in zip(*grads, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_retained_gradients_do_not_corrupt_a_double_backward():
+    """A bug found by the expression-language tests: retain_grad + create_graph."""
+    x = engine.tensor(1.0, dtype=engine.float64, requires_grad=True)
+    y = engine.tensor(0.5, dtype=engine.float64, requires_grad=True)
+    a, b = x.sin(), y ** 2
+    c = (-b).exp()
+    for t in (a, b, c):
+        t.retain_grad()
+    _, gy = engine.autograd.grad(a * c, [x, y], create_graph=True)
+    (gyy,) = engine.autograd.grad(gy, y)
+    # d2/dy2 of sin(x) exp(-y^2) = sin(x) exp(-y^2) (4y^2 - 2)
+    assert np.isclose(gyy.item(), np.sin(1.0) * np.exp(-0.25) * (4 * 0.25 - 2), rtol=1e-12)
+
+
+def test_accumulating_into_a_grad_with_history_is_out_of_place():
+    x = engine.tensor(2.0, dtype=engine.float64, requires_grad=True)
+    (x ** 3).backward(create_graph=True)
+    first = x.grad  # 3x^2, with a graph
+    (x * 1.0).backward()
+    assert first.item() == 12.0 and x.grad.item() == 13.0
+    (second,) = engine.autograd.grad(first, x)
+    assert second.item() == 12.0  # the graph behind the first gradient is intact
