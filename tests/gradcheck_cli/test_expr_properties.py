@@ -1,0 +1,272 @@
+"""Property tests: random expressions over the whole function table, and a parser fuzz.
+
+Random trees are built with domain guards (log of a positive value, asin of |u| < 1, ...) so
+that random points are in the domain; the engine, SymPy and finite differences must agree.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import math
+import time
+from contextlib import contextmanager
+from unittest import mock
+
+import mpmath
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from gradcheck_cli.checks import Case, numeric_derivatives, run_case, scalar_function
+from gradcheck_cli.expr import FUNCTIONS, Expr, ExprError, Node, parse, postorder, to_text
+from gradcheck_cli.lower import to_engine
+from gradcheck_cli.symbolic import analyze_point, compile_derivatives, differentiate
+
+VARIABLES = ("x", "y", "z")
+
+
+def num(v: int | float) -> Node:
+    return Node("num", v)
+
+
+def call(name: str, *args: Node) -> Node:
+    return Node("call", name, tuple(args))
+
+
+def binary(op: str, a: Node, b: Node) -> Node:
+    return Node(op, None, (a, b))
+
+
+def positive(u: Node) -> Node:
+    """exp(tanh(u)): in (1/e, e), smooth, never overflows."""
+    return call("exp", call("tanh", u))
+
+
+def unit(u: Node) -> Node:
+    """0.9*tanh(u): strictly inside (-1, 1)."""
+    return binary("*", num(0.9), call("tanh", u))
+
+
+def bounded(u: Node) -> Node:
+    """3*tanh(u): keeps exp, sinh and cosh far from overflow."""
+    return binary("*", num(3), call("tanh", u))
+
+
+# Every row of the table, each with the guard that keeps its argument in the domain.
+GUARDED = {
+    "sin": lambda a: call("sin", a[0]),
+    "cos": lambda a: call("cos", a[0]),
+    "tan": lambda a: call("tan", call("tanh", a[0])),
+    "asin": lambda a: call("asin", unit(a[0])),
+    "acos": lambda a: call("acos", unit(a[0])),
+    "atan": lambda a: call("atan", a[0]),
+    "sinh": lambda a: call("sinh", bounded(a[0])),
+    "cosh": lambda a: call("cosh", bounded(a[0])),
+    "tanh": lambda a: call("tanh", a[0]),
+    "exp": lambda a: call("exp", bounded(a[0])),
+    "log": lambda a: call("log", positive(a[0])),
+    "log2": lambda a: call("log", positive(a[0]), num(2)),
+    "log1p": lambda a: call("log1p", unit(a[0])),
+    "sqrt": lambda a: call("sqrt", positive(a[0])),
+    "abs": lambda a: call("abs", a[0]),
+    "sigmoid": lambda a: call("sigmoid", a[0]),
+    "relu": lambda a: call("relu", a[0]),
+    "softplus": lambda a: call("softplus", a[0]),
+    "min": lambda a: call("min", a[0], a[1]),
+    "max": lambda a: call("max", a[0], a[1]),
+    "+": lambda a: binary("+", a[0], a[1]),
+    "-": lambda a: binary("-", a[0], a[1]),
+    "*": lambda a: binary("*", a[0], a[1]),
+    "/": lambda a: binary("/", a[0], positive(a[1])),
+    "**int": lambda a: binary("**", a[0], num(2)),
+    "**real": lambda a: binary("**", positive(a[0]), call("tanh", a[1])),
+    "neg": lambda a: Node("neg", None, (a[0],)),
+}
+assert {k for k in GUARDED if k in FUNCTIONS} == set(FUNCTIONS)
+
+variables = st.sampled_from(VARIABLES).map(lambda v: Node("var", v))
+leaves = st.one_of(
+    variables,
+    variables,
+    st.sampled_from([1, 2, 3, 0.5, 1.5, 0.25]).map(num),
+    st.sampled_from(["pi", "E"]).map(lambda c: Node("const", c)),
+)
+
+
+def _extend(children: st.SearchStrategy[Node]) -> st.SearchStrategy[Node]:
+    return st.builds(
+        lambda k, a, b: GUARDED[k]((a, b)), st.sampled_from(sorted(GUARDED)), children, children
+    )
+
+
+trees = st.recursive(leaves, _extend, max_leaves=8)
+
+
+def _with_variable(tree: Node, var: Node) -> Node:
+    has_var = any(n.kind == "var" for n in postorder(tree))
+    return tree if has_var else binary("*", tree, var)
+
+
+variable_trees = st.builds(_with_variable, trees, variables)
+coordinates = st.floats(min_value=-2.0, max_value=2.0, allow_nan=False, allow_infinity=False)
+points = st.fixed_dictionaries({v: coordinates for v in VARIABLES})
+
+SETTINGS = settings(
+    max_examples=80,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+
+
+@SETTINGS
+@given(trees)
+def test_text_round_trip(tree: Node) -> None:
+    text = to_text(tree)
+    e = parse(text)
+    assert e.root == tree
+    assert to_text(e) == text
+
+
+@SETTINGS
+@given(variable_trees, points)
+def test_engine_sympy_and_finite_differences_agree(tree: Node, point: dict[str, float]) -> None:
+    e = parse(to_text(tree))
+    pt = {v: point[v] for v in e.variables}
+    analysis = analyze_point(e, pt)
+    assert analysis.error is None, analysis.error  # the guards keep every point in the domain
+    assume(not analysis.kinks)
+    exact = compile_derivatives(differentiate(e)).evaluate(pt, "exact")
+    low = to_engine(e, pt, retain_grad=False)
+    with np.errstate(all="ignore"):
+        auto = low.backward()
+    sym = {v: float(exact.gradient[v]) for v in e.variables}
+    scale = 1.0 + max(abs(s) for s in sym.values()) + abs(float(exact.value))
+    for v in e.variables:
+        # 1e-9 relative, with an absolute floor far below any real error for zero gradients.
+        assert abs(auto[v] - sym[v]) <= 1e-9 * abs(sym[v]) + 1e-12 * scale, (to_text(e), v)
+    assert float(low.output.item()) == pytest.approx(float(exact.value), rel=1e-9, abs=1e-12)
+    x = np.array([pt[v] for v in e.variables])
+    grad, _ = numeric_derivatives(scalar_function(e), x, complex_safe=e.smooth)
+    for i, v in enumerate(e.variables):
+        bound = 4 * grad.error[i] + 1e-6 * (1 + abs(sym[v]))
+        assert abs(grad.value[i] - sym[v]) <= bound, (to_text(e), v, grad.method)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(variable_trees, points)
+def test_run_case_passes_on_random_expressions(tree: Node, point: dict[str, float]) -> None:
+    e = parse(to_text(tree))
+    r = run_case(Case(to_text(e), ({v: point[v] for v in e.variables},), order=2))[0]
+    assert r.status == "pass", (r.expr, r.point, r.message)
+
+
+# ------------------------------------------------------------------------------- fuzz
+
+ALPHABET = "xyzab0123456789.eE+-*/^(),  sincolgqrtbmpx_!$#'\"\t\n[]{}@%=<>&|~`λ;:"
+VALID = [
+    "x**2 + 2*x + 1",
+    "sin(x)*exp(-y**2)",
+    "log(1 + exp(a*b))",
+    "max(x, y) - min(x, 2)/sqrt(abs(y) + 1)",
+    "log(x, 2) + softplus(-x)^3 + sigmoid(relu(y))",
+    "9**9**9",
+]
+
+
+@contextmanager
+def nothing_runs():
+    """Refuse eval/exec and any compile that is not to an AST, for the block."""
+    real_compile = builtins.compile
+
+    def only_ast(source, filename, mode, flags=0, *args, **kwargs):
+        if not flags & ast.PyCF_ONLY_AST:
+            raise AssertionError("code was compiled")
+        return real_compile(source, filename, mode, flags, *args, **kwargs)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("code was evaluated")
+
+    with (
+        mock.patch.object(builtins, "compile", only_ast),
+        mock.patch.object(builtins, "eval", refuse),
+        mock.patch.object(builtins, "exec", refuse),
+    ):
+        yield
+
+
+def parse_or_error(text: str) -> Expr | None:
+    start = time.perf_counter()
+    with nothing_runs():
+        try:
+            e = parse(text)
+        except ExprError as err:
+            assert err.column >= 1 and "\n" not in str(err)
+            e = None
+    assert time.perf_counter() - start < 1.0
+    if e is not None:
+        assert parse(to_text(e)) == e
+    return e
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=ALPHABET, max_size=60))
+def test_fuzz_alphabet(text: str) -> None:
+    parse_or_error(text)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.text(max_size=80))
+def test_fuzz_any_unicode(text: str) -> None:
+    parse_or_error(text)
+
+
+@st.composite
+def mutations(draw: st.DrawFn) -> str:
+    text = draw(st.sampled_from(VALID))
+    for _ in range(draw(st.integers(1, 4))):
+        i = draw(st.integers(0, len(text)))
+        kind = draw(st.sampled_from(["insert", "delete", "replace", "repeat"]))
+        ch = draw(st.sampled_from(ALPHABET))
+        if kind == "insert":
+            text = text[:i] + ch + text[i:]
+        elif kind == "delete":
+            text = text[:i] + text[i + 1 :]
+        elif kind == "replace":
+            text = text[:i] + ch + text[i + 1 :]
+        else:
+            text = text[:i] + text[i:] * draw(st.integers(2, 50))
+    return text
+
+
+@settings(max_examples=300, deadline=None)
+@given(mutations())
+def test_fuzz_mutations_of_valid_expressions(text: str) -> None:
+    parse_or_error(text)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(mutations(), points)
+def test_fuzzed_cases_never_raise(text: str, point: dict[str, float]) -> None:
+    try:
+        names = parse(text).variables
+    except ExprError:
+        names = ()
+    values = {**point, "a": 0.5, "b": -0.5}
+    with np.errstate(all="ignore"):
+        results = run_case(Case(text, ({v: values.get(v, 0.3) for v in names},)))
+    for r in results:
+        assert r.status in ("pass", "fail", "error")
+        if r.status == "error":
+            assert r.message and "\n" not in r.message
+
+
+def test_exact_reference_is_not_a_float_shadow() -> None:
+    # exp(x) - 1 - x at 1e-17 is 5e-35: float64 says 0, the 40-digit reference does not.
+    e = parse("exp(x) - 1 - x")
+    a = analyze_point(e, {"x": 1e-17})
+    with mpmath.workdps(40):
+        assert abs(a.value - mpmath.mpf(1e-17) ** 2 / 2) < mpmath.mpf(10) ** -39
+    assert float(a.value) == pytest.approx(5e-35, rel=1e-5)
+    assert math.exp(1e-17) - 1 - 1e-17 != float(a.value)
