@@ -1,0 +1,629 @@
+"""The `gradcheck` command: options in, one core call, a renderer, an exit code.
+
+Startup matters (`gradcheck --help` runs in CI logs and shells): this module imports only
+Click. SymPy, NumPy, the engine and Rich are imported inside the commands that need them.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+import traceback
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import IO, Any, NoReturn
+
+import click
+
+from gradcheck_cli import __version__
+
+EXIT_OK = 0
+EXIT_MISMATCH = 1
+EXIT_INPUT = 2
+EXIT_INTERNAL = 3  # pytest's code for "internal error": a bug in gradcheck, not in the input
+
+STATUS_EXIT = {"pass": EXIT_OK, "fail": EXIT_MISMATCH, "error": EXIT_INPUT}
+
+
+@dataclass
+class App:
+    """Settings shared by every command, built by the root group."""
+
+    color: bool = True
+    debug: bool = False
+
+    def consoles(self) -> tuple[Any, Any]:
+        """Rich consoles for stdout and stderr (Rich is imported only here, on demand)."""
+        from gradcheck_cli.render import make_console
+
+        return make_console(self.color), make_console(self.color, stderr=True)
+
+
+class InputError(click.ClickException):
+    """Bad input: one line saying what and where, optional context lines, exit 2."""
+
+    exit_code = EXIT_INPUT
+
+    def __init__(self, message: str, detail: Iterable[str] = ()) -> None:
+        super().__init__(message)
+        self.detail = list(detail)
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        """Print 'Error: ...' and the context lines to stderr."""
+        ctx = click.get_current_context(silent=True)
+        app = ctx.find_object(App) if ctx else None
+        plain = (app is not None and not app.color) or bool(os.environ.get("NO_COLOR"))
+        color = False if plain else None  # None: Click strips styles unless err is a terminal
+        err = file or click.get_text_stream("stderr")
+        click.echo(
+            click.style("Error: ", fg="red", bold=True) + self.message, file=err, color=color
+        )
+        for line in self.detail:
+            click.echo("  " + line, file=err, color=color)
+
+
+class InternalError(click.ClickException):
+    """An unexpected exception: a bug report hint instead of a traceback."""
+
+    exit_code = EXIT_INTERNAL
+
+
+class RootGroup(click.Group):
+    """The root group: turns stray exceptions into one-line errors unless --debug."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the subcommand; keep tracebacks for --debug."""
+        try:
+            return super().invoke(ctx)
+        except InputError as exc:
+            if _debug(ctx):
+                traceback.print_exception(exc.__cause__ or exc, file=sys.stderr)
+            raise
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except BrokenPipeError:
+            # `gradcheck check ... | head`: the reader left, so leave quietly; pointing stdout
+            # at /dev/null stops Python's final flush from raising again (Python docs' recipe).
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise click.exceptions.Exit(EXIT_MISMATCH) from None
+        except Exception as exc:
+            if _debug(ctx):
+                raise
+            raise InternalError(
+                f"internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)"
+            ) from exc
+
+
+def _debug(ctx: click.Context) -> bool:
+    """Whether --debug was given (at the root or on the command)."""
+    app = ctx.find_object(App)
+    return bool(app and app.debug)
+
+
+class PointType(click.ParamType):
+    """`x=3,y=2` -> {"x": 3.0, "y": 2.0}."""
+
+    name = "point"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        """Parse NAME=VALUE pairs separated by commas."""
+        if isinstance(value, dict):
+            return value
+        point: dict[str, float] = {}
+        for part in str(value).split(","):
+            part = part.strip()
+            if not part:
+                continue
+            name, sep, number = part.partition("=")
+            name = name.strip()
+            if not sep:
+                self.fail(f"{part!r} is not NAME=VALUE (for example x=3)", param, ctx)
+            if not name.isidentifier():
+                self.fail(f"{name!r} is not a variable name (in {part!r})", param, ctx)
+            if name in point:
+                self.fail(f"{name} is given twice (in {value!r})", param, ctx)
+            try:
+                point[name] = float(number)
+            except ValueError:
+                self.fail(f"{number.strip()!r} is not a number (in {part!r})", param, ctx)
+            if not math.isfinite(point[name]):
+                self.fail(f"{name} must be a finite number, not {number.strip()}", param, ctx)
+        if not point:
+            self.fail("expected NAME=VALUE (for example x=3)", param, ctx)
+        return point
+
+
+class ShardType(click.ParamType):
+    """`K/N` with 1 <= K <= N -> (K, N)."""
+
+    name = "K/N"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        """Parse and range-check a shard spec."""
+        if isinstance(value, tuple):
+            return value
+        k_text, sep, n_text = str(value).partition("/")
+        try:
+            k, n = int(k_text), int(n_text)
+        except ValueError:
+            self.fail(f"{value!r} is not K/N (for example 1/4)", param, ctx)
+        if not sep or n < 1 or not 1 <= k <= n:
+            self.fail(f"{value!r}: need 1 <= K <= N (for example 1/4)", param, ctx)
+        return k, n
+
+
+POINT = PointType()
+SHARD = ShardType()
+DTYPE = click.Choice(["float32", "float64"])
+
+
+def _set_color(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    """--no-color may be given before or after the command name."""
+    if value:
+        ctx.ensure_object(App).color = False
+
+
+def _set_debug(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    """--debug may be given before or after the command name."""
+    if value:
+        ctx.ensure_object(App).debug = True
+
+
+def global_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Accept the root's --no-color and --debug on every command as well."""
+    command = click.option(
+        "--no-color",
+        is_flag=True,
+        expose_value=False,
+        is_eager=True,
+        callback=_set_color,
+        help="Plain text: no colours or styles (also: NO_COLOR=1).",
+    )(command)
+    return click.option(
+        "--debug",
+        is_flag=True,
+        expose_value=False,
+        is_eager=True,
+        callback=_set_debug,
+        help="Show a traceback for errors.",
+    )(command)
+
+
+def python_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--allow-python and --path: the explicit gate for cases that import the user's code."""
+    command = click.option(
+        "--path",
+        "paths",
+        multiple=True,
+        type=click.Path(exists=True, file_okay=False),
+        metavar="DIR",
+        help="Add DIR to the import path of 'fn' cases (repeatable).",
+    )(command)
+    return click.option(
+        "--allow-python",
+        is_flag=True,
+        envvar="GRADCHECK_ALLOW_PYTHON",
+        help="Import and run the Python callables that 'fn' cases name "
+        "(also: GRADCHECK_ALLOW_PYTHON=1).",
+    )(command)
+
+
+def point_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The repeatable --at option of grad and trace."""
+    return click.option(
+        "--at",
+        "points",
+        type=POINT,
+        multiple=True,
+        metavar="x=3[,y=2]",
+        help="Where to evaluate; repeat or comma-separate for several variables.",
+    )(command)
+
+
+def merge_points(points: Iterable[dict[str, float]]) -> dict[str, float]:
+    """Merge repeated --at values; the same variable twice is an error."""
+    merged: dict[str, float] = {}
+    for point in points:
+        for name, value in point.items():
+            if name in merged and merged[name] != value:
+                raise click.BadParameter(
+                    f"{name} is given twice ({merged[name]:g} and {value:g})", param_hint="'--at'"
+                )
+            merged[name] = value
+    return merged
+
+
+def parse_expression(text: str, point: dict[str, float]) -> Any:
+    """Parse EXPR and check that --at names exactly its variables; exit 2 otherwise."""
+    from gradcheck_cli.expr import ExprError, parse
+
+    try:
+        expr = parse(text)
+    except ExprError as exc:
+        raise InputError(
+            f"expression, column {exc.column}: {exc.message}", exc.caret().splitlines()
+        ) from exc
+    variables = list(expr.variables)
+    missing = [name for name in variables if name not in point]
+    if missing:
+        names = ", ".join(missing)
+        example = ",".join(f"{name}=1" for name in missing)
+        raise InputError(f"no value for {names}: add --at {example}")
+    extra = [name for name in point if name not in variables]
+    if extra:
+        uses = ", ".join(variables) if variables else "no variables"
+        raise InputError(f"--at {extra[0]}: {extra[0]} is not in the expression (it uses {uses})")
+    # Keep the expression's variable order for tables and reports.
+    return expr, {name: point[name] for name in variables}
+
+
+@click.group(cls=RootGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(
+    __version__, "-V", "--version", prog_name="gradcheck", message="%(prog)s %(version)s"
+)
+@click.option(
+    "--no-color", is_flag=True, help="Plain text: no colours or styles (also: NO_COLOR=1)."
+)
+@click.option("--debug", is_flag=True, help="Show a traceback for errors.")
+@click.pass_context
+def main(ctx: click.Context, no_color: bool, debug: bool) -> None:
+    """Gradients by autograd, SymPy and finite differences, side by side.
+
+    \b
+    Exit codes: 0 every check passed, 1 a gradient mismatch (or an error row in a
+    batch), 2 bad input (expression, point, file or option).
+    """
+    app = ctx.ensure_object(App)
+    app.color = app.color and not no_color and not os.environ.get("NO_COLOR")
+    app.debug = app.debug or debug
+
+
+@main.command(short_help="Gradient of EXPR: autograd, SymPy and finite differences.")
+@click.argument("expr")
+@point_option
+@click.option(
+    "--order",
+    type=click.IntRange(1, 2),
+    default=1,
+    show_default=True,
+    help="2 also checks the Hessian.",
+)
+@click.option("--atol", type=click.FloatRange(min=0), help="Absolute tolerance.")
+@click.option("--rtol", type=click.FloatRange(min=0), help="Relative tolerance.")
+@click.option(
+    "--dtype",
+    type=DTYPE,
+    default="float64",
+    show_default=True,
+    help="Precision of the engine's computation.",
+)
+@click.option("--graph", is_flag=True, help="Also print the traced graph.")
+@click.option(
+    "--steps", is_flag=True, help="Plot the finite-difference error against the step size."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the JSON report only.")
+@global_options
+@click.pass_obj
+def grad(
+    app: App,
+    expr: str,
+    points: tuple[dict[str, float], ...],
+    order: int,
+    atol: float | None,
+    rtol: float | None,
+    dtype: str,
+    graph: bool,
+    steps: bool,
+    as_json: bool,
+) -> None:
+    """Value and gradient of EXPR by autograd, SymPy and finite differences.
+
+    \b
+    gradcheck grad 'x*x + 2*x + 1' --at x=3
+    gradcheck grad 'sin(x)*exp(-y**2)' --at x=1,y=0.5 --order 2
+    """
+    parsed, point = parse_expression(expr, merge_points(points))
+    from gradcheck_cli.checks import Case, run_case
+
+    case = Case(expr=expr, points=(point,), atol=atol, rtol=rtol, order=order, dtype=dtype)
+    [result] = run_case(case)
+    if as_json:
+        from gradcheck_cli.report import dumps_report
+
+        click.echo(dumps_report([result]))
+        _exit(STATUS_EXIT[result.status])
+    from gradcheck_cli import render
+
+    out, _ = app.consoles()
+    out.print(render.grad_view(result))
+    if steps:
+        from gradcheck_cli.trace import to_step_scans
+
+        for scan in to_step_scans(parsed, point, result.gradient.get("symbolic", {}), dtype):
+            out.print()
+            out.print(render.v_plot(scan))
+    if graph:
+        out.print()
+        out.print(render.trace_tree(_trace(parsed, expr, point, dtype)))
+    _exit(STATUS_EXIT[result.status])
+
+
+def _trace(parsed: Any, expr: str, point: dict[str, float], dtype: str) -> Any:
+    """Lower and trace an already-validated expression."""
+    from gradcheck_cli.trace import trace_expression
+
+    return trace_expression(parsed, expr, point, dtype)
+
+
+@main.command(short_help="The computational graph of EXPR, node by node.")
+@click.argument("expr", metavar="EXPR | FILE::CASE")
+@point_option
+@click.option(
+    "--format",
+    "form",
+    type=click.Choice(["tree", "mermaid", "dot"]),
+    default="tree",
+    show_default=True,
+    help="Rich tree, Mermaid `graph TD`, or Graphviz DOT.",
+)
+@click.option(
+    "--dtype",
+    type=DTYPE,
+    default="float64",
+    show_default=True,
+    help="Precision of the engine's computation.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the nodes as JSON only.")
+@python_options
+@global_options
+@click.pass_obj
+def trace(
+    app: App,
+    expr: str,
+    points: tuple[dict[str, float], ...],
+    form: str,
+    dtype: str,
+    as_json: bool,
+    allow_python: bool,
+    paths: tuple[str, ...],
+) -> None:
+    """The computational graph of EXPR: op, value and gradient at every node.
+
+    FILE::CASE traces a case of a batch file, by the id pytest shows for it (a 'fn'
+    case needs --allow-python). The node whose own derivative is wrong is marked.
+
+    \b
+    gradcheck trace '(a + b) * (a * b)' --at a=2,b=3
+    gradcheck trace 'x*x + 2*x + 1' --at x=3 --format mermaid
+    gradcheck trace examples/ci/gradcheck.toml::log_cosh_loss --allow-python --path examples/ci
+    """
+    reference = _case_reference(expr)
+    if reference is not None:
+        if points:
+            raise InputError("--at goes with an expression; FILE::CASE brings its own inputs")
+        graph = _trace_case(*reference, allow_python, paths, app.debug)
+    else:
+        parsed, point = parse_expression(expr, merge_points(points))
+        graph = _trace(parsed, expr, point, dtype)
+    from gradcheck_cli import trace as tracing
+
+    if as_json:
+        import json
+
+        from gradcheck_cli.report import to_finite_json
+
+        click.echo(json.dumps(to_finite_json(tracing.to_json_dict(graph)), indent=2))
+    elif form == "mermaid":
+        click.echo(tracing.to_mermaid(graph), nl=False)
+    elif form == "dot":
+        click.echo(tracing.to_dot(graph), nl=False)
+    else:
+        from gradcheck_cli import render
+
+        out, _ = app.consoles()
+        out.print(render.trace_tree(graph))
+
+
+def _case_reference(text: str) -> tuple[str, str] | None:
+    """('file.toml', 'case id') for 'file.toml::case id', else None (an expression)."""
+    from gradcheck_cli.batch import SUFFIXES
+
+    path, sep, name = text.partition("::")
+    if not sep or os.path.splitext(path)[1].lower() not in SUFFIXES:
+        return None
+    return path, name
+
+
+def _trace_case(
+    path: str, name: str, allow_python: bool, paths: tuple[str, ...], debug: bool
+) -> Any:
+    """Trace one case of a batch file, found by its pytest id; exit 2 if it cannot run."""
+    from gradcheck_cli import batch
+    from gradcheck_cli.callables import CallableCase, UserCodeError, trace_case
+    from gradcheck_cli.checks import Case
+
+    try:
+        loaded = batch.load_file(path)
+    except batch.BatchFileError as exc:
+        raise InputError(str(exc)) from exc
+    runs = {
+        run_id: run
+        for run_id, _, run in batch.split_points(
+            batch.iter_items([loaded], allow_python=allow_python, paths=paths)
+        )
+    }
+    # A case with one point may be named without its point, as in the batch file.
+    prefix = [run_id for run_id in runs if run_id.startswith(name + "[")]
+    if name not in runs and len(prefix) == 1:
+        name = prefix[0]
+    if name not in runs:
+        hint = batch.suggest(name, runs)
+        listed = ", ".join(list(runs)[:8]) + (", ..." if len(runs) > 8 else "")
+        raise InputError(f"{path}: no case '{name}'{hint}; the cases are: {listed}")
+    run = runs[name]
+    if isinstance(run, batch.CaseProblem):
+        raise InputError(run.message)
+    if isinstance(run, Case):
+        [point] = run.points
+        parsed, point = parse_expression(run.expr, point)
+        return _trace(parsed, run.expr, point, run.dtype)
+    assert isinstance(run, CallableCase)
+    try:
+        return trace_case(run)
+    except UserCodeError as exc:
+        if debug:
+            raise
+        raise InputError(f"{run.location}: {exc}") from exc
+
+
+@main.command(short_help="Batch checks from TOML, YAML or JSON files.")
+@click.argument("files", nargs=-1, required=True, metavar="FILE...")
+@click.option(
+    "--format",
+    "form",
+    type=click.Choice(["table", "json", "junit"]),
+    default="table",
+    show_default=True,
+    help="Report format.",
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, writable=True),
+    default=None,
+    help="Write the report to FILE instead of stdout.",
+)
+@click.option(
+    "--jobs",
+    "-j",
+    type=click.IntRange(min=0),
+    default=1,
+    show_default=True,
+    help="Parallel processes (0: one per CPU).",
+)
+@click.option("--fail-fast", "-x", is_flag=True, help="Stop at the first failure or error.")
+@click.option(
+    "--shard",
+    type=SHARD,
+    default=None,
+    help="Run only shard K of N (case i goes to shard i mod N + 1).",
+)
+@python_options
+@global_options
+@click.pass_obj
+def check(
+    app: App,
+    files: tuple[str, ...],
+    form: str,
+    output: str | None,
+    jobs: int,
+    fail_fast: bool,
+    shard: tuple[int, int] | None,
+    allow_python: bool,
+    paths: tuple[str, ...],
+) -> None:
+    """Batch checks from TOML, YAML or JSON files.
+
+    A file has an optional [defaults] table (atol, rtol, order, dtype) and [[case]]
+    tables with expr, at (one point) or points (a list), and optionally name, expect
+    (the gradient the author expects), atol, rtol, order and dtype.
+
+    A case may name a Python callable instead: fn = "pkg.mod:func" with inputs (a list
+    of { shape, dtype, low, high } or { values }), seed, order (2: gradgradcheck too) and
+    fast; its code is imported only with --allow-python (or GRADCHECK_ALLOW_PYTHON=1).
+
+    \b
+    gradcheck check examples/batch/*.toml
+    gradcheck check cases.yaml --format junit -o report.xml --jobs 2 --shard 1/4
+    gradcheck check examples/ci/gradcheck.toml --allow-python --path examples/ci
+    """
+    from gradcheck_cli import batch
+
+    try:
+        loaded = [batch.load_file(path) for path in files]
+    except batch.BatchFileError as exc:
+        raise InputError(str(exc)) from exc
+    total = sum(len(f) for f in loaded)
+    items = batch.iter_items(loaded, allow_python=allow_python, paths=paths)
+    if shard is not None:
+        items = batch.shard(items, *shard)
+        total = batch.shard_size(total, *shard)
+    jobs = jobs or os.cpu_count() or 1
+    from gradcheck_cli import render, report
+
+    out, err = app.consoles()
+    start = time.perf_counter()
+    stream = _open_output(output)
+    try:
+        if form == "json":
+            writer: Any = report.JsonReport(stream)
+        elif form == "junit":
+            writer = report.JUnitReport(stream)
+        else:
+            writer = render.BatchTable(
+                out if output is None else render.make_console(False, stream)
+            )
+        ran = _run_batch(writer, items, total, jobs, fail_fast, app.debug, out, err)
+        notes = []
+        if shard is not None:
+            notes.append(f"shard {shard[0]}/{shard[1]}")
+        if ran < total:
+            notes.append(f"stopped by --fail-fast, {total - ran} of {total} cases not run")
+        seconds = time.perf_counter() - start
+        if form == "table":
+            summary = render.summary_line(writer.tally, seconds, "; ".join(notes))
+            writer.console.print(summary, soft_wrap=True)
+        else:
+            writer.finish()
+    finally:
+        if output is not None:
+            stream.close()
+    if output is not None:
+        notes.append(f"{form} report written to {output}")
+        out.print(render.summary_line(writer.tally, seconds, "; ".join(notes)), soft_wrap=True)
+    _exit(EXIT_OK if writer.tally.failed == 0 and writer.tally.errors == 0 else EXIT_MISMATCH)
+
+
+def _open_output(output: str | None) -> IO[str]:
+    """The report stream: stdout, or the --output file (exit 2 if it cannot be written)."""
+    if output is None:
+        return click.get_text_stream("stdout")
+    try:
+        return open(output, "w", encoding="utf-8")  # closed by the caller
+    except OSError as exc:
+        raise InputError(f"--output {output}: cannot write: {exc.strerror}") from exc
+
+
+def _run_batch(
+    writer: Any,
+    items: Iterable[Any],
+    total: int,
+    jobs: int,
+    fail_fast: bool,
+    debug: bool,
+    out: Any,
+    err: Any,
+) -> int:
+    """Stream the items' outcomes into the report writer; return how many cases ran."""
+    from gradcheck_cli import batch, render
+
+    ran = 0
+    with render.batch_progress(out, err, total) as advance:
+        outcomes = batch.run_items(items, jobs=jobs, debug=debug)
+        try:
+            for outcome in outcomes:
+                writer.add(outcome)
+                ran += 1
+                advance(1)
+                if fail_fast and any(r.status != "pass" for r in outcome.results):
+                    break
+        finally:
+            outcomes.close()
+    return ran
+
+
+def _exit(code: int) -> NoReturn:
+    """Leave with an exit code through Click, so CliRunner and the console script agree."""
+    raise click.exceptions.Exit(code)
