@@ -1,0 +1,171 @@
+"""The pytest plugin, run through pytester on the example package and on small batch files."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+# In-process runs drop the modules they import afterwards; NumPy cannot be imported twice in
+# one process, so everything the plugin needs is imported here, once, outside the runs.
+import engine  # noqa: F401
+import gradcheck_cli.callables  # noqa: F401
+import gradcheck_cli.render  # noqa: F401
+
+pytest_plugins = ["pytester"]
+
+CI = Path(__file__).parents[2] / "examples" / "ci"
+
+
+def _plugin_args() -> tuple[str, ...]:
+    """Load the plugin by module name, unless its pytest11 entry point already loads it."""
+    from importlib.metadata import entry_points
+
+    installed = any(
+        ep.value == "gradcheck_cli.pytest_plugin" for ep in entry_points(group="pytest11")
+    )
+    autoload = not os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD")
+    return () if installed and autoload else ("-p", "gradcheck_cli.pytest_plugin")
+
+
+PLUGIN = _plugin_args()
+INI = """
+[pytest]
+gradcheck_path = .
+{extra}
+"""
+
+
+@pytest.fixture
+def ci(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+    """A copy of examples/ci (package and batch file) as the test project."""
+    monkeypatch.delenv("GRADCHECK_ALLOW_PYTHON", raising=False)
+    for name in [m for m in sys.modules if m.split(".")[0] == "mathops"]:
+        monkeypatch.delitem(sys.modules, name)  # import this copy, not one loaded earlier
+    monkeypatch.setenv("COLUMNS", "200")  # short test summaries are cut at the width
+    shutil.copytree(CI / "mathops", pytester.path / "mathops")
+    shutil.copy(CI / "gradcheck.toml", pytester.path / "gradcheck.toml")
+    pytester.makeini(INI.format(extra="gradcheck_allow_python = true"))
+    return pytester
+
+
+def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    """pytest with the plugin loaded (the pytest11 entry point does this once installed)."""
+    return pytester.runpytest_inprocess(*PLUGIN, "-p", "no:cacheprovider", *args)
+
+
+def test_the_example_runs_one_item_per_case_and_blames_log_cosh(ci: pytest.Pytester) -> None:
+    result = run(ci, "-rf")
+    result.assert_outcomes(passed=3, failed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "FAILED gradcheck.toml::log_cosh - *blame: LogCosh.backward at mathops/ops.py:*: "
+            "off by a factor of 2",
+            "FAILED gradcheck.toml::log_cosh_loss - *blame: LogCosh.backward at mathops/ops.py:*",
+        ]
+    )
+    # The failure shows the CLI's table, in plain text.
+    result.stdout.fnmatch_lines(
+        ["✗ FAIL   log_cosh_loss *prediction[[]6[]]*", "*hint: the analytic*"]
+    )
+    assert "\x1b[" not in result.stdout.str()
+
+
+def test_ids_work_with_k_and_x(ci: pytest.Pytester) -> None:
+    collected = run(ci, "--collect-only", "-q")
+    collected.stdout.fnmatch_lines(
+        [
+            "gradcheck.toml::softplus",
+            "gradcheck.toml::softplus_layer",
+            "gradcheck.toml::softplus_float32",
+            "gradcheck.toml::log_cosh",
+            "gradcheck.toml::log_cosh_loss",
+        ]
+    )
+    run(ci, "-k", "softplus").assert_outcomes(passed=3, deselected=2)
+    run(ci, "-k", "log_cosh and not loss").assert_outcomes(failed=1, deselected=4)
+    run(ci, "-x").assert_outcomes(passed=3, failed=1)
+
+
+def test_junitxml_has_a_testcase_per_case(ci: pytest.Pytester) -> None:
+    run(ci, "--junitxml=report.xml").assert_outcomes(passed=3, failed=2)
+    root = ET.parse(ci.path / "report.xml").getroot()
+    cases = {c.get("name"): c for c in root.iter("testcase")}
+    assert set(cases) == {
+        "softplus",
+        "softplus_layer",
+        "softplus_float32",
+        "log_cosh",
+        "log_cosh_loss",
+    }
+    failure = cases["log_cosh"].find("failure")
+    assert failure is not None and "LogCosh.backward" in failure.get("message")
+    assert cases["softplus"].find("failure") is None
+
+
+def test_the_gate_is_closed_by_default(ci: pytest.Pytester) -> None:
+    ci.makeini(INI.format(extra=""))
+    result = run(ci, "-rf")
+    result.assert_outcomes(failed=5)
+    result.stdout.fnmatch_lines(["*run with --allow-python (or GRADCHECK_ALLOW_PYTHON=1)*"])
+    run(ci, "--gradcheck-allow-python").assert_outcomes(passed=3, failed=2)
+
+
+def test_expression_cases_give_one_item_per_point(pytester: pytest.Pytester) -> None:
+    pytester.makefile(
+        ".yaml",
+        gradcheck_exprs="""
+case:
+  - name: square
+    expr: x*x
+    points: [{x: 3.0}, {x: -1.5}]
+  - expr: sin(x)
+    at: {x: 1.0}
+    expect: {x: 0.5}
+""",
+    )
+    result = run(pytester, "-v")
+    result.stdout.fnmatch_lines(
+        [
+            "gradcheck_exprs.yaml::square[[]x=3[]] PASSED*",
+            "gradcheck_exprs.yaml::square[[]x=-1.5[]] PASSED*",
+            "gradcheck_exprs.yaml::sin(x)[[]x=1[]] FAILED*",
+        ]
+    )
+    result.assert_outcomes(passed=2, failed=1)
+
+
+def test_the_file_pattern_is_configurable(pytester: pytest.Pytester) -> None:
+    text = '{"case": [{"expr": "x*x", "at": {"x": 2.0}}]}'
+    pytester.makefile(".json", checks_mine=text, gradcheck_default=text)
+    run(pytester).assert_outcomes(passed=1)  # only gradcheck*.json by default
+    pytester.makeini("[pytest]\ngradcheck_files = checks_*.json\n")
+    result = run(pytester, "--collect-only", "-q")
+    result.stdout.fnmatch_lines(["checks_mine.json::x*x[[]x=2[]]"])
+    assert "gradcheck_default" not in result.stdout.str()
+
+
+def test_a_bad_file_is_a_one_line_collection_error(pytester: pytest.Pytester) -> None:
+    pytester.makefile(".toml", gradcheck_bad="[[cases]]\nexpr = 'x'\n")
+    result = run(pytester)
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        ["*gradcheck_bad.toml: unknown top-level key 'cases' (did you mean 'case'?)"]
+    )
+    assert "Traceback" not in result.stdout.str()
+
+
+def test_repeated_names_keep_ids_unique(pytester: pytest.Pytester) -> None:
+    pytester.makefile(
+        ".toml",
+        gradcheck_twice='[[case]]\nexpr = "x"\nat = { x = 1 }\n\n'
+        '[[case]]\nexpr = "x"\nat = { x = 1 }\n',
+    )
+    result = run(pytester, "--collect-only", "-q")
+    result.stdout.fnmatch_lines(
+        ["gradcheck_twice.toml::x[[]x=1[]]", "gradcheck_twice.toml::x[[]x=1[]] (case 2)"]
+    )
