@@ -723,7 +723,10 @@ def _domain_problem(node: Node, args: list[Any], v: Any) -> str | None:
     if node.kind == "call":
         fdef = FUNCTIONS[str(node.value)]
         shown = ", ".join(_fmt(a) for a in args)
-        where = f" ({fdef.domain})" if fdef.domain else ""
+        domain = fdef.domain
+        if len(args) == 1:
+            domain = domain.split("; ")[0]  # "; base ..." is about log(x, b) only
+        where = f" ({domain})" if domain else ""
         return (
             f"{_short(node)} is undefined here: {node.value}({shown}) is outside the domain{where}"
         )

@@ -184,8 +184,7 @@ def test_an_engine_exception_is_an_error_row(monkeypatch) -> None:
         (Case("x", ({"x": 1.0},), order=3), "order must be 1 or 2, not 3"),
         (
             Case("log(x - 5)", ({"x": 3.0},)),
-            "log(x - 5) is undefined here: log(-2.0) is outside the domain "
-            "(x > 0; base b > 0, b != 1) (column 1)",
+            "log(x - 5) is undefined here: log(-2.0) is outside the domain (x > 0) (column 1)",
         ),
         (Case("1/(x - 3)", ({"x": 3.0},)), "division by zero in 1/(x - 3) (column 2)"),
         (

@@ -192,7 +192,7 @@ def test_kink_functions_print_readably() -> None:
         (
             "log(x)",
             {"x": -1.0},
-            "log(x) is undefined here: log(-1.0) is outside the domain (x > 0; base b > 0, b != 1)",
+            "log(x) is undefined here: log(-1.0) is outside the domain (x > 0)",
             1,
         ),
         ("1 + log(x)", {"x": 0.0}, "log(x) is undefined here: log(0.0) is outside the domain", 5),
