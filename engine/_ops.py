@@ -94,20 +94,30 @@ def unary(op: OpDef, x: Tensor, *static: Any) -> Tensor:
 
 def binary(op: OpDef, a: Any, b: Any) -> Tensor:
     """The fast path for broadcasting ops of two operands, with torch's type promotion."""
+    # `fit`: whether a gradient may need summing back or casting to its input (broadcasting or
+    # promotion happened); same-typed scalars, the scalar-graph case, are decided first.
+    fit = False
     if isinstance(a, Tensor):
         ad = a._data
         if isinstance(b, Tensor):
             bd = b._data
-            if not _same_float(ad, bd):
-                ad, bd = _promote(op, ad, bd)
+            ta = type(ad)
+            if ta is not type(bd) or ta not in _FLOAT_SCALARS:
+                if _same_float(ad, bd):
+                    fit = ad.shape != bd.shape
+                else:
+                    ad, bd = _promote(op, ad, bd)
+                    fit = True
         else:
             bd = b
             if not (_is_float(ad) and isinstance(b, _NUMBERS)):
                 ad, bd = _promote(op, ad, bd)
+                fit = True
     else:
         ad, bd = a, b._data
         if not (_is_float(bd) and isinstance(a, _NUMBERS)):
             ad, bd = _promote(op, ad, bd)
+            fit = True
     try:
         out = op.forward(ad, bd)
     except RuntimeWarning:
@@ -117,7 +127,7 @@ def binary(op: OpDef, a: Any, b: Any) -> Tensor:
     if state.enabled and (
         (isinstance(a, Tensor) and a._requires_grad) or (isinstance(b, Tensor) and b._requires_grad)
     ):
-        return record(op, out, (a, b))
+        return record(op, out, (a, b), fit)
     return _wrap(out)
 
 
@@ -131,9 +141,6 @@ def _is_float(d: Any) -> bool:
 
 def _same_float(ad: Any, bd: Any) -> bool:
     """Whether two operands share one floating dtype, so no promotion is needed."""
-    t = type(ad)
-    if t is type(bd) and t in _FLOAT_SCALARS:  # the scalar-graph fast path
-        return True
     return _is_float(ad) and ad.dtype == bd.dtype
 
 

@@ -68,6 +68,8 @@ def _root_grads(outputs: tuple[Tensor, ...], grads: tuple, create_graph: bool) -
                 f"Mismatch in shape: grad_output[{i}] has a shape of {g.shape} and output[{i}] "
                 f"has a shape of {o.shape}."
             )
+        elif g._data.dtype != o._data.dtype:
+            g = g.to(o.dtype)  # gradients flow in the dtype of what they are gradients of
         out.append(g)
     return out
 

@@ -34,7 +34,7 @@ FREED_MESSAGE = (
 class Node:
     """A recorded op application: what `tensor.grad_fn` returns (e.g. `MulBackward0`)."""
 
-    __slots__ = ("_op", "_args", "_next", "_nrs", "_versions", "_out", "_out_vc", "_hooks")
+    __slots__ = ("_op", "_args", "_next", "_nrs", "_versions", "_out", "_out_vc", "_hooks", "_fit")
     _n_outputs = 1
 
     def name(self) -> str:
@@ -121,7 +121,7 @@ class Node:
             grads = [rules[0](g, *args)]  # the only edge of a node is never None
         else:
             grads = [None if m is None else rules[i](g, *args) for i, m in enumerate(nexts)]
-        if op.broadcasts:
+        if op.broadcasts and self._fit:
             for i, gi in enumerate(grads):
                 a = args[i]
                 if gi is not None and isinstance(a, Tensor) and (
@@ -202,7 +202,7 @@ def edge(t: Any) -> Any:
     return None
 
 
-def record(op: Any, out: Any, args: tuple) -> Tensor:
+def record(op: Any, out: Any, args: tuple, fit: bool = True) -> Tensor:
     """Wrap `out` as the result of `op` on `args`, with a node if grad must flow."""
     t = _wrap(out)
     if not state.enabled:
@@ -232,6 +232,7 @@ def record(op: Any, out: Any, args: tuple) -> Tensor:
         tuple(a._output_nr if isinstance(a, Tensor) else 0 for a in args[:n]) if has_nr else None
     )
     node._hooks = None
+    node._fit = fit  # False when the op's gradients surely match their inputs' shape and dtype
     node._versions = None
     for i in op.saves:
         vc = getattr(args[i], "_vc", None)
