@@ -328,3 +328,10 @@ def test_degenerate_points(text, point, notes) -> None:
     r = one(Case(text, (point,), order=2))
     assert r.status == "pass", r.message
     assert r.notes[: len(notes)] == notes
+
+
+def test_an_infinite_exact_derivative_does_not_vouch_for_a_finite_estimate() -> None:
+    """A bug found in review: sqrt(x - 3) at 3 said finite differences agree with inf."""
+    (r,) = run_case(Case("sqrt(x - 3)", ({"x": 3.0},)))
+    assert r.gradient["symbolic"]["x"] == float("inf")
+    assert r.numeric_agrees is False
