@@ -200,7 +200,7 @@ def _reduced_dims(dim: Any, ndim: int) -> tuple[int, ...]:
 
 def _unreduce(g: Tensor, shape: tuple[int, ...], dim: Any, keepdim: bool) -> Tensor:
     """Broadcast a reduced gradient back over the reduced dimensions."""
-    if not keepdim and shape:
+    if not keepdim and shape and g.ndim:  # a 0-d gradient broadcasts as it is
         kept = list(shape)
         for d in _reduced_dims(dim, len(shape)):
             kept[d] = 1
@@ -232,7 +232,8 @@ def _sum_rule(g: Tensor, x: Tensor, dim: Any, keepdim: bool) -> Tensor:
 
 
 def _mean_rule(g: Tensor, x: Tensor, dim: Any, keepdim: bool) -> Tensor:
-    return _unreduce(g, x._data.shape, dim, keepdim) / _count(x._data.shape, dim)
+    # Divide before broadcasting: one pass over the reduced gradient, not the full one.
+    return _unreduce(g / _count(x._data.shape, dim), x._data.shape, dim, keepdim)
 
 
 def _mean(x: Any, dim: Any, keepdim: bool) -> Any:

@@ -8,6 +8,7 @@ explicit stack, so graph depth is limited by memory, never by Python's recursion
 
 from __future__ import annotations
 
+import functools
 import gc
 import re
 import sys
@@ -253,8 +254,15 @@ def record(op: Any, out: Any, args: tuple, fit: bool = True) -> Tensor:
 
 
 def _shape_only(t: Tensor) -> Tensor:
-    stub = _wrap(np.broadcast_to(np.zeros((), t._data.dtype), t._data.shape))
-    stub._requires_grad = t._requires_grad
+    return _stub(t._data.shape, t._data.dtype, t._requires_grad)
+
+
+@functools.lru_cache(maxsize=256)
+def _stub(shape: tuple[int, ...], dtype: np.dtype, requires_grad: bool) -> Tensor:
+    # A read-only, zero-strided array: it has the shape and dtype and no memory, so one
+    # stand-in serves every node that needs it.
+    stub = _wrap(np.broadcast_to(np.zeros((), dtype), shape))
+    stub._requires_grad = requires_grad
     return stub
 
 
