@@ -310,17 +310,17 @@ def _pow_exponent_rule(g: Tensor, a: Tensor, b: Tensor, out: Tensor) -> Tensor:
 
 def _pow_scalar_rule(g: Tensor, x: Tensor, e: float) -> Tensor:
     if e == 0:
-        return zeros_like_(g)
+        return _zeros_like(g)
     return g * e * x ** (e - 1)
 
 
 def _rpow_rule(g: Tensor, x: Tensor, base: float, out: Tensor) -> Tensor:
     if base == 0:
-        return where(zeros_like_(g), g * out * float("-inf"), const(x._data >= 0))
+        return where(_zeros_like(g), g * out * float("-inf"), const(x._data >= 0))
     return g * out * float(np.log(base))
 
 
-def zeros_like_(t: Tensor) -> Tensor:
+def _zeros_like(t: Tensor) -> Tensor:
     return const(np.zeros_like(np.asarray(t._data)))
 
 
@@ -488,7 +488,7 @@ op("pow_tensor", "PowBackward1", operator.pow,
 op("rpow", "PowBackward2", lambda x, base: np.power(base, x), _rpow_rule, saves_output=True)
 
 op("abs", "AbsBackward0", np.abs, lambda g, x: g * const(np.sign(x._data)), saves=(0,))
-op("sign", "SignBackward0", np.sign, lambda g, x: zeros_like_(g))
+op("sign", "SignBackward0", np.sign, lambda g, x: _zeros_like(g))
 op("exp", "ExpBackward0", np.exp, lambda g, x, out: g * out, saves_output=True)
 op("log", "LogBackward0", np.log, lambda g, x: g / x, saves=(0,))
 op("log1p", "Log1PBackward0", np.log1p, lambda g, x: g / (x + 1), saves=(0,))

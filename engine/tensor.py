@@ -199,9 +199,9 @@ class Tensor:
             raise TypeError("len() of a 0-d tensor")
         return self._data.shape[0]
 
-    @property
-    def is_floating_point(self) -> Callable[[], bool]:
-        return lambda: self._data.dtype.kind == "f"
+    def is_floating_point(self) -> bool:
+        """Whether the dtype is a floating-point one."""
+        return self._data.dtype.kind == "f"
 
     @property
     def device(self) -> str:
