@@ -139,11 +139,17 @@ def choose_step(x: np.ndarray | float, dtype: type | np.dtype = np.float64) -> n
     return ((xd + h) - xd).astype(np.float64)
 
 
+_TINY = 1e-30  # below this |x| counts as zero when scaling steps
+
+
 def _ladder(x: np.ndarray, dirs: np.ndarray, dtype: type | np.dtype = np.float64) -> np.ndarray:
     """Geometric step ladder (K, d) for moving x along each row of dirs, largest first."""
     ax = np.abs(x)
     hi_coord = _HI_FACTOR * np.maximum(ax, 1.0)
-    lo_coord = _LO_FACTOR * np.where(ax == 0, 1.0, np.minimum(ax, 1.0))
+    # |x| sets the scale of the smallest steps (log at 1e-6 needs steps below 1e-6), but a
+    # nearly-zero x is treated as zero: with |x| ~ 1e-160 the whole ladder would otherwise sit
+    # near 1e-160, where the rounding noise of f divided by h dwarfs any smooth f's derivative.
+    lo_coord = _LO_FACTOR * np.where(ax < _TINY, 1.0, np.minimum(ax, 1.0))
     # Below ~eps**(-1/3) ulps of x (1.6e5 in float64) only the rounding noise of f is left.
     eps = np.finfo(dtype).eps
     lo_coord = np.maximum(lo_coord, eps ** (-1 / 3) * np.spacing(ax.astype(dtype)))

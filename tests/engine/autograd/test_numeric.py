@@ -312,3 +312,17 @@ def test_hard_cases_get_honest_errors(f, df, x):
     exact = df(x)
     assert abs(res.value[0] - exact) <= 4 * res.error[0]
     assert abs(res.value[0] - exact) <= 1e-7 * abs(exact)
+
+
+def test_nearly_zero_input_is_scaled_like_zero():
+    """Found by the property test: at x = 4.9e-162 the step ladder sat near 1e-160, where the
+    rounding noise of f over h made the error estimate 1e128 and cost accuracy."""
+    a = 0.001953125
+
+    def f(v):
+        return a * np.sin(v[0]) * np.log(v[1])
+
+    res = nm.gradient(f, [4.920079257402044e-162, 2.0], complex_safe=False)
+    exact = a * math.log(2.0)
+    assert abs(res.value[0] - exact) <= 1e-12 * exact
+    assert res.error[0] <= 1e-12 * exact
