@@ -224,7 +224,7 @@ def argmin(x: Tensor, dim: int | None = None, keepdim: bool = False) -> Tensor:
 
 
 # ---- shapes --------------------------------------------------------------------------------
-def _resolve_shape(x: Tensor, shape: tuple[int, ...]) -> tuple[int, ...]:
+def _resolve_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
     if shape.count(-1) > 1:
         raise RuntimeError("only one dimension can be inferred")
     return shape
@@ -232,7 +232,7 @@ def _resolve_shape(x: Tensor, shape: tuple[int, ...]) -> tuple[int, ...]:
 
 def reshape(x: Tensor, *shape: Any) -> Tensor:
     """The same elements in a new shape; a view when the layout allows, as in torch."""
-    shape = _resolve_shape(x, _shape_args(shape))
+    shape = _resolve_shape(_shape_args(shape))
     data = x._data
     if type(data) is np.ndarray and not data.flags.c_contiguous and data.size > 1:
         # torch copies a non-contiguous input first: CloneBackward0 then UnsafeViewBackward0.
@@ -242,7 +242,7 @@ def reshape(x: Tensor, *shape: Any) -> Tensor:
 
 def view(x: Tensor, *shape: Any) -> Tensor:
     """The same storage in a new shape; fails when the layout does not allow it."""
-    return unary(OPS["view"], x, _resolve_shape(x, _shape_args(shape)))
+    return unary(OPS["view"], x, _resolve_shape(_shape_args(shape)))
 
 
 def clone(x: Tensor) -> Tensor:

@@ -17,7 +17,7 @@ from typing import Any
 import mpmath
 import numpy as np
 
-from gradcheck_cli.expr import FUNCTIONS, Expr, ExprError, Node, parse, postorder
+from gradcheck_cli.expr import CONSTANT_VALUES, FUNCTIONS, Expr, ExprError, Node, parse, postorder
 from gradcheck_cli.lower import to_engine
 from gradcheck_cli.symbolic import (
     Compiled,
@@ -182,7 +182,7 @@ def _scalar_step(
     if kind == "var":
         return xs[var_index[str(node.value)]]
     if kind == "const":
-        return math.pi if node.value == "pi" else math.e
+        return CONSTANT_VALUES[str(node.value)]
     if kind == "neg":
         return -a[0]
     if kind == "call":

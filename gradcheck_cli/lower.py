@@ -11,7 +11,7 @@ import importlib
 from dataclasses import dataclass
 from typing import Any
 
-from gradcheck_cli.expr import FUNCTIONS, Expr, Node, postorder, subtree_texts
+from gradcheck_cli.expr import CONSTANT_VALUES, FUNCTIONS, Expr, Node, postorder, subtree_texts
 
 __all__ = ["Lowered", "LoweredNode", "OP_NAMES", "to_engine"]
 
@@ -127,8 +127,7 @@ def _lower_node(E: Any, edtype: Any, node: Node, args: list[Any]) -> Any:
     if kind == "num":
         return E.tensor(float(node.value), dtype=edtype)  # type: ignore[arg-type]
     if kind == "const":
-        value = 3.141592653589793 if node.value == "pi" else 2.718281828459045
-        return E.tensor(value, dtype=edtype)
+        return E.tensor(CONSTANT_VALUES[str(node.value)], dtype=edtype)
     if kind == "neg":
         return -args[0]
     if kind == "call":

@@ -313,12 +313,8 @@ def _store_grad(t: Tensor, g: Tensor, create_graph: bool, owned: bool = False) -
         # Out of place: with a graph, or when the old gradient is itself part of one (from
         # create_graph), where writing into it would corrupt what that graph saved.
         t._grad = old + g
-    elif type(old._data) is not np.ndarray:
-        old._data = (old._data + g._data).astype(old._data.dtype)  # an unshared 0-d value
-        old._bump_version()
     else:
-        np.add(old._data, g._data, out=old._data, casting="unsafe")
-        old._bump_version()
+        old.add_(g)  # grad mode is off here: the in-place op's one-NumPy-call path
 
 
 def _run_pre_hooks(node: Any, g: Any, create_graph: bool) -> Any:
