@@ -17,7 +17,7 @@ from engine import _dtype
 from engine._ops import OPS, binary, call, const, unary
 from engine._ops import where as _where
 from engine.autograd.grad_mode import state
-from engine.tensor import Tensor, _wrap, _wrap_dim
+from engine.tensor import Tensor, VersionCounter, _wrap, _wrap_dim
 
 _Number = (int, float, bool)
 _ADD, _SUB, _MUL, _DIV = OPS["add"], OPS["sub"], OPS["mul"], OPS["div"]
@@ -494,6 +494,9 @@ def _inplace_tracked(x: Tensor, fn: Any, saves_self: bool) -> None:
     old = _wrap(np.array(x._data, copy=True) if saves_self else x._data)
     old._grad_fn, old._requires_grad, old._output_nr = x._grad_fn, x._requires_grad, x._output_nr
     old._acc = x._acc
+    # A counter of its own: the nodes recorded on the stand-in keep it as a tensor, not as a
+    # value whose changes they would look for at x's producer (which x's write is about to bump).
+    old._vc = VersionCounter()
     result = fn(old)
     _write(x, result)
     x._grad_fn, x._requires_grad, x._output_nr = result._grad_fn, True, result._output_nr

@@ -21,7 +21,7 @@ import numpy as np
 
 from engine import _dtype
 from engine.autograd.grad_mode import state
-from engine.autograd.graph import record
+from engine.autograd.graph import record, record_pair
 from engine.tensor import Tensor, _wrap, _wrap_dim
 
 
@@ -41,6 +41,7 @@ class OpDef:
     n_static: int = 0  # with variadic: how many trailing arguments are static
     view: bool = False  # the output shares storage (and version counter) with input 0
     n_inputs: int = 0  # how many leading arguments are differentiable inputs (set by `op`)
+    frees: bool = False  # backward can free the saved values (set by `op`)
 
 
 OPS: dict[str, OpDef] = {}
@@ -52,7 +53,10 @@ def op(name: str, node_name: str, forward: Callable, *rules: Any, **flags: Any) 
     if flags.get("variadic"):
         (rules,) = rules
     n_inputs = 0 if flags.get("variadic") else len(rules)
-    row = OPS[name] = OpDef(name, node_name, forward, rules, n_inputs=n_inputs, **flags)
+    frees = bool(flags.get("saves") or flags.get("saves_output"))
+    row = OPS[name] = OpDef(
+        name, node_name, forward, rules, n_inputs=n_inputs, frees=frees, **flags
+    )
     return row
 
 
@@ -124,10 +128,8 @@ def binary(op: OpDef, a: Any, b: Any) -> Tensor:
         out = _quietly(op.forward, ad, bd)
     except ValueError as e:
         raise RuntimeError(_broadcast_message(ad, bd, e)) from None
-    if state.enabled and (
-        (isinstance(a, Tensor) and a._requires_grad) or (isinstance(b, Tensor) and b._requires_grad)
-    ):
-        return record(op, out, (a, b), fit)
+    if state.enabled:
+        return record_pair(op, out, a, b, fit)
     return _wrap(out)
 
 
@@ -176,11 +178,9 @@ def _share_storage(t: Tensor, base: Tensor) -> None:
     # A view shares its base's version counter, so writing through either is seen by both.
     if type(base._data) is not np.ndarray:
         return
-    if base._vc is None:
-        from engine.tensor import VersionCounter
+    from engine.tensor import version_counter
 
-        base._vc = VersionCounter()
-    t._vc = base._vc
+    t._vc = version_counter(base)
     root = base._x.get("base", base) if base._x else base
     t._x = {"base": root}
 

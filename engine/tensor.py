@@ -36,10 +36,28 @@ NON_LEAF_GRAD_WARNING = (
 class VersionCounter:
     """Counts in-place writes to a storage; shared by a tensor, its views and detach()."""
 
-    __slots__ = ("v",)
+    __slots__ = ("v", "owner")
 
     def __init__(self) -> None:
         self.v = 0
+        self.owner = None  # when lent to a node: a weak reference to the tensor it counts
+
+
+def version_counter(t: Tensor) -> VersionCounter:
+    """t's version counter, created on first need.
+
+    A node keeps the values of clean inputs (never written, viewed or detached) rather than
+    the tensors, so that intermediate tensors can die; a counter created later for such a
+    tensor is lent to the node that produced it, where the nodes that saved the value look.
+    """
+    vc = t._vc
+    if vc is None:
+        vc = t._vc = VersionCounter()
+        fn = t._grad_fn
+        if fn is not None and not t._output_nr and getattr(fn, "_out_vc", 0) is None:
+            fn._out_vc = vc
+            vc.owner = weakref.ref(t)  # errors name the tensor's history as it is then
+    return vc
 
 
 class Size(tuple):
@@ -90,10 +108,7 @@ class Tensor:
         return data
 
     def _bump_version(self) -> None:
-        vc = self._vc
-        if vc is None:
-            vc = self._vc = VersionCounter()
-        vc.v += 1
+        version_counter(self).v += 1
 
     @property
     def _version(self) -> int:
@@ -221,9 +236,7 @@ class Tensor:
     def detach(self) -> Tensor:
         """A new leaf sharing storage and version counter, with no history."""
         t = _wrap(self._storage())
-        if self._vc is None:
-            self._vc = VersionCounter()
-        t._vc = self._vc
+        t._vc = version_counter(self)
         return t
 
     def detach_(self) -> Tensor:

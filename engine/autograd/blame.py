@@ -139,7 +139,7 @@ def _local(node: Any) -> tuple[Callable[[list], list[Tensor]], list[Any], int]:
     op = node._op
     if node._args is None:
         raise RuntimeError("blame needs a graph whose backward has not run (or retain_graph)")
-    args = [_as64(a) for a in node._args]
+    args = [_as64(a) for a in node._inputs()]
 
     def forward(values: list) -> list[Tensor]:
         datas = [v._data if isinstance(v, Tensor) else v for v in values]

@@ -32,11 +32,38 @@ FREED_MESSAGE = (
 )
 
 
+_ONE = object()  # Node._e1 of a node with one input
+_MANY = object()  # Node._e1 of a node whose edges are all in _e0, as a tuple
+
+
 class Node:
     """A recorded op application: what `tensor.grad_fn` returns (e.g. `MulBackward0`)."""
 
-    __slots__ = ("_op", "_args", "_next", "_nrs", "_versions", "_out", "_out_vc", "_hooks", "_fit")
+    __slots__ = (
+        "_op", "_args", "_e0", "_e1", "_nrs", "_versions", "_out", "_out_vc", "_hooks", "_fit"
+    )
     _n_outputs = 1
+
+    # The edges, one per input (None where no gradient flows). A node of one or two inputs
+    # keeps them in two slots rather than in a tuple: a tuple per node would be one more
+    # object for Python's cyclic collector to walk on every pass over a large graph.
+    @property
+    def _next(self) -> tuple:
+        e1 = self._e1
+        if e1 is _ONE:
+            return (self._e0,)
+        if e1 is _MANY:
+            return self._e0
+        return (self._e0, e1)
+
+    @_next.setter
+    def _next(self, edges: tuple) -> None:
+        if len(edges) == 1:
+            self._e0, self._e1 = edges[0], _ONE
+        elif len(edges) == 2:
+            self._e0, self._e1 = edges
+        else:
+            self._e0, self._e1 = edges, _MANY
 
     def name(self) -> str:
         """The node's name, as torch names it (`MulBackward0`)."""
@@ -51,20 +78,54 @@ class Node:
         return f"<{self.name().rsplit('::', 1)[-1]} object at {id(self):#x}>"
 
     # ---- saved state ---------------------------------------------------------------------
-    def _saved_args(self) -> tuple:
+    # A node keeps its arguments. An input that requires grad and is clean (never written in
+    # place, viewed or detached) is kept as its value, not as the tensor: the tensor may then
+    # die with the user's last reference, which keeps a scalar graph at few live objects per
+    # op. Backward rebuilds it from the value and the edge, which is its history. Its version
+    # is read where a later write is recorded: on the producing node (`_out_vc`, see
+    # `version_counter`) or, for a leaf, on the leaf itself.
+    def _inputs(self) -> list:
+        """The op's arguments, inputs kept as values rebuilt as tensors with their history."""
         args = self._args
         if args is None:
             raise RuntimeError(FREED_MESSAGE)
-        versions = self._versions
+        out = list(args)
+        for i, m in enumerate(self._next):
+            if m is not None and not isinstance(out[i], Tensor):
+                out[i] = _rebuilt(out[i], m, self._nrs[i] if self._nrs else 0)
+        return out
+
+    def _edge(self, i: int) -> Any:
+        """The edge of input i (None past the inputs: static arguments)."""
+        e1 = self._e1
+        if e1 is _MANY:
+            return self._e0[i] if i < len(self._e0) else None
+        if i == 0:
+            return self._e0
+        return e1 if i == 1 and e1 is not _ONE else None
+
+    def _check_versions(self) -> None:
+        args, versions = self._args, self._versions
         for k, i in enumerate(self._op.saves):
             a = args[i]
-            # Tensors never written in place have no counter: nothing to check.
-            if isinstance(a, Tensor) and a._vc is not None and self._reads(i):
-                now = a._vc.v
+            if isinstance(a, Tensor):
+                vc = a._vc
                 then = 0 if versions is None else versions[k]
-                if now != then:
-                    raise RuntimeError(_modified_message(a, now, then))
-        return args
+            else:
+                m = self._edge(i)
+                if m is None:
+                    continue
+                vc = m._out_vc if type(m) is Node else _edge_counter(m)
+                then = 0
+            if vc is None or vc.v == then or not self._reads(i):
+                continue
+            if not isinstance(a, Tensor):
+                # Named as the written tensor is now (torch: "output 0 of Add").
+                owner = vc.owner() if vc.owner is not None else None
+                if owner is None:
+                    owner = _rebuilt(a, m, self._nrs[i] if self._nrs else 0)
+                a = owner
+            raise RuntimeError(_modified_message(a, vc.v, then))
 
     def _reads(self, i: int) -> bool:
         # Whether a rule that will run reads input i (torch saves `self` for mul only when
@@ -77,7 +138,8 @@ class Node:
     def _saved_output(self, create_graph: bool) -> Tensor:
         if self._out is None:
             raise RuntimeError(FREED_MESSAGE)
-        now = self._out_vc.v
+        vc = self._out_vc
+        now = 0 if vc is None else vc.v
         if now:
             out = _wrap(self._out)
             out._grad_fn = self
@@ -91,8 +153,7 @@ class Node:
         return out
 
     def _release(self) -> None:
-        op = self._op
-        if op.saves or op.saves_output:
+        if self._op.frees:
             self._args = None
             self._out = None
             return
@@ -101,15 +162,38 @@ class Node:
         # the graph does not keep their memory alive; scalars cost nothing to keep.
         args = self._args
         for a in args:
-            if isinstance(a, Tensor) and type(a._data) is np.ndarray and a._data.nbytes > 4096:
-                self._args = tuple(_shape_only(a) if isinstance(a, Tensor) else a for a in args)
+            d = a._data if isinstance(a, Tensor) else a
+            if type(d) is np.ndarray and d.nbytes > 4096:
+                self._args = tuple(_shape_only(a) for a in args)
                 return
 
     def _apply(self, g: Tensor, wanted: Sequence[bool] | None, create_graph: bool) -> list:
         op = self._op
-        args = self._saved_args() if op.saves else self._args
+        args = self._args
         if args is None:
             raise RuntimeError(FREED_MESSAGE)
+        if op.saves:
+            self._check_versions()
+        m1 = self._e1
+        if m1 is not _ONE and m1 is not _MANY and len(args) == 2 and wanted is None and not (
+            op.saves_output or op.variadic
+        ):
+            # An op of two inputs, spelled out: this runs once per node of a scalar graph.
+            m0 = self._e0
+            a0, a1 = args
+            if m0 is not None and not isinstance(a0, Tensor):
+                a0 = _rebuilt(a0, m0, self._nrs[0] if self._nrs else 0)
+            if m1 is not None and not isinstance(a1, Tensor):
+                a1 = _rebuilt(a1, m1, self._nrs[1] if self._nrs else 0)
+            rules = op.rules
+            grads = [
+                None if m0 is None else rules[0](g, a0, a1),
+                None if m1 is None else rules[1](g, a0, a1),
+            ]
+            if op.broadcasts and self._fit:
+                _fit_all(grads, (a0, a1))
+            return grads
+        args = self._inputs()
         if op.saves_output:
             args = (*args, self._saved_output(create_graph))
         rules = op.rules
@@ -123,12 +207,7 @@ class Node:
         else:
             grads = [None if m is None else rules[i](g, *args) for i, m in enumerate(nexts)]
         if op.broadcasts and self._fit:
-            for i, gi in enumerate(grads):
-                a = args[i]
-                if gi is not None and isinstance(a, Tensor) and (
-                    gi._data.shape != a._data.shape or gi._data.dtype != a._data.dtype
-                ):
-                    grads[i] = _fit(gi, a)
+            _fit_all(grads, args)
         return grads
 
     # ---- hooks ---------------------------------------------------------------------------
@@ -210,6 +289,7 @@ def record(op: Any, out: Any, args: tuple, fit: bool = True) -> Tensor:
         return t
     n = op.n_inputs if not op.variadic else len(args) - op.n_static
     nexts = []
+    kept = None
     has_edge = has_nr = False
     for k in range(n):
         a = args[k]
@@ -221,13 +301,16 @@ def record(op: Any, out: Any, args: tuple, fit: bool = True) -> Tensor:
                 has_nr = True
             nexts.append(fn)
             has_edge = True
+            if _kept(a, fn):
+                kept = kept or list(args)
+                kept[k] = a._data
         else:
             nexts.append(None)
     if not has_edge:
         return t
     node = _new(Node)
     node._op = op
-    node._args = args
+    node._args = args if kept is None else tuple(kept)
     node._next = tuple(nexts)
     node._nrs = (
         tuple(a._output_nr if isinstance(a, Tensor) else 0 for a in args[:n]) if has_nr else None
@@ -242,19 +325,110 @@ def record(op: Any, out: Any, args: tuple, fit: bool = True) -> Tensor:
                 getattr(getattr(args[j], "_vc", None), "v", 0) for j in op.saves
             )
             break
-    if op.saves_output:
-        node._out = out
-        node._out_vc = t._vc = VersionCounter()
-    else:
-        node._out = None
-        node._out_vc = None
+    node._out = out if op.saves_output else None
+    node._out_vc = None  # the output's counter, lent by `version_counter` when first needed
     t._grad_fn = node
     t._requires_grad = True
     return t
 
 
-def _shape_only(t: Tensor) -> Tensor:
-    return _stub(t._data.shape, t._data.dtype, t._requires_grad)
+def record_pair(op: Any, out: Any, a: Any, b: Any, fit: bool) -> Tensor:
+    """`record` for an op of two operands, with grad mode on.
+
+    The common case of every scalar graph, kept to a straight line: operands that are
+    plain results or leaves, never written in place. Anything else takes `record`.
+    """
+    sa, sb = a, b  # what the node keeps
+    if isinstance(a, Tensor):
+        if a._vc is not None:
+            return record(op, out, (a, b), fit)
+        if a._requires_grad:
+            na = a._grad_fn
+            if na is None:
+                na = a._acc or accumulator(a)
+            elif a._output_nr or type(na) is not Node:
+                return record(op, out, (a, b), fit)
+            sa = a._data
+        else:
+            na = None
+    else:
+        na = None
+    if isinstance(b, Tensor):
+        if b._vc is not None:
+            return record(op, out, (a, b), fit)
+        if b._requires_grad:
+            nb = b._grad_fn
+            if nb is None:
+                nb = b._acc or accumulator(b)
+            elif b._output_nr or type(nb) is not Node:
+                return record(op, out, (a, b), fit)
+            sb = b._data
+        else:
+            nb = None
+    else:
+        nb = None
+    if na is None and nb is None:
+        return _wrap(out)
+    node = _new(Node)
+    node._op = op
+    node._args = (sa, sb)
+    node._e0 = na
+    node._e1 = nb
+    node._nrs = None
+    node._hooks = None
+    node._fit = fit
+    node._versions = None
+    t = _new(Tensor)
+    t._data = out
+    t._requires_grad = True
+    t._grad_fn = node
+    t._output_nr = 0
+    t._grad = None
+    t._acc = None
+    t._x = None
+    t._vc = None
+    node._out = out if op.saves_output else None
+    node._out_vc = None
+    return t
+
+
+def _rebuilt(value: Any, edge: Any, output_nr: int) -> Tensor:
+    """A tensor over an input's kept value, with the history its edge records."""
+    t = _new(Tensor)
+    t._data = value
+    t._requires_grad = True
+    t._output_nr = output_nr
+    t._grad = None
+    t._vc = None
+    t._x = None
+    if type(edge) is AccumulateGrad:
+        t._grad_fn = None
+        t._acc = edge  # a leaf's stand-in: its gradient flows to the leaf's accumulator
+    else:
+        t._grad_fn = edge
+        t._acc = None
+    return t
+
+
+def _edge_counter(edge: Any) -> VersionCounter | None:
+    """The version counter of the value behind an edge, if it has one yet."""
+    if type(edge) is AccumulateGrad:
+        leaf = edge._variable()
+        return None if leaf is None else leaf._vc
+    return getattr(edge, "_out_vc", None)
+
+
+def _kept(a: Any, fn: Any) -> bool:
+    """Whether input `a` (which requires grad, with edge `fn`) may be kept as its value."""
+    return a._vc is None and not a._output_nr and (type(fn) is Node or fn is a._acc)
+
+
+def _shape_only(a: Any) -> Any:
+    if isinstance(a, Tensor):
+        return _stub(a._data.shape, a._data.dtype, a._requires_grad)
+    if type(a) is np.ndarray:
+        return _stub(a.shape, a.dtype, True)._data
+    return a
 
 
 @functools.lru_cache(maxsize=256)
@@ -264,6 +438,16 @@ def _stub(shape: tuple[int, ...], dtype: np.dtype, requires_grad: bool) -> Tenso
     stub = _wrap(np.broadcast_to(np.zeros((), dtype), shape))
     stub._requires_grad = requires_grad
     return stub
+
+
+def _fit_all(grads: list, args: Sequence) -> None:
+    """Fit each gradient to its input's shape and dtype where they differ, in place."""
+    for i, gi in enumerate(grads):
+        a = args[i]
+        if gi is not None and isinstance(a, Tensor) and (
+            gi._data.shape != a._data.shape or gi._data.dtype != a._data.dtype
+        ):
+            grads[i] = _fit(gi, a)
 
 
 def _fit(g: Tensor, like: Any) -> Tensor:
@@ -377,21 +561,28 @@ def run_backward(
             targets.setdefault(node, []).append((k, t._output_nr))
 
     # Pass 1: count each node's incoming edges from the reachable graph (explicit stack).
-    deps: dict[Any, int] = {}
+    deps: dict[Any, int] = {}  # doubles as the set of nodes seen (every one but the roots)
     stack = [n for n, _ in root_nodes]
-    seen = set(stack)
+    roots_seen = set(stack)
     order = []
     keep_order = inputs is not None
     while stack:
         node = stack.pop()
         if keep_order:
             order.append(node)
-        for m in node._next:
+        if type(node) is Node:  # Node._next, without the property's call
+            e1 = node._e1
+            edges = (node._e0,) if e1 is _ONE else node._e0 if e1 is _MANY else (node._e0, e1)
+        else:
+            edges = node._next
+        for m in edges:
             if m is not None:
-                deps[m] = deps.get(m, 0) + 1
-                if m not in seen:
-                    seen.add(m)
-                    stack.append(m)
+                if m in deps:
+                    deps[m] += 1
+                else:
+                    deps[m] = 1
+                    if m not in roots_seen:
+                        stack.append(m)
 
     needed = None
     if inputs is not None:
@@ -428,21 +619,30 @@ def run_backward(
                 if g is not None and accumulate and (inputs is None or node in targets):
                     _accumulate_leaf(node, g, create_graph)
                 continue
-            nexts = node._next
+            if type(node) is Node:  # Node._next, without the property's call
+                e1 = node._e1
+                nexts = (node._e0,) if e1 is _ONE else node._e0 if e1 is _MANY else (node._e0, e1)
+            else:
+                nexts = node._next
             wanted = None
             if needed is not None:
                 wanted = [m is not None and m in needed for m in nexts]
                 if not any(wanted):
                     continue
-            grads = node._apply(g, wanted, create_graph) if g is not None else None
-            if grads is not None and node._hooks is not None and "post" in node._hooks:
-                for hook in node._hooks["post"]:
-                    hook(tuple(grads), (g,) if node._n_outputs == 1 else tuple(g))
+            if g is not None:
+                grads = node._apply(g, wanted, create_graph)
+                if node._hooks is not None and "post" in node._hooks:
+                    for hook in node._hooks["post"]:
+                        hook(tuple(grads), (g,) if node._n_outputs == 1 else tuple(g))
+            else:
+                grads = (None,) * len(nexts)
             nrs = node._nrs
-            for i, m in enumerate(nexts):
+            i = -1
+            for m in nexts:
+                i += 1
                 if m is None or (wanted is not None and not wanted[i]):
                     continue
-                gi = grads[i] if grads is not None else None
+                gi = grads[i]
                 if gi is not None:
                     if m._n_outputs == 1:
                         old = buffers.get(m)
@@ -457,7 +657,11 @@ def run_backward(
             # only when the loop variable is its last holder.
             grads = gi = old = g = None
             if not retain_graph:
-                node._release()
+                if type(node) is Node and node._op.frees:
+                    node._args = None
+                    node._out = None
+                else:
+                    node._release()
     finally:
         state.enabled = prev_mode
         if gc_was_enabled:

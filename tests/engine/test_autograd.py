@@ -168,18 +168,62 @@ def test_inplace_ops_record_history():
 
 
 def test_graph_has_no_reference_cycles():
-    x = engine.tensor(1.0, requires_grad=True)
+    x = engine.tensor([1.0, 2.0], requires_grad=True)
     mid = x * 2
-    ref = weakref.ref(mid)
+    tensor_ref = weakref.ref(mid)
+    value_ref = weakref.ref(mid._data)
     y = mid.exp().tanh()
     gc.disable()
     try:
         del mid
-        assert ref() is not None  # the graph holds it
+        assert tensor_ref() is None  # the graph keeps the value, not the tensor object
+        assert value_ref() is not None
         del y
-        assert ref() is None  # freed by reference counting alone
+        assert value_ref() is None  # the whole graph freed by reference counting alone
     finally:
         gc.enable()
+
+
+def test_a_kept_value_rebuilt_in_backward_keeps_its_history():
+    # The node behind `mid.exp()` keeps mid's value; the rebuilt input must still lead to x
+    # when the backward is itself differentiated.
+    x = engine.tensor(0.5, dtype=engine.float64, requires_grad=True)
+    mid = x * 3
+    y = (mid * mid).exp()
+    del mid
+    (g,) = engine.autograd.grad(y, x, create_graph=True)
+    (gg,) = engine.autograd.grad(g, x)
+    u = 9 * 0.25
+    assert g.item() == pytest.approx(18 * 0.5 * np.exp(u))
+    assert gg.item() == pytest.approx((18 + 18 * 18 * 0.25) * np.exp(u))
+
+
+def test_writing_into_a_kept_intermediate_is_caught_at_backward():
+    # As in torch: the value the node kept was changed, so backward refuses (0-d and 1-d).
+    for value in (2.0, [2.0, 3.0]):
+        a = engine.tensor(value, requires_grad=True)
+        b = a * 2
+        c = b ** 2
+        b.add_(1)
+        with pytest.raises(RuntimeError, match=r"output 0 of Add, is at version 1; "
+                                               r"expected version 0"):
+            c.sum().backward()
+    # A view or a detached alias written later is seen the same way.
+    a = engine.tensor([2.0, 3.0], requires_grad=True)
+    b = a * 2
+    c = b ** 2
+    b.detach().mul_(5)
+    with pytest.raises(RuntimeError, match="is at version 1; expected version 0"):
+        c.sum().backward()
+
+
+def test_writing_into_a_leaf_after_use_is_caught_at_backward():
+    w = engine.tensor(2.0, requires_grad=True)
+    y = w * w
+    with engine.no_grad():
+        w -= 0.5
+    with pytest.raises(RuntimeError, match=r"\[engine.FloatTensor \[\]\] is at version 1"):
+        y.backward()
 
 
 def test_deep_chain_needs_no_recursion():

@@ -11,6 +11,7 @@ import builtins
 import math
 import time
 from contextlib import contextmanager
+from typing import Any
 from unittest import mock
 
 import mpmath
@@ -137,7 +138,8 @@ def test_engine_sympy_and_finite_differences_agree(tree: Node, point: dict[str, 
     analysis = analyze_point(e, pt)
     assert analysis.error is None, analysis.error  # the guards keep every point in the domain
     assume(not analysis.kinks)
-    exact = compile_derivatives(differentiate(e)).evaluate(pt, "exact")
+    compiled = compile_derivatives(differentiate(e))
+    exact = compiled.evaluate(pt, "exact")
     low = to_engine(e, pt, retain_grad=False)
     with np.errstate(all="ignore"):
         auto = low.backward()
@@ -150,8 +152,27 @@ def test_engine_sympy_and_finite_differences_agree(tree: Node, point: dict[str, 
     x = np.array([pt[v] for v in e.variables])
     grad, _ = numeric_derivatives(scalar_function(e), x, complex_safe=e.smooth)
     for i, v in enumerate(e.variables):
+        # A kink within the stencil (max(x, y) at x = 0, y = 1e-12) is invisible to any finite
+        # difference whose steps are larger than its distance: the estimate is then of the
+        # other branch's slope. That is what the CLI reports as "ill-conditioned"; here such
+        # points are skipped, found as a jump in the exact derivative across the stencil.
+        if _jumps_within(compiled, pt, v, 30 * float(grad.step[i]), sym[v]):
+            continue
         bound = 4 * grad.error[i] + 1e-6 * (1 + abs(sym[v]))
         assert abs(grad.value[i] - sym[v]) <= bound, (to_text(e), v, grad.method)
+
+
+def _jumps_within(compiled: Any, pt: dict[str, float], v: str, h: float, g: float) -> bool:
+    """Whether the exact d/dv changes by a jump (not by curvature) between pt -/+ h along v."""
+    values = []
+    for s in (-h, h):
+        shifted = dict(pt, **{v: pt[v] + s})
+        d = compiled.evaluate(shifted, "exact").gradient[v]
+        try:
+            values.append(float(d))
+        except (TypeError, ValueError):
+            return True  # undefined next door: a domain edge within the stencil
+    return any(not np.isfinite(d) or abs(d - g) > 1e-2 * (1 + abs(g)) for d in values)
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
