@@ -21,6 +21,7 @@ from engine.tensor import Tensor, VersionCounter, _wrap, _wrap_dim
 
 _Number = (int, float, bool)
 _ADD, _SUB, _MUL, _DIV = OPS["add"], OPS["sub"], OPS["mul"], OPS["div"]
+_MM, _TRANSPOSE = OPS["mm"], OPS["transpose"]
 return_types_max = namedtuple("max", ["values", "indices"])
 return_types_min = namedtuple("min", ["values", "indices"])
 
@@ -94,24 +95,25 @@ def true_divide_r(x: Tensor, other: Any) -> Tensor:
 
 def matmul(a: Tensor, b: Tensor) -> Tensor:
     """Matrix product with numpy/torch semantics for 1-D and batched operands."""
-    if a.ndim == 0 or b.ndim == 0:
+    na, nb = a._data.ndim, b._data.ndim
+    if na == 0 or nb == 0:
         raise RuntimeError("both arguments to matmul need to be at least 1D, but they are "
-                           f"{a.ndim}D and {b.ndim}D")
+                           f"{na}D and {nb}D")
     if a._data.dtype != b._data.dtype:
         raise RuntimeError(
             f"expected m1 and m2 to have the same dtype, but got: {a.dtype} != {b.dtype}"
         )
-    if a.ndim == 1 and b.ndim == 1:
+    if na == 2 and nb == 2:
+        return call(_MM, a, b)
+    if na == 1 and nb == 1:
         return call(OPS["dot"], a, b)
-    if a.ndim == 2 and b.ndim == 1:
+    if na == 2 and nb == 1:
         return call(OPS["mv"], a, b)
-    if a.ndim == 2 and b.ndim == 2:
-        return call(OPS["mm"], a, b)
-    if a.ndim == 1 and b.ndim == 2:
-        return call(OPS["mm"], a.unsqueeze(0), b).squeeze(0)
-    if a.ndim == 1:
+    if na == 1 and nb == 2:
+        return call(_MM, a.unsqueeze(0), b).squeeze(0)
+    if na == 1:
         return call(OPS["matmul"], a.unsqueeze(0), b).squeeze(-2)
-    if b.ndim == 1:
+    if nb == 1:
         return call(OPS["matmul"], a, b.unsqueeze(-1)).squeeze(-1)
     return call(OPS["matmul"], a, b)
 
@@ -261,8 +263,8 @@ def flatten(x: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
 
 def transpose(x: Tensor, dim0: int, dim1: int) -> Tensor:
     """Swap two dimensions."""
-    n = x.ndim
-    return unary(OPS["transpose"], x, _wrap_dim(dim0, n), _wrap_dim(dim1, n))
+    n = x._data.ndim
+    return unary(_TRANSPOSE, x, _wrap_dim(dim0, n), _wrap_dim(dim1, n))
 
 
 def t(x: Tensor) -> Tensor:

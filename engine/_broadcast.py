@@ -7,12 +7,12 @@ from engine.tensor import Tensor
 
 def sum_to(g: Tensor, shape: tuple[int, ...]) -> Tensor:
     """Sum `g` over the dimensions that broadcasting added or stretched to reach `shape`."""
-    lead = g.ndim - len(shape)
-    dims = tuple(range(lead)) + tuple(
-        lead + i for i, n in enumerate(shape) if n == 1 and g.shape[lead + i] != 1
+    gshape = g._data.shape
+    lead = len(gshape) - len(shape)
+    stretched = tuple(
+        lead + i for i, n in enumerate(shape) if n == 1 and gshape[lead + i] != 1
     )
-    if dims:
-        g = g.sum(dim=dims, keepdim=True)
-    if lead or g.shape != tuple(shape):
-        g = g.reshape(shape)
-    return g
+    if not stretched:  # only leading dimensions were added (a bias): one sum
+        return g.sum(dim=tuple(range(lead))) if lead else g
+    g = g.sum(dim=tuple(range(lead)) + stretched, keepdim=True)
+    return g.reshape(shape) if lead else g

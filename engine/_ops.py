@@ -12,6 +12,7 @@ Arguments come differentiable inputs first, then static ones (dims, exponents, i
 
 from __future__ import annotations
 
+import math
 import operator
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -63,6 +64,15 @@ def op(name: str, node_name: str, forward: Callable, *rules: Any, **flags: Any) 
 # ---- applying an op ----------------------------------------------------------------------
 def call(op: OpDef, *args: Any) -> Tensor:
     """Run `op` on `args` (tensors, numbers, static arguments) and record it."""
+    if len(args) == 2 and op.n_inputs == 2 and not op.view:
+        # Two tensors (mm, dot...): the straight-line record of binary ops.
+        a, b = args
+        if isinstance(a, Tensor) and isinstance(b, Tensor):
+            try:
+                out = op.forward(a._data, b._data)
+            except RuntimeWarning:
+                out = _quietly(op.forward, a._data, b._data)
+            return record_pair(op, out, a, b, True) if state.enabled else _wrap(out)
     datas = [a._data if isinstance(a, Tensor) else a for a in args]
     try:
         out = op.forward(*datas)
@@ -209,7 +219,7 @@ def _unreduce(g: Tensor, shape: tuple[int, ...], dim: Any, keepdim: bool) -> Ten
 
 
 def _count(shape: tuple[int, ...], dim: Any) -> int:
-    return int(np.prod([shape[d] for d in _reduced_dims(dim, len(shape))], dtype=np.int64))
+    return math.prod(shape[d] for d in _reduced_dims(dim, len(shape)))
 
 
 def _index_backward(g: Tensor, shape: tuple[int, ...], index: Any) -> Tensor:
@@ -311,7 +321,7 @@ def _pow_exponent_rule(g: Tensor, a: Tensor, b: Tensor, out: Tensor) -> Tensor:
 def _pow_scalar_rule(g: Tensor, x: Tensor, e: float) -> Tensor:
     if e == 0:
         return _zeros_like(g)
-    return g * e * x ** (e - 1)
+    return g * e * (x if e == 2 else x ** (e - 1))  # x ** 1 is x: one op fewer for squares
 
 
 def _rpow_rule(g: Tensor, x: Tensor, base: float, out: Tensor) -> Tensor:

@@ -317,14 +317,7 @@ def record(op: Any, out: Any, args: tuple, fit: bool = True) -> Tensor:
     )
     node._hooks = None
     node._fit = fit  # False when the op's gradients surely match their inputs' shape and dtype
-    node._versions = None
-    for i in op.saves:
-        vc = getattr(args[i], "_vc", None)
-        if vc is not None and vc.v:
-            node._versions = tuple(
-                getattr(getattr(args[j], "_vc", None), "v", 0) for j in op.saves
-            )
-            break
+    node._versions = _versions(op, args)
     node._out = out if op.saves_output else None
     node._out_vc = None  # the output's counter, lent by `version_counter` when first needed
     t._grad_fn = node
@@ -335,36 +328,41 @@ def record(op: Any, out: Any, args: tuple, fit: bool = True) -> Tensor:
 def record_pair(op: Any, out: Any, a: Any, b: Any, fit: bool) -> Tensor:
     """`record` for an op of two operands, with grad mode on.
 
-    The common case of every scalar graph, kept to a straight line: operands that are
-    plain results or leaves, never written in place. Anything else takes `record`.
+    The common case of every scalar graph and every layer, kept to a straight line. Inputs
+    that are outputs of several (custom Functions, multi-output ops) take `record`.
     """
     sa, sb = a, b  # what the node keeps
+    written = False  # whether an operand has a version counter, to be remembered
     if isinstance(a, Tensor):
-        if a._vc is not None:
-            return record(op, out, (a, b), fit)
         if a._requires_grad:
             na = a._grad_fn
             if na is None:
                 na = a._acc or accumulator(a)
             elif a._output_nr or type(na) is not Node:
                 return record(op, out, (a, b), fit)
-            sa = a._data
+            if a._vc is None:
+                sa = a._data
+            else:
+                written = True
         else:
             na = None
+            written = a._vc is not None
     else:
         na = None
     if isinstance(b, Tensor):
-        if b._vc is not None:
-            return record(op, out, (a, b), fit)
         if b._requires_grad:
             nb = b._grad_fn
             if nb is None:
                 nb = b._acc or accumulator(b)
             elif b._output_nr or type(nb) is not Node:
                 return record(op, out, (a, b), fit)
-            sb = b._data
+            if b._vc is None:
+                sb = b._data
+            else:
+                written = True
         else:
             nb = None
+            written = written or b._vc is not None
     else:
         nb = None
     if na is None and nb is None:
@@ -377,7 +375,9 @@ def record_pair(op: Any, out: Any, a: Any, b: Any, fit: bool) -> Tensor:
     node._nrs = None
     node._hooks = None
     node._fit = fit
-    node._versions = None
+    node._versions = _versions(op, (a, b)) if written else None
+    node._out = out if op.saves_output else None
+    node._out_vc = None
     t = _new(Tensor)
     t._data = out
     t._requires_grad = True
@@ -387,9 +387,16 @@ def record_pair(op: Any, out: Any, a: Any, b: Any, fit: bool) -> Tensor:
     t._acc = None
     t._x = None
     t._vc = None
-    node._out = out if op.saves_output else None
-    node._out_vc = None
     return t
+
+
+def _versions(op: Any, args: tuple) -> tuple[int, ...] | None:
+    """The versions of the saved inputs now, unless all are at version 0."""
+    for i in op.saves:
+        vc = getattr(args[i], "_vc", None)
+        if vc is not None and vc.v:
+            return tuple(getattr(getattr(args[j], "_vc", None), "v", 0) for j in op.saves)
+    return None
 
 
 def _rebuilt(value: Any, edge: Any, output_nr: int) -> Tensor:
