@@ -513,8 +513,11 @@ def _inplace(name: str, fn: Any, ufunc: Any, saves_self: bool) -> Any:
         data = self._data
         od = other._data if isinstance(other, Tensor) else other
         alpha = kwargs.get("alpha", 1)
-        if (type(data) is np.ndarray and data.flags.writeable and data.dtype.kind == "f"
-                and np.result_type(data, od) == data.dtype and np.shape(od) in ((), data.shape)):
+        if type(data) is np.ndarray and data.flags.writeable and data.dtype.kind == "f" and (
+            # The same dtype and shape (a gradient) needs no promotion check.
+            (type(od) is np.ndarray and od.dtype == data.dtype and od.shape == data.shape)
+            or (np.result_type(data, od) == data.dtype and np.shape(od) in ((), data.shape))
+        ):
             # The optimizer's hot path: one NumPy call writing into the storage.
             ufunc(data, od if alpha == 1 else od * alpha, out=data)
             self._bump_version()

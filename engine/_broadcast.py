@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import numpy as np
+
 from engine.tensor import Tensor
 
 
@@ -16,3 +20,16 @@ def sum_to(g: Tensor, shape: tuple[int, ...]) -> Tensor:
         return g.sum(dim=tuple(range(lead))) if lead else g
     g = g.sum(dim=tuple(range(lead)) + stretched, keepdim=True)
     return g.reshape(shape) if lead else g
+
+
+def sum_to_array(g: Any, shape: tuple[int, ...]) -> Any:
+    """`sum_to` on a NumPy array (the backward's plain-array path), with the same sums."""
+    gshape = np.shape(g)
+    lead = len(gshape) - len(shape)
+    stretched = tuple(
+        lead + i for i, n in enumerate(shape) if n == 1 and gshape[lead + i] != 1
+    )
+    if not stretched:
+        return np.sum(g, axis=tuple(range(lead))) if lead else g
+    g = np.sum(g, axis=tuple(range(lead)) + stretched, keepdims=True)
+    return np.reshape(g, shape) if lead else g

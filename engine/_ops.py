@@ -41,6 +41,7 @@ class OpDef:
     variadic: bool = False  # rules is one callable rule(g, i, *args) for every tensor input
     n_static: int = 0  # with variadic: how many trailing arguments are static
     view: bool = False  # the output shares storage (and version counter) with input 0
+    plain: bool = False  # rules use only arithmetic that NumPy arrays share with tensors
     n_inputs: int = 0  # how many leading arguments are differentiable inputs (set by `op`)
     frees: bool = False  # backward can free the saved values (set by `op`)
 
@@ -330,7 +331,9 @@ def _rpow_rule(g: Tensor, x: Tensor, base: float, out: Tensor) -> Tensor:
     return g * out * float(np.log(base))
 
 
-def _zeros_like(t: Tensor) -> Tensor:
+def _zeros_like(t: Any) -> Any:
+    if not isinstance(t, Tensor):  # a plain rule running on arrays
+        return np.zeros_like(t)
     return const(np.zeros_like(np.asarray(t._data)))
 
 
@@ -363,11 +366,11 @@ def _tie_mask(a: Tensor, b: Tensor, win: Callable) -> Tensor:
 
 
 def _matmul_grad_a(g: Tensor, a: Tensor, b: Tensor) -> Tensor:
-    return g @ b.transpose(-1, -2)
+    return g @ b.mT
 
 
 def _matmul_grad_b(g: Tensor, a: Tensor, b: Tensor) -> Tensor:
-    return a.transpose(-1, -2) @ g
+    return a.mT @ g
 
 
 def _mm_checked(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -476,21 +479,23 @@ def _expand(x: Any, shape: tuple[int, ...]) -> np.ndarray:
 # fmt: off
 # Python's operators, not np.add & co: on NumPy scalars they are ten times faster, and on
 # arrays they are the same ufuncs.
-op("add", "AddBackward0", operator.add, lambda g, a, b: g, lambda g, a, b: g, broadcasts=True)
-op("sub", "SubBackward0", operator.sub, lambda g, a, b: g, lambda g, a, b: -g, broadcasts=True)
-op("rsub", "RsubBackward1", lambda x, s: np.subtract(s, x), lambda g, x, s: -g)
+op("add", "AddBackward0", operator.add, lambda g, a, b: g, lambda g, a, b: g, broadcasts=True,
+   plain=True)
+op("sub", "SubBackward0", operator.sub, lambda g, a, b: g, lambda g, a, b: -g, broadcasts=True,
+   plain=True)
+op("rsub", "RsubBackward1", lambda x, s: np.subtract(s, x), lambda g, x, s: -g, plain=True)
 op("mul", "MulBackward0", operator.mul,
    lambda g, a, b: g * b,
    lambda g, a, b: g * a,
-   saves=(0, 1), reads=((1,), (0,)), broadcasts=True)
+   saves=(0, 1), reads=((1,), (0,)), broadcasts=True, plain=True)
 op("div", "DivBackward0", operator.truediv,
    lambda g, a, b: g / b,
    lambda g, a, b: -g * a / (b * b),
-   saves=(0, 1), reads=((1,), (0, 1)), broadcasts=True)
-op("neg", "NegBackward0", operator.neg, lambda g, x: -g)
+   saves=(0, 1), reads=((1,), (0, 1)), broadcasts=True, plain=True)
+op("neg", "NegBackward0", operator.neg, lambda g, x: -g, plain=True)
 op("reciprocal", "ReciprocalBackward0", np.reciprocal,
-   lambda g, x, out: -g * out * out, saves_output=True)
-op("pow", "PowBackward0", operator.pow, _pow_scalar_rule, saves=(0,))
+   lambda g, x, out: -g * out * out, saves_output=True, plain=True)
+op("pow", "PowBackward0", operator.pow, _pow_scalar_rule, saves=(0,), plain=True)
 op("pow_tensor", "PowBackward1", operator.pow,
    lambda g, a, b, out: g * b * a ** (b - 1),
    _pow_exponent_rule,
@@ -499,24 +504,26 @@ op("rpow", "PowBackward2", lambda x, base: np.power(base, x), _rpow_rule, saves_
 
 op("abs", "AbsBackward0", np.abs, lambda g, x: g * const(np.sign(x._data)), saves=(0,))
 op("sign", "SignBackward0", np.sign, lambda g, x: _zeros_like(g))
-op("exp", "ExpBackward0", np.exp, lambda g, x, out: g * out, saves_output=True)
-op("log", "LogBackward0", np.log, lambda g, x: g / x, saves=(0,))
-op("log1p", "Log1PBackward0", np.log1p, lambda g, x: g / (x + 1), saves=(0,))
-op("sqrt", "SqrtBackward0", np.sqrt, lambda g, x, out: g / (2 * out), saves_output=True)
+op("exp", "ExpBackward0", np.exp, lambda g, x, out: g * out, saves_output=True, plain=True)
+op("log", "LogBackward0", np.log, lambda g, x: g / x, saves=(0,), plain=True)
+op("log1p", "Log1PBackward0", np.log1p, lambda g, x: g / (x + 1), saves=(0,), plain=True)
+op("sqrt", "SqrtBackward0", np.sqrt, lambda g, x, out: g / (2 * out), saves_output=True,
+   plain=True)
 op("sin", "SinBackward0", np.sin, lambda g, x: g * cos(x), saves=(0,))
 op("cos", "CosBackward0", np.cos, lambda g, x: g * -sin(x), saves=(0,))
-op("tan", "TanBackward0", np.tan, lambda g, x, out: g * (1 + out * out), saves_output=True)
+op("tan", "TanBackward0", np.tan, lambda g, x, out: g * (1 + out * out), saves_output=True,
+   plain=True)
 op("asin", "AsinBackward0", np.arcsin, lambda g, x: g / sqrt(1 - x * x), saves=(0,))
 op("acos", "AcosBackward0", np.arccos, lambda g, x: -g / sqrt(1 - x * x), saves=(0,))
-op("atan", "AtanBackward0", np.arctan, lambda g, x: g / (1 + x * x), saves=(0,))
+op("atan", "AtanBackward0", np.arctan, lambda g, x: g / (1 + x * x), saves=(0,), plain=True)
 op("sinh", "SinhBackward0", np.sinh, lambda g, x: g * cosh(x), saves=(0,))
 op("cosh", "CoshBackward0", np.cosh, lambda g, x: g * sinh(x), saves=(0,))
-op("tanh", "TanhBackward0", np.tanh, lambda g, x, out: g * (1 - out * out), saves_output=True)
+op("tanh", "TanhBackward0", np.tanh, lambda g, x, out: g * (1 - out * out), saves_output=True,
+   plain=True)
 op("sigmoid", "SigmoidBackward0", _sigmoid,
-   lambda g, x, out: g * out * (1 - out), saves_output=True)
+   lambda g, x, out: g * out * (1 - out), saves_output=True, plain=True)
 # relu'(0) = 0, as torch's threshold_backward.
-op("relu", "ReluBackward0", _relu,
-   lambda g, x, out: g * const((out._data > 0).astype(out._data.dtype)), saves_output=True)
+op("relu", "ReluBackward0", _relu, lambda g, x, out: g * (out > 0), saves_output=True, plain=True)
 op("clamp", "ClampBackward1", _clamp, lambda g, x, lo, hi: where(g, 0.0, _clamp_mask(x, lo, hi)),
    saves=(0,))
 op("clamp_tensor", "ClampBackward0", _clamp,
@@ -552,14 +559,14 @@ op("max_dim", "MaxBackward0", _extreme_dim(np.max), _extreme_dim_rule(np.argmax)
 op("min_dim", "MinBackward0", _extreme_dim(np.min), _extreme_dim_rule(np.argmin), saves=(0,))
 
 op("dot", "DotBackward0", _dot, lambda g, a, b: g * b, lambda g, a, b: g * a,
-   saves=(0, 1), reads=((1,), (0,)))
+   saves=(0, 1), reads=((1,), (0,)), plain=True)
 op("mv", "MvBackward0", _mm_checked,
    lambda g, a, b: g.unsqueeze(-1) * b, lambda g, a, b: a.transpose(0, 1) @ g,
    saves=(0, 1), reads=((1,), (0,)))
 op("mm", "MmBackward0", _mm_checked, _matmul_grad_a, _matmul_grad_b,
-   saves=(0, 1), reads=((1,), (0,)))
+   saves=(0, 1), reads=((1,), (0,)), plain=True)
 op("matmul", "UnsafeViewBackward0", _mm_checked, _matmul_grad_a, _matmul_grad_b,
-   saves=(0, 1), reads=((1,), (0,)), broadcasts=True)
+   saves=(0, 1), reads=((1,), (0,)), broadcasts=True, plain=True)
 
 op("view", "ViewBackward0", _view, lambda g, x, shape: g.reshape(x._data.shape), view=True)
 op("unsafe_view", "UnsafeViewBackward0", lambda x, shape: np.reshape(x, shape),

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from engine._broadcast import sum_to_array
 from engine.autograd.grad_mode import state
 from engine.tensor import Tensor, VersionCounter, _wrap
 
@@ -174,6 +175,10 @@ class Node:
             raise RuntimeError(FREED_MESSAGE)
         if op.saves:
             self._check_versions()
+        if op.plain and not create_graph and wanted is None:
+            grads = self._apply_plain(g, args)
+            if grads is not None:
+                return grads
         m1 = self._e1
         if m1 is not _ONE and m1 is not _MANY and len(args) == 2 and wanted is None and not (
             op.saves_output or op.variadic
@@ -209,6 +214,79 @@ class Node:
         if op.broadcasts and self._fit:
             _fit_all(grads, args)
         return grads
+
+    def _apply_plain(self, gt: Tensor, args: tuple) -> list | None:
+        """The rules run on the arrays themselves, when no graph is being built.
+
+        A `plain` op's rules use only arithmetic that arrays share with tensors, so the same
+        formulas give the same numbers without a tensor per intermediate. Only when every
+        floating operand has the gradient's dtype (NumPy and torch promote mixed dtypes
+        differently); otherwise None, and the caller takes the tensor path.
+        """
+        op = self._op
+        e1 = self._e1
+        g = gt._data
+        tg = type(g)
+        if len(args) == 2 and e1 is not _ONE and e1 is not _MANY and not op.saves_output:
+            # Two inputs (most ops), spelled out: this runs once per node of a scalar graph.
+            d0, d1 = args
+            if isinstance(d0, Tensor):
+                d0 = d0._data
+            if isinstance(d1, Tensor):
+                d1 = d1._data
+            t0, t1 = type(d0), type(d1)
+            if (t0 is np.ndarray or (t0 is not tg and isinstance(d0, np.generic))) and (
+                d0.dtype != g.dtype
+            ):
+                return None
+            if (t1 is np.ndarray or (t1 is not tg and isinstance(d1, np.generic))) and (
+                d1.dtype != g.dtype
+            ):
+                return None
+            m0 = self._e0
+            rules = op.rules
+            try:
+                g0 = None if m0 is None else rules[0](g, d0, d1)
+                g1 = None if e1 is None else rules[1](g, d0, d1)
+            except RuntimeWarning:  # a user's filter made NumPy's warnings errors: be quiet
+                with np.errstate(all="ignore"):
+                    g0 = None if m0 is None else rules[0](g, d0, d1)
+                    g1 = None if e1 is None else rules[1](g, d0, d1)
+            if op.broadcasts and self._fit:  # (inputs with a gradient are NumPy values)
+                if g0 is not None and g0.shape != d0.shape:
+                    g0 = sum_to_array(g0, d0.shape)
+                if g1 is not None and g1.shape != d1.shape:
+                    g1 = sum_to_array(g1, d1.shape)
+            return [
+                None if g0 is None else gt if g0 is g else _wrap(g0),
+                None if g1 is None else gt if g1 is g else _wrap(g1),
+            ]
+        datas = [a._data if isinstance(a, Tensor) else a for a in args]
+        for d in datas:
+            td = type(d)
+            # Operands of g's own type (float32 scalars, arrays) are checked by dtype only
+            # when they are arrays; other NumPy values always are; numbers never.
+            if (td is np.ndarray or (td is not tg and isinstance(d, np.generic))) and (
+                d.dtype != g.dtype
+            ):
+                return None
+        if op.saves_output:
+            datas.append(self._saved_output(False)._data)
+        nexts = (self._e0,) if e1 is _ONE else self._e0 if e1 is _MANY else (self._e0, e1)
+        rules = op.rules
+        try:
+            grads = [None if m is None else rules[i](g, *datas) for i, m in enumerate(nexts)]
+        except RuntimeWarning:  # a user's filter made NumPy's warnings errors: as torch, quietly
+            with np.errstate(all="ignore"):
+                grads = [None if m is None else rules[i](g, *datas) for i, m in enumerate(nexts)]
+        fit = op.broadcasts and self._fit
+        return [
+            None if gi is None else gt if gi is g else _wrap(
+                sum_to_array(gi, np.shape(datas[i]))
+                if fit and np.shape(gi) != np.shape(datas[i]) else gi
+            )
+            for i, gi in enumerate(grads)
+        ]
 
     # ---- hooks ---------------------------------------------------------------------------
     def _retain(self, nr: int, ref: Callable[[], Tensor | None]) -> None:
@@ -392,6 +470,8 @@ def record_pair(op: Any, out: Any, a: Any, b: Any, fit: bool) -> Tensor:
 
 def _versions(op: Any, args: tuple) -> tuple[int, ...] | None:
     """The versions of the saved inputs now, unless all are at version 0."""
+    if not op.saves:
+        return None
     for i in op.saves:
         vc = getattr(args[i], "_vc", None)
         if vc is not None and vc.v:
