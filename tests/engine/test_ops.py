@@ -60,6 +60,25 @@ def test_gradient_matches_finite_differences(name):
         )
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("name", sorted(n for n, op in OPS.items() if op.plain))
+def test_plain_rules_on_arrays_give_the_tensor_rules_numbers(name, dtype):
+    # Without create_graph a plain row's rules run on the arrays; with it, on tensors. The
+    # formulas are the same, so the numbers must be the same to the bit.
+    case = CASES[name]
+    arrays, _ = _inputs(case, seed=3)
+    weights = np.random.default_rng(4).uniform(0.5, 1.5, 64)
+    grads = {}
+    for create_graph in (False, True):
+        xs = [engine.tensor(a, dtype=getattr(engine, dtype), requires_grad=True) for a in arrays]
+        out = case.fn(*xs)
+        w = engine.tensor(weights[: out.numel()].reshape(tuple(out.shape)), dtype=out.dtype)
+        grads[create_graph] = engine.autograd.grad((out * w).sum(), xs, create_graph=create_graph)
+    for plain, tensor in zip(grads[False], grads[True], strict=True):
+        assert plain.dtype == tensor.dtype and plain.shape == tensor.shape, name
+        np.testing.assert_array_equal(plain.numpy(), tensor.detach().numpy(), err_msg=name)
+
+
 @pytest.mark.parametrize("name", sorted(n for n, c in CASES.items() if c.smooth))
 def test_second_derivative_matches_finite_differences(name):
     """d/dx of (v . grad) through create_graph=True, against differences of the gradient."""
