@@ -1,12 +1,14 @@
 """Benchmark the expression pipeline end to end against the naive SymPy path.
 
-core: for one expression and one point, parse (whitelist), exact gradient (SymPy from our
-AST), compile (CSE tape), then at the point the domain check, the engine's autograd, the exact
-gradient (mpmath) and the numeric estimate.  run_case: the same plus verdicts and display
-formulas (SymPy's printer), i.e. what ``gradcheck grad`` pays.  naive: ``sympy.parse_expr`` +
-``diff`` + ``lambdify`` at every point (on our own benchmark strings only: parse_expr
-evaluates its input).  Each iteration uses a fresh constant so that no path is served from a
-cache.  Also reported: the cost of each extra point, and of importing SymPy.
+core: for one expression and one point, parse (whitelist), exact gradient compiled onto the
+CSE tape (reverse mode over our AST; each function's derivative is SymPy's, built once per
+process, so the warm-up call pays it), then at the point the domain check, the engine's
+autograd, the exact gradient values (mpmath, 40 digits) and the numeric estimate.  run_case:
+the same plus verdicts and the display formulas (SymPy's ``diff`` of the whole expression and
+its printer), i.e. what ``gradcheck grad`` pays.  naive: ``sympy.parse_expr`` + ``diff`` +
+``lambdify`` at every point (on our own benchmark strings only: parse_expr evaluates its
+input).  Each iteration uses a fresh constant so that no path is served from a cache.  Also
+reported: the cost of each extra point, and of importing SymPy.
 
     python benchmarks/bench_expr.py [--repeat 40]
 """

@@ -348,7 +348,8 @@ def _run_point(case: Case, name: str, prep: Prepared, point: dict[str, Any]) -> 
         result.message = f"{analysis.error} (column {analysis.column})"
         return result
     exact = prep.compiled.evaluate(point, "exact")
-    # The reference value is SymPy's; our AST's exact evaluation only vets domains and kinks.
+    # The reference value is the tape's (each function by its SymPy formula, at 40 digits);
+    # analyze_point's evaluation of our AST only vets domains and kinks.
     result.value = _f(exact.value)
     if not analysis.kinks:
         undefined = [n for n, g in exact.gradient.items() if not _is_number(g)]

@@ -1,9 +1,14 @@
-"""Exact derivatives with SymPy, built from our AST (never from text).
+"""Exact derivatives, with SymPy as the source of every derivative rule (never from text).
 
-The gradient and Hessian are SymPy expressions; for evaluation they are compiled once per
-expression, through common-subexpression elimination, into a flat instruction tape that a
-tiny interpreter runs either in float64 (NumPy scalars, IEEE semantics) or at high precision
-(mpmath).  Nothing is generated as Python source, so no user text can reach ``exec``.
+Values: ``compile_derivatives`` runs reverse mode over our AST straight onto a flat,
+hash-consed instruction tape.  Each table function contributes SymPy's derivative of its own
+formula (RealAbs, Relu, Max ... included), computed once per process on Dummy symbols; each
+operator the textbook rule; the Hessian is reverse mode again over the gradient's
+instructions, each differentiated by SymPy's rule for it.  A tiny interpreter runs the tape
+either in float64/float32 (NumPy scalars, IEEE semantics) or at high precision (mpmath).
+SymPy's ``diff`` of the whole expression, whose constructors and assumption queries cost more
+than everything else, is paid only for the display formulas (``Derivatives.formulas``).
+Nothing is generated as Python source, so no user text can reach ``exec``.
 
 Kinks follow the engine's (PyTorch's) conventions so that "exact" means "what a correct
 engine returns": abs'(0) = sign(0) = 0, relu'(0) = 0 (Heaviside with H(0) = 0), and min/max
@@ -15,6 +20,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property, lru_cache
 from typing import Any
 
 import mpmath
@@ -207,13 +213,50 @@ def _flat_chain(node: Node, done: dict[int, sympy.Expr]) -> sympy.Expr:
 
 @dataclass(frozen=True)
 class Derivatives:
-    """The expression, its gradient and (order 2) Hessian as SymPy expressions."""
+    """A parsed expression and the order of its derivatives; SymPy's formulas on demand.
+
+    The values that checks compare come from ``compile_derivatives`` (a chain rule over our
+    AST, no SymPy ``diff``); the SymPy expressions below are built only when asked for, for
+    display: SymPy's constructors and assumption queries cost more than all the rest.
+    """
 
     expr: Expr
-    symbols: tuple[sympy.Symbol, ...]
-    value: sympy.Expr
-    gradient: tuple[sympy.Expr, ...]
-    hessian: tuple[tuple[sympy.Expr, ...], ...] | None = None
+    order: int = 1
+
+    @cached_property
+    def _sympy(self) -> tuple[tuple[sympy.Symbol, ...], sympy.Expr, tuple[sympy.Expr, ...]]:
+        symbols: dict[str, sympy.Symbol] = {}
+        value = to_sympy(self.expr, symbols)
+        syms = tuple(symbols.get(v) or _symbol(v) for v in self.expr.variables)
+        return syms, value, tuple(value.diff(s) for s in syms)
+
+    @property
+    def symbols(self) -> tuple[sympy.Symbol, ...]:
+        """The SymPy symbols of the variables, in the expression's order."""
+        return self._sympy[0]
+
+    @property
+    def value(self) -> sympy.Expr:
+        """The expression as SymPy sees it."""
+        return self._sympy[1]
+
+    @property
+    def gradient(self) -> tuple[sympy.Expr, ...]:
+        """SymPy's gradient, one formula per variable."""
+        return self._sympy[2]
+
+    @cached_property
+    def hessian(self) -> tuple[tuple[sympy.Expr, ...], ...] | None:
+        """SymPy's Hessian (None below order 2)."""
+        if self.order != 2:
+            return None
+        rows: list[tuple[sympy.Expr, ...]] = []
+        for i, gi in enumerate(self.gradient):
+            # Symmetric: reuse the upper triangle rather than differentiate twice.
+            rows.append(
+                tuple(rows[j][i] if j < i else gi.diff(s) for j, s in enumerate(self.symbols))
+            )
+        return tuple(rows)
 
     def formulas(self) -> dict[str, str]:
         """Display formulas of the gradient, keyed by variable name."""
@@ -231,24 +274,10 @@ class Derivatives:
 
 
 def differentiate(expr: Expr, order: int = 1) -> Derivatives:
-    """Exact gradient (and Hessian when order == 2) of a parsed expression."""
+    """The derivatives of a parsed expression to order 1 or 2 (SymPy's formulas on demand)."""
     if order not in (1, 2):
         raise ValueError(f"order must be 1 or 2, got {order}")
-    symbols: dict[str, sympy.Symbol] = {}
-    value = to_sympy(expr, symbols)
-    syms = tuple(symbols.get(v) or _symbol(v) for v in expr.variables)
-    gradient = tuple(value.diff(s) for s in syms)
-    hessian = None
-    if order == 2:
-        rows = []
-        for i, gi in enumerate(gradient):
-            row = []
-            for j, s in enumerate(syms):
-                # Symmetric: reuse the upper triangle rather than differentiate twice.
-                row.append(rows[j][i] if j < i else gi.diff(s))
-            rows.append(tuple(row))
-        hessian = tuple(rows)
-    return Derivatives(expr, syms, value, gradient, hessian)
+    return Derivatives(expr, order)
 
 
 # simplify() can take seconds on large formulas and minutes on large powers (it expands
@@ -487,8 +516,8 @@ class Compiled:
         for op, args, payload in self.instructions:
             try:
                 v = _step(op, args, payload, slots, consts, funcs, power)
-            except (ZeroDivisionError, ValueError, OverflowError):
-                v = nan
+            except (ZeroDivisionError, ValueError, OverflowError, TypeError):
+                v = nan  # TypeError: a complex value reached a comparison (sign, max)
             if noise is not None:
                 v = v * (1 + eps * rng.uniform(-1, 1))
             slots.append(v)
@@ -546,22 +575,6 @@ def _mp_constant(c: sympy.Expr) -> Any:
     return mpmath.mpmathify(c.evalf(mpmath.mp.dps + 5))
 
 
-def compile_derivatives(d: Derivatives) -> Compiled:
-    """Flatten value, gradient and Hessian into one tape, each distinct subexpression once.
-
-    This is common-subexpression elimination by structural hashing over all outputs together
-    (the Hessian reuses the gradient's terms, the gradient the value's).  ``sympy.cse`` finds
-    the same shared subtrees but costs more than the whole evaluation it saves here.
-    """
-    outputs_exprs: list[sympy.Expr] = [d.value, *d.gradient]
-    if d.hessian is not None:
-        outputs_exprs += [h for row in d.hessian for h in row]
-    compiler = _TapeCompiler(d.symbols)
-    outputs = [compiler.compile(e) for e in outputs_exprs]
-    order = 2 if d.hessian is not None else 1
-    return Compiled(d.expr.variables, compiler.instructions, outputs, order, compiler.constants)
-
-
 class _TapeCompiler:
     """SymPy expressions -> instructions, iteratively, each distinct subexpression once."""
 
@@ -613,6 +626,389 @@ class _TapeCompiler:
         return self._emit(name, args)
 
 
+# ------------------------------------------------------------------ the chain rule, on a tape
+
+
+class _Tape:
+    """An instruction tape under construction, hash-consed: each distinct instruction once.
+
+    Slots 0..n-1 are the inputs.  Constants are SymPy numbers.  The identities SymPy applies
+    when it builds a sum or a product (x + 0, 1*x, 0*x, x**1, x**0, exact rational arithmetic)
+    are applied here too, so that derivatives stay as small as SymPy's and a structurally zero
+    term (abs'' = sign' = 0) never meets an infinite factor.  Floats are not folded: their
+    arithmetic is left to the evaluator, exact at 40 digits.
+    """
+
+    def __init__(self, n_inputs: int):
+        self.n_inputs = n_inputs
+        self.instructions: list[_Instr] = []
+        self.constants: list[sympy.Expr] = []
+        self.depends: list[bool] = [True] * n_inputs  # per slot: does it vary with the inputs?
+        self.values: dict[int, sympy.Expr] = {}  # constant slots -> their SymPy number
+        self._index: dict[tuple[Any, ...], int] = {}
+        self.zero = self.const(sympy.S.Zero)
+        self.one = self.const(sympy.S.One)
+        self.minus_one = self.const(sympy.S.NegativeOne)
+        self.nan = self.const(sympy.nan)
+
+    def _emit(self, op: str, args: tuple[int, ...]) -> int:
+        key = (op, args)
+        slot = self._index.get(key)
+        if slot is None:
+            slot = self.n_inputs + len(self.instructions)
+            self.instructions.append((op, args, None))
+            depends = self.depends
+            depends.append(any(map(depends.__getitem__, args)))
+            self._index[key] = slot
+        return slot
+
+    def const(self, c: sympy.Expr) -> int:
+        key = ("const", type(c), c)  # Integer(2) and Float(2.0) stay apart
+        slot = self._index.get(key)
+        if slot is None:
+            slot = self.n_inputs + len(self.instructions)
+            self.instructions.append(("const", (), len(self.constants)))
+            self.constants.append(c)
+            self.depends.append(False)
+            self.values[slot] = c
+            self._index[key] = slot
+        return slot
+
+    def _rational(self, slot: int) -> sympy.Rational | None:
+        c = self.values.get(slot)
+        return c if isinstance(c, sympy.Rational) else None
+
+    def op(self, op: str, args: Sequence[int]) -> int:
+        """The slot of op(*args), simplified where SymPy would simplify it."""
+        if op == "add":
+            return self.add(*args)
+        if op == "mul":
+            return self.mul(*args)
+        if op == "pow":
+            return self.pow(args[0], args[1])
+        if op == "recip":
+            return self.recip(args[0])
+        exact = [self._rational(a) for a in args]
+        if all(c is not None for c in exact):
+            # SymPy evaluates a function of exact numbers when the result is exact too
+            # (sin(0) = 0, Heaviside(0) = 1/2): a structural zero must stay one.
+            value = _exact_value(op, tuple(exact))
+            if value is not None:
+                return self.const(value)
+        return self._emit(op, tuple(args))
+
+    def add(self, *args: int) -> int:
+        values = self.values
+        if not any(a in values for a in args):  # the common case: no constant to fold
+            return self._emit("add", tuple(sorted(args))) if len(args) > 1 else args[0]
+        terms: list[int] = []
+        total: sympy.Rational = sympy.S.Zero
+        for a in args:
+            c = values.get(a)
+            if isinstance(c, sympy.Rational):
+                total += c
+            elif c is sympy.nan:  # NaN absorbs, as in SymPy
+                return self.nan
+            else:
+                terms.append(a)
+        if total != 0:
+            terms.append(self.const(total))
+        if len(terms) <= 1:
+            return terms[0] if terms else self.zero
+        return self._emit("add", tuple(sorted(terms)))
+
+    def mul(self, *args: int) -> int:
+        values = self.values
+        if not any(a in values for a in args):
+            return self._emit("mul", tuple(sorted(args))) if len(args) > 1 else args[0]
+        if len(args) == 2 and self.one in args:
+            return args[0] if args[1] == self.one else args[1]
+        factors: list[int] = []
+        product: sympy.Rational = sympy.S.One
+        for a in args:
+            c = values.get(a)
+            if isinstance(c, sympy.Rational):
+                product *= c
+            elif c is sympy.nan:  # NaN absorbs, as in SymPy
+                return self.nan
+            elif c is not None and c.is_zero:  # 0.0*x is 0 for SymPy too
+                return self.zero
+            else:
+                factors.append(a)
+        if product == 0:
+            return self.zero
+        if product != 1:
+            factors.append(self.const(product))
+        if len(factors) <= 1:
+            return factors[0] if factors else self.one
+        return self._emit("mul", tuple(sorted(factors)))
+
+    def neg(self, a: int) -> int:
+        c = self.values.get(a)
+        if isinstance(c, sympy.Float):
+            return self.const(-c)  # exact: a sign flip
+        return self.mul(self.minus_one, a)
+
+    def recip(self, a: int) -> int:
+        c = self._rational(a)
+        if c is not None and c != 0:
+            return self.const(1 / c)
+        return self._emit("recip", (a,))
+
+    def pow(self, base: int, exponent: int) -> int:
+        e = self._rational(exponent)
+        if e is not None:
+            if e == 1:
+                return base
+            if e == 0:
+                return self.one
+            if e == -1:
+                return self.recip(base)
+            if e == sympy.S.Half:
+                return self._emit("sqrt", (base,))
+            b = self._rational(base)
+            # Exact powers of exact numbers are folded; the parser bounds their size.
+            if b is not None and e.is_Integer and (b != 0 or e > 0):
+                return self.const(b**e)
+        if self._rational(base) == 1:
+            return self.one
+        return self._emit("pow", (base, exponent))
+
+    def to_compiled(self, variables: tuple[str, ...], outputs: list[int], order: int) -> Compiled:
+        """The live part of the tape (what the outputs need), renumbered."""
+        n = self.n_inputs
+        live = [False] * (n + len(self.instructions))
+        stack = list(outputs)
+        while stack:
+            s = stack.pop()
+            if not live[s]:
+                live[s] = True
+                if s >= n:
+                    stack.extend(self.instructions[s - n][1])
+        if all(live[n + k] or op == "const" for k, (op, _, _) in enumerate(self.instructions)):
+            # Nothing to drop but unused constants (cheap to load): keep the numbering.
+            return Compiled(variables, self.instructions, outputs, order, self.constants)
+        new_slot = list(range(n))
+        instructions: list[_Instr] = []
+        constants: list[sympy.Expr] = []
+        for k, (op, args, payload) in enumerate(self.instructions):
+            new_slot.append(n + len(instructions))
+            if not live[n + k]:
+                continue
+            if op == "const":
+                constants.append(self.constants[payload])
+                payload = len(constants) - 1
+            instructions.append((op, tuple(new_slot[a] for a in args), payload))
+        return Compiled(variables, instructions, [new_slot[s] for s in outputs], order, constants)
+
+
+@lru_cache(maxsize=1024)
+def _exact_value(op: str, args: tuple[sympy.Rational, ...]) -> sympy.Rational | None:
+    """SymPy's value of a function at exact numbers if it is an exact number, else None."""
+    value = _OP_SYMPY[op](*args)
+    return value if isinstance(value, sympy.Rational) else None
+
+
+@dataclass(frozen=True)
+class _Template:
+    """A SymPy formula over its arguments as instructions on local slots (args first)."""
+
+    instructions: tuple[tuple[str, tuple[int, ...], Any], ...]  # const payload: the number
+    output: int
+
+    def apply(self, tape: _Tape, args: Sequence[int]) -> int:
+        """Emit the formula on the tape with the given argument slots; its result's slot."""
+        slots = list(args)
+        for op, local, payload in self.instructions:
+            if op == "const":
+                slots.append(tape.const(payload))
+            else:
+                slots.append(tape.op(op, [slots[i] for i in local]))
+        return slots[self.output]
+
+
+def _template(formula: sympy.Expr, args: Sequence[sympy.Symbol]) -> _Template:
+    compiler = _TapeCompiler(args)
+    output = compiler.compile(formula)
+    instructions = tuple(
+        (op, local, compiler.constants[payload] if op == "const" else None)
+        for op, local, payload in compiler.instructions
+    )
+    return _Template(instructions, output)
+
+
+def _dummies(n: int) -> tuple[sympy.Dummy, ...]:
+    return tuple(sympy.Dummy(f"u{i}", real=True, finite=True) for i in range(n))
+
+
+# Derivative rules, all from SymPy, built once per process on first use.  A table function
+# (keyed by its SymPy column and arity): its formula and SymPy's partial derivatives of it.
+# A tape operation (what those formulas are made of): SymPy's partial derivative of it.
+_CALL_RULES: dict[tuple[Any, int], tuple[_Template, tuple[_Template, ...]]] = {}
+_OP_RULES: dict[tuple[str, int, int], _Template] = {}
+# Tape operation -> the SymPy function it evaluates; ours where the engine's kinks differ.
+_OP_SYMPY: dict[str, Any] = {
+    **{name: f for f, name in _SYMPY_FUNCS.items()},
+    "abs": RealAbs,
+    "sign": Sign,
+    "sqrt": sympy.sqrt,
+}
+
+
+def _call_rule(name: str, arity: int) -> tuple[_Template, tuple[_Template, ...]]:
+    build = FUNCTIONS[name].sympy
+    rule = _CALL_RULES.get((build, arity))
+    if rule is None:
+        args = _dummies(arity)
+        formula = build(_S, *args)
+        partials = tuple(_template(formula.diff(a), args) for a in args)
+        rule = _CALL_RULES[(build, arity)] = (_template(formula, args), partials)
+    return rule
+
+
+def _op_rule(op: str, arity: int, k: int) -> _Template:
+    rule = _OP_RULES.get((op, arity, k))
+    if rule is None:
+        args = _dummies(arity)
+        formula = _OP_SYMPY[op](*args)
+        rule = _OP_RULES[(op, arity, k)] = _template(formula.diff(args[k]), args)
+    return rule
+
+
+# A slot computed by a table function: (its rule, its argument slots).
+_Calls = dict[int, tuple[tuple[_Template, tuple[_Template, ...]], tuple[int, ...]]]
+
+
+def _lower(tape: _Tape, expr: Expr, calls: _Calls) -> int:
+    """Our AST onto the tape (functions by their SymPy formulas); the root's slot."""
+    var_slot = {name: i for i, name in enumerate(expr.variables)}
+    done: dict[int, int] = {}
+    lowered: set[int] = set()
+    for node in postorder(expr.root):
+        kind = node.kind
+        args = [done[id(a)] for a in node.args]
+        if kind == "num":
+            slot = tape.const(_number(node.value))  # type: ignore[arg-type]
+        elif kind == "const":
+            slot = tape.const(sympy.pi if node.value == "pi" else sympy.E)
+        elif kind == "var":
+            slot = var_slot[str(node.value)]
+        elif kind == "call":
+            rule = _call_rule(str(node.value), len(args))
+            slot = rule[0].apply(tape, args)
+            # The function's own derivative applies, unless the slot is already known
+            # (the same subexpression written out): either is the same function.
+            if tape.depends[slot] and slot not in lowered:
+                calls[slot] = (rule, tuple(args))
+        elif kind == "neg":
+            slot = tape.neg(args[0])
+        elif kind == "+":
+            slot = tape.add(args[0], args[1])
+        elif kind == "-":
+            slot = tape.add(args[0], tape.neg(args[1]))
+        elif kind == "*":
+            slot = tape.mul(args[0], args[1])
+        elif kind == "/":
+            slot = tape.mul(args[0], tape.recip(args[1]))
+        else:
+            slot = tape.pow(args[0], args[1])
+        done[id(node)] = slot
+        lowered.add(slot)
+    return done[id(expr.root)]
+
+
+def _partials(tape: _Tape, slot: int, calls: _Calls) -> list[tuple[int, int]]:
+    """(argument slot, slot of d slot / d argument) for each argument that varies."""
+    depends = tape.depends
+    if slot in calls:
+        (_, rules), args = calls[slot]
+        return [(a, r.apply(tape, args)) for a, r in zip(args, rules, strict=True) if depends[a]]
+    op, args, _ = tape.instructions[slot - tape.n_inputs]
+    if op == "add":
+        return [(a, tape.one) for a in args if depends[a]]
+    if op == "mul":
+        return [(a, tape.mul(*args[:k], *args[k + 1 :])) for k, a in enumerate(args) if depends[a]]
+    if op == "recip":
+        return [(args[0], tape.neg(tape.pow(args[0], tape.const(sympy.Integer(-2)))))]
+    if op == "pow":
+        base, exponent = args
+        out: list[tuple[int, int]] = []
+        if depends[base]:
+            # b * a**(b - 1): with a constant b, the exponent is folded (x**2 -> 2*x).
+            lowered = tape.pow(base, tape.add(exponent, tape.minus_one))
+            out.append((base, tape.mul(exponent, lowered)))
+        if depends[exponent]:
+            # SymPy's rule, b**e*(e'*log(b) + b'*e/b), is NaN for a constant base 0 (b'/b = 0/0).
+            zero_base = tape.values.get(base) == 0
+            d = tape.nan if zero_base else tape.mul(slot, tape.op("log", (base,)))
+            out.append((exponent, d))
+        return out
+    return [
+        (a, _op_rule(op, len(args), k).apply(tape, args)) for k, a in enumerate(args) if depends[a]
+    ]
+
+
+def _reverse(tape: _Tape, root: int, calls: _Calls) -> dict[int, int]:
+    """Reverse mode from one slot: the adjoint slot of every slot it varies with.
+
+    Slots are numbered in topological order, so visiting the reachable ones from the highest
+    number down visits each after everything that uses it; the adjoints accumulate (a + a).
+    """
+    if not tape.depends[root]:
+        return {}
+    n = tape.n_inputs
+    reached = {root}
+    stack = [root]
+    while stack:
+        s = stack.pop()
+        if s < n:
+            continue
+        args = calls[s][1] if s in calls else tape.instructions[s - n][1]
+        for a in args:
+            if tape.depends[a] and a not in reached:
+                reached.add(a)
+                stack.append(a)
+    adjoint = {root: tape.one}
+    for s in sorted(reached, reverse=True):
+        g = adjoint.get(s)
+        if g is None or s < n:
+            continue
+        for a, d in _partials(tape, s, calls):
+            term = tape.mul(g, d)
+            if term == tape.zero:
+                continue
+            prev = adjoint.get(a)
+            adjoint[a] = term if prev is None else tape.add(prev, term)
+    return adjoint
+
+
+def compile_derivatives(d: Derivatives) -> Compiled:
+    """Value, exact gradient and (order 2) Hessian of an expression as one instruction tape.
+
+    Reverse mode over our AST: each table function contributes SymPy's own derivative of its
+    formula, each operator the textbook rule, and the Hessian is reverse mode again over the
+    gradient's instructions (each differentiated by SymPy's rule for it).  The tape is
+    hash-consed, so every distinct subexpression of value, gradient and Hessian is computed
+    once.  No SymPy ``diff`` of the expression itself: that is what ``formulas()`` pays.
+    """
+    names = d.expr.variables
+    n = len(names)
+    tape = _Tape(n)
+    calls: _Calls = {}
+    root = _lower(tape, d.expr, calls)
+    adjoint = _reverse(tape, root, calls)
+    gradient = [adjoint.get(i, tape.zero) for i in range(n)]
+    outputs = [root, *gradient]
+    if d.order == 2:
+        rows: list[list[int]] = []
+        for i, g in enumerate(gradient):
+            second = _reverse(tape, g, calls)
+            # Symmetric: the lower triangle repeats the upper one, slot for slot.
+            rows.append([rows[j][i] if j < i else second.get(j, tape.zero) for j in range(n)])
+        outputs += [h for row in rows for h in row]
+    return tape.to_compiled(names, outputs, d.order)
+
+
 # ----------------------------------------------------------- the point: domain and kinks
 
 
@@ -657,10 +1053,10 @@ def analyze_point(expr: Expr, point: dict[str, float], dtype: str = "float64") -
     beyond the dtype's range is an error too: the engine can only return inf or NaN there,
     and stopping at it keeps mpmath away from exp(exp(exp(10))) (minutes, then a crash).
     """
-    limit = float(np.finfo(np.dtype(dtype)).max)
     values: dict[int, Any] = {}
     kinks: list[Kink] = []
     with mpmath.workdps(EXACT_DPS):
+        limit = mpmath.mpf(float(np.finfo(np.dtype(dtype)).max))  # converted once, not per node
         for node in postorder(expr.root):
             args = [values[id(a)] for a in node.args]
             try:
@@ -676,7 +1072,7 @@ def analyze_point(expr: Expr, point: dict[str, float], dtype: str = "float64") -
                 problem = f"{_short(node)} = {_fmt(v)} overflows {dtype}"
             if problem is not None:
                 return PointAnalysis(None, problem, node.column)
-            kink = _kink(node, args)
+            kink = _kink(node, args) if node.kind in ("call", "**") else None
             if kink is not None:
                 kinks.append(kink)
             values[id(node)] = v
@@ -716,8 +1112,12 @@ def _mp_node(node: Node, args: list[Any], point: dict[str, float]) -> Any:
 
 
 def _domain_problem(node: Node, args: list[Any], v: Any) -> str | None:
-    bad = isinstance(v, mpmath.mpc) and v.imag != 0
-    bad = bad or mpmath.isnan(v) or mpmath.isinf(v)
+    # A function of real numbers with a complex result left the real line on the way, even
+    # when the imaginary part cancels: log(x, x) at x = -1 is log(-1)/log(-1) = 1 + 0j.
+    if isinstance(v, mpmath.mpc):
+        bad = v.imag != 0 or node.kind == "call" or not mpmath.isfinite(v)
+    else:
+        bad = not mpmath.isfinite(v)
     if not bad:
         return None
     if node.kind == "call":
@@ -786,6 +1186,8 @@ def one_sided(compiled: Compiled, point: dict[str, float], variable: str) -> tup
 
 
 def _is_real(v: Any) -> bool:
+    # A complex value, even with a zero imaginary part, went through a complex intermediate
+    # (sqrt(x)**2 left of 0): undefined on the real line, NaN for the engine.
     if isinstance(v, mpmath.mpc):
-        return v.imag == 0
+        return False
     return not (isinstance(v, float) and math.isnan(v))
