@@ -29,7 +29,8 @@ def sum_to_array(g: Any, shape: tuple[int, ...]) -> Any:
     stretched = tuple(
         lead + i for i, n in enumerate(shape) if n == 1 and gshape[lead + i] != 1
     )
+    # np.add.reduce is what np.sum runs for arrays, without its Python wrapper.
     if not stretched:
-        return np.sum(g, axis=tuple(range(lead))) if lead else g
-    g = np.sum(g, axis=tuple(range(lead)) + stretched, keepdims=True)
+        return np.add.reduce(g, axis=tuple(range(lead))) if lead else g
+    g = np.add.reduce(g, axis=tuple(range(lead)) + stretched, keepdims=True)
     return np.reshape(g, shape) if lead else g

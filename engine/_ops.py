@@ -22,7 +22,7 @@ import numpy as np
 
 from engine import _dtype
 from engine.autograd.grad_mode import state
-from engine.autograd.graph import record, record_pair
+from engine.autograd.graph import record, record_one, record_pair
 from engine.tensor import Tensor, _wrap, _wrap_dim
 
 
@@ -99,7 +99,7 @@ def unary(op: OpDef, x: Tensor, *static: Any) -> Tensor:
     except RuntimeWarning:
         out = _quietly(op.forward, x._data, *static)
     if x._requires_grad and state.enabled:
-        t = record(op, out, (x, *static))
+        t = record_one(op, out, x, static)
     else:
         t = _wrap(out)
     if op.view:
@@ -235,6 +235,8 @@ def _index_put_add(g: np.ndarray, shape: tuple[int, ...], index: Any) -> np.ndar
 
 def _sum(x: Any, dim: Any, keepdim: bool) -> Any:
     axis = None if dim is None else _reduced_dims(dim, np.ndim(x))
+    if type(x) is np.ndarray and x.dtype.char in "fd":
+        return np.add.reduce(x, axis=axis, keepdims=keepdim)  # np.sum, without its wrapper
     return np.sum(x, axis=axis, keepdims=keepdim)
 
 
@@ -249,6 +251,11 @@ def _mean_rule(g: Tensor, x: Tensor, dim: Any, keepdim: bool) -> Tensor:
 
 def _mean(x: Any, dim: Any, keepdim: bool) -> Any:
     axis = None if dim is None else _reduced_dims(dim, np.ndim(x))
+    if type(x) is np.ndarray and x.dtype.char in "fd" and x.size:
+        # np.mean's own steps for float32/float64 (the sum in the input's dtype, then one
+        # division), without its Python wrapper.
+        n = x.size if axis is None else math.prod(x.shape[a] for a in axis)
+        return np.add.reduce(x, axis=axis, keepdims=keepdim) / n
     return np.mean(x, axis=axis, keepdims=keepdim)
 
 

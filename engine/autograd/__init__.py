@@ -60,7 +60,8 @@ def _root_grads(outputs: tuple[Tensor, ...], grads: tuple, create_graph: bool) -
                 )
             if o._data.size != 1:
                 raise RuntimeError("grad can be implicitly created only for scalar outputs")
-            g = _wrap(np.ones(np.shape(o._data), dtype=o._data.dtype)[()])
+            d = o._data
+            g = _wrap(d.dtype.type(1) if d.ndim == 0 else np.ones(d.shape, dtype=d.dtype))
         elif not isinstance(g, Tensor):
             g = _wrap(np.full(np.shape(o._data), g, dtype=o._data.dtype))
         elif g.shape != o.shape:

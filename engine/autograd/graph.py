@@ -468,6 +468,40 @@ def record_pair(op: Any, out: Any, a: Any, b: Any, fit: bool) -> Tensor:
     return t
 
 
+def record_one(op: Any, out: Any, x: Tensor, static: tuple) -> Tensor:
+    """`record` for an op of one tensor that requires grad (and static arguments)."""
+    fn = x._grad_fn
+    if fn is None:
+        fn = x._acc or accumulator(x)
+    elif x._output_nr or type(fn) is not Node:
+        return record(op, out, (x, *static))
+    node = _new(Node)
+    node._op = op
+    if x._vc is None:
+        node._args = (x._data, *static)
+        node._versions = None
+    else:
+        node._args = (x, *static)
+        node._versions = _versions(op, node._args)
+    node._e0 = fn
+    node._e1 = _ONE
+    node._nrs = None
+    node._hooks = None
+    node._fit = True
+    node._out = out if op.saves_output else None
+    node._out_vc = None
+    t = _new(Tensor)
+    t._data = out
+    t._requires_grad = True
+    t._grad_fn = node
+    t._output_nr = 0
+    t._grad = None
+    t._acc = None
+    t._x = None
+    t._vc = None
+    return t
+
+
 def _versions(op: Any, args: tuple) -> tuple[int, ...] | None:
     """The versions of the saved inputs now, unless all are at version 0."""
     if not op.saves:
