@@ -209,14 +209,14 @@ def _reduced_dims(dim: Any, ndim: int) -> tuple[int, ...]:
     return tuple(sorted({_wrap_dim(d, ndim) for d in dims}))
 
 
-def _unreduce(g: Tensor, shape: tuple[int, ...], dim: Any, keepdim: bool) -> Tensor:
-    """Broadcast a reduced gradient back over the reduced dimensions."""
+def _unreduce(g: Any, shape: tuple[int, ...], dim: Any, keepdim: bool) -> Any:
+    """Broadcast a reduced gradient back over the reduced dimensions (a tensor or an array)."""
     if not keepdim and shape and g.ndim:  # a 0-d gradient broadcasts as it is
         kept = list(shape)
         for d in _reduced_dims(dim, len(shape)):
             kept[d] = 1
         g = g.reshape(tuple(kept))
-    return g.expand(shape)
+    return g.expand(shape) if isinstance(g, Tensor) else _expand(g, shape)
 
 
 def _count(shape: tuple[int, ...], dim: Any) -> int:
@@ -241,12 +241,12 @@ def _sum(x: Any, dim: Any, keepdim: bool) -> Any:
 
 
 def _sum_rule(g: Tensor, x: Tensor, dim: Any, keepdim: bool) -> Tensor:
-    return _unreduce(g, x._data.shape, dim, keepdim)
+    return _unreduce(g, x.shape, dim, keepdim)
 
 
 def _mean_rule(g: Tensor, x: Tensor, dim: Any, keepdim: bool) -> Tensor:
     # Divide before broadcasting: one pass over the reduced gradient, not the full one.
-    return _unreduce(g / _count(x._data.shape, dim), x._data.shape, dim, keepdim)
+    return _unreduce(g / _count(x.shape, dim), x.shape, dim, keepdim)
 
 
 def _mean(x: Any, dim: Any, keepdim: bool) -> Any:
@@ -472,6 +472,13 @@ def _expand(x: Any, shape: tuple[int, ...]) -> np.ndarray:
     xs = np.shape(x)
     lead = len(shape) - len(xs)
     target = tuple(xs[i - lead] if s == -1 else s for i, s in enumerate(shape))
+    if not xs and min(target, default=0) >= 0:
+        # A 0-d value (the gradient of a full sum or mean): the read-only zero-strided view
+        # np.broadcast_to would make, made directly (a sixth of the time).
+        base = np.asarray(x)
+        view = np.ndarray(target, base.dtype, buffer=base, strides=(0,) * len(target))
+        view.flags.writeable = False
+        return view
     try:
         return np.broadcast_to(x, target)
     except ValueError:
@@ -554,10 +561,10 @@ op("to", "ToCopyBackward0", lambda x, dt: np.asarray(x).astype(dt),
    lambda g, x, dt: g.to(x.dtype))
 op("clone", "CloneBackward0", lambda x: np.array(x, copy=True), lambda g, x: g)
 
-op("sum", "SumBackward0", _sum, _sum_rule)
-op("sum_dim", "SumBackward1", _sum, _sum_rule)
-op("mean", "MeanBackward0", _mean, _mean_rule)
-op("mean_dim", "MeanBackward1", _mean, _mean_rule)
+op("sum", "SumBackward0", _sum, _sum_rule, plain=True)
+op("sum_dim", "SumBackward1", _sum, _sum_rule, plain=True)
+op("mean", "MeanBackward0", _mean, _mean_rule, plain=True)
+op("mean_dim", "MeanBackward1", _mean, _mean_rule, plain=True)
 op("prod", "ProdBackward0", _prod, _prod_rule, saves=(0,), saves_output=True)
 op("prod_dim", "ProdBackward1", _prod, _prod_rule, saves=(0,), saves_output=True)
 op("max", "MaxBackward1", lambda x: np.max(x), _extreme_all_rule, saves=(0,), saves_output=True)
