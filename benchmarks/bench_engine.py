@@ -104,6 +104,7 @@ def mlp_step_numpy(data):
         h = np.tanh(a)
         out = h @ w2 + b2
         diff = out - y
+        loss = (diff**2).mean()  # the loss the engine's step computes (and a trainer reports)
         g_out = 2.0 * diff / diff.size
         g_w2 = h.T @ g_out
         g_b2 = g_out.sum(0)
@@ -113,6 +114,7 @@ def mlp_step_numpy(data):
         g_b1 = g_a.sum(0)
         for p, g in ((w1, g_w1), (b1, g_b1), (w2, g_w2), (b2, g_b2)):
             p -= 0.01 * g
+        return loss
 
     return step
 

@@ -108,7 +108,10 @@ class Tensor:
         return data
 
     def _bump_version(self) -> None:
-        version_counter(self).v += 1
+        vc = self._vc
+        if vc is None:
+            vc = version_counter(self)
+        vc.v += 1
 
     @property
     def _version(self) -> int:
