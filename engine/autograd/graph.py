@@ -168,7 +168,11 @@ class Node:
                 self._args = tuple(_shape_only(a) for a in args)
                 return
 
-    def _apply(self, g: Tensor, wanted: Sequence[bool] | None, create_graph: bool) -> list:
+    def _apply(
+        self, g: Any, wanted: Sequence[bool] | None, create_graph: bool, raw: bool = False
+    ) -> list:
+        """The gradients for the inputs, given the output's. With `raw` (no graph is being
+        built), g may be an array and gradients may come back as arrays, not tensors."""
         op = self._op
         args = self._args
         if args is None:
@@ -176,9 +180,11 @@ class Node:
         if op.saves:
             self._check_versions()
         if op.plain and not create_graph and wanted is None:
-            grads = self._apply_plain(g, args)
+            grads = self._apply_plain(g, args, raw)
             if grads is not None:
                 return grads
+        if not isinstance(g, Tensor):
+            g = _wrap(g)
         m1 = self._e1
         if m1 is not _ONE and m1 is not _MANY and len(args) == 2 and wanted is None and not (
             op.saves_output or op.variadic
@@ -215,7 +221,7 @@ class Node:
             _fit_all(grads, args)
         return grads
 
-    def _apply_plain(self, gt: Tensor, args: tuple) -> list | None:
+    def _apply_plain(self, gt: Any, args: tuple, raw: bool) -> list | None:
         """The rules run on the arrays themselves, when no graph is being built.
 
         A `plain` op's rules use only arithmetic that arrays share with tensors, so the same
@@ -225,7 +231,7 @@ class Node:
         """
         op = self._op
         e1 = self._e1
-        g = gt._data
+        g = gt._data if isinstance(gt, Tensor) else gt
         tg = type(g)
         if len(args) == 2 and e1 is not _ONE and e1 is not _MANY and not op.saves_output:
             # Two inputs (most ops), spelled out: this runs once per node of a scalar graph.
@@ -257,6 +263,8 @@ class Node:
                     g0 = sum_to_array(g0, d0.shape)
                 if g1 is not None and g1.shape != d1.shape:
                     g1 = sum_to_array(g1, d1.shape)
+            if raw:
+                return [g0, g1]
             return [
                 None if g0 is None else gt if g0 is g else _wrap(g0),
                 None if g1 is None else gt if g1 is g else _wrap(g1),
@@ -279,13 +287,16 @@ class Node:
         except RuntimeWarning:  # a user's filter made NumPy's warnings errors: as torch, quietly
             with np.errstate(all="ignore"):
                 grads = [None if m is None else rules[i](g, *datas) for i, m in enumerate(nexts)]
-        fit = op.broadcasts and self._fit
-        return [
-            None if gi is None else gt if gi is g else _wrap(
+        if op.broadcasts and self._fit:
+            grads = [
                 sum_to_array(gi, np.shape(datas[i]))
-                if fit and np.shape(gi) != np.shape(datas[i]) else gi
-            )
-            for i, gi in enumerate(grads)
+                if gi is not None and np.shape(gi) != np.shape(datas[i]) else gi
+                for i, gi in enumerate(grads)
+            ]
+        if raw:
+            return grads
+        return [
+            None if gi is None else gt if gi is g else _wrap(gi) for gi in grads
         ]
 
     # ---- hooks ---------------------------------------------------------------------------
@@ -724,6 +735,7 @@ def run_backward(
     ready = list(dict.fromkeys(ready))
     prev_mode = state.enabled
     state.enabled = create_graph
+    raw = not create_graph  # gradients may flow as arrays: no graph is built from them
     # Backward allocates many short-lived tensors and creates no cycles; the cyclic
     # collector would only re-walk the (large) live graph, so it waits until we finish.
     gc_was_enabled = gc.isenabled()
@@ -732,6 +744,10 @@ def run_backward(
         while ready:
             node = ready.pop()
             g = buffers.pop(node, None)
+            is_node = type(node) is Node
+            # Between plain nodes gradients flow as arrays; anything else sees tensors.
+            if g is not None and (not is_node or node._hooks is not None or targets):
+                g = _as_tensors(g)
             if node._hooks is not None and g is not None:
                 g = _run_pre_hooks(node, g, create_graph)
             if targets and node in targets:
@@ -740,7 +756,7 @@ def run_backward(
                 if g is not None and accumulate and (inputs is None or node in targets):
                     _accumulate_leaf(node, g, create_graph)
                 continue
-            if type(node) is Node:  # Node._next, without the property's call
+            if is_node:  # Node._next, without the property's call
                 e1 = node._e1
                 nexts = (node._e0,) if e1 is _ONE else node._e0 if e1 is _MANY else (node._e0, e1)
             else:
@@ -751,8 +767,12 @@ def run_backward(
                 if not any(wanted):
                     continue
             if g is not None:
-                grads = node._apply(g, wanted, create_graph)
+                if is_node:
+                    grads = node._apply(g, wanted, create_graph, raw)
+                else:
+                    grads = node._apply(g, wanted, create_graph)
                 if node._hooks is not None and "post" in node._hooks:
+                    grads = [None if gi is None else _as_tensors(gi) for gi in grads]
                     for hook in node._hooks["post"]:
                         hook(tuple(grads), (g,) if node._n_outputs == 1 else tuple(g))
             else:
@@ -767,7 +787,7 @@ def run_backward(
                 if gi is not None:
                     if m._n_outputs == 1:
                         old = buffers.get(m)
-                        buffers[m] = gi if old is None else old + gi
+                        buffers[m] = gi if old is None else _sum_grads(old, gi)
                     else:
                         _accumulate(buffers, m, nrs[i] if nrs else 0, gi)
                 d = deps[m] - 1
@@ -827,15 +847,31 @@ def _accumulate_leaf(node: AccumulateGrad, g: Tensor, create_graph: bool) -> Non
     _store_grad(t, g, create_graph, owned)
 
 
-def _accumulate(buffers: dict, node: Any, nr: int, g: Tensor) -> None:
+def _accumulate(buffers: dict, node: Any, nr: int, g: Any) -> None:
     if node._n_outputs == 1:
         old = buffers.get(node)
-        buffers[node] = g if old is None else old + g
+        buffers[node] = g if old is None else _sum_grads(old, g)
     else:
         slots = buffers.get(node)
         if slots is None:
             slots = buffers[node] = [None] * node._n_outputs
-        slots[nr] = g if slots[nr] is None else slots[nr] + g
+        slots[nr] = g if slots[nr] is None else _sum_grads(slots[nr], g)
+
+
+def _sum_grads(a: Any, b: Any) -> Any:
+    """Two gradients for one value added: as arrays when both are arrays of one dtype."""
+    if isinstance(a, Tensor) or isinstance(b, Tensor) or a.dtype != b.dtype:
+        return _as_tensors(a) + _as_tensors(b)  # torch's promotion, and a graph if one is built
+    return a + b
+
+
+def _as_tensors(g: Any) -> Any:
+    """A gradient (or a multi-output node's list of them) as tensors."""
+    if isinstance(g, Tensor):
+        return g
+    if isinstance(g, list):
+        return [None if x is None else _as_tensors(x) for x in g]
+    return _wrap(g)
 
 
 def _needed_nodes(order: list, deps: dict, targets: dict) -> set:

@@ -284,3 +284,19 @@ def test_accumulating_into_a_grad_with_history_is_out_of_place():
     assert first.item() == 12.0 and x.grad.item() == 13.0
     (second,) = engine.autograd.grad(first, x)
     assert second.item() == 12.0  # the graph behind the first gradient is intact
+
+
+def test_one_gradient_reaching_two_leaves_is_not_shared():
+    # add passes the same gradient to both inputs; between plain nodes it flows as an array,
+    # and each leaf must still own its .grad (a second backward accumulates into each).
+    a = engine.tensor([1.0, 2.0], requires_grad=True)
+    b = engine.tensor([3.0, 4.0], requires_grad=True)
+    for _ in range(2):
+        ((a + b) * 2).sum().backward()
+    assert not np.shares_memory(a.grad.numpy(), b.grad.numpy())
+    assert a.grad.tolist() == [4.0, 4.0] and b.grad.tolist() == [4.0, 4.0]
+    c = engine.tensor(1.5, requires_grad=True)
+    d = engine.tensor(2.5, requires_grad=True)
+    (c + d).backward()
+    (c + d).backward()
+    assert c.grad.item() == 2.0 and d.grad.item() == 2.0
