@@ -521,7 +521,11 @@ def _inplace(name: str, fn: Any, ufunc: Any, saves_self: bool) -> Any:
         ):
             # The optimizer's hot path: one NumPy call writing into the storage.
             ufunc(data, od if alpha == 1 else od * alpha, out=data)
-            self._bump_version()
+            vc = self._vc
+            if vc is None:
+                self._bump_version()
+            else:
+                vc.v += 1
         else:
             _write(self, fn(self, other, **kwargs))
         return self

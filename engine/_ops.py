@@ -111,26 +111,36 @@ def binary(op: OpDef, a: Any, b: Any) -> Tensor:
     """The fast path for broadcasting ops of two operands, with torch's type promotion."""
     # `fit`: whether a gradient may need summing back or casting to its input (broadcasting or
     # promotion happened); same-typed scalars, the scalar-graph case, are decided first.
+    # (_is_float and _same_float, spelled out: this runs for every op of every graph.)
     fit = False
     if isinstance(a, Tensor):
         ad = a._data
+        ta = type(ad)
         if isinstance(b, Tensor):
             bd = b._data
-            ta = type(ad)
             if ta is not type(bd) or ta not in _FLOAT_SCALARS:
-                if _same_float(ad, bd):
+                if (ta in _FLOAT_SCALARS or (ta is np.ndarray and ad.dtype.kind == "f")) and (
+                    ad.dtype == bd.dtype
+                ):
                     fit = ad.shape != bd.shape
                 else:
                     ad, bd = _promote(op, ad, bd)
                     fit = True
         else:
             bd = b
-            if not (_is_float(ad) and isinstance(b, _NUMBERS)):
+            if not (
+                (ta in _FLOAT_SCALARS or (ta is np.ndarray and ad.dtype.kind == "f"))
+                and isinstance(b, _NUMBERS)
+            ):
                 ad, bd = _promote(op, ad, bd)
                 fit = True
     else:
         ad, bd = a, b._data
-        if not (_is_float(bd) and isinstance(a, _NUMBERS)):
+        tb = type(bd)
+        if not (
+            (tb in _FLOAT_SCALARS or (tb is np.ndarray and bd.dtype.kind == "f"))
+            and isinstance(a, _NUMBERS)
+        ):
             ad, bd = _promote(op, ad, bd)
             fit = True
     try:
@@ -469,9 +479,12 @@ def _view(x: Any, shape: tuple[int, ...]) -> np.ndarray:
 
 
 def _expand(x: Any, shape: tuple[int, ...]) -> np.ndarray:
-    xs = np.shape(x)
+    xs = x.shape if isinstance(x, (np.ndarray, np.generic)) else np.shape(x)
     lead = len(shape) - len(xs)
-    target = tuple(xs[i - lead] if s == -1 else s for i, s in enumerate(shape))
+    target = (
+        tuple(xs[i - lead] if s == -1 else s for i, s in enumerate(shape)) if -1 in shape
+        else tuple(shape)
+    )
     if not xs and min(target, default=0) >= 0:
         # A 0-d value (the gradient of a full sum or mean): the read-only zero-strided view
         # np.broadcast_to would make, made directly (a sixth of the time).

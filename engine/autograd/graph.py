@@ -269,6 +269,25 @@ class Node:
                 None if g0 is None else gt if g0 is g else _wrap(g0),
                 None if g1 is None else gt if g1 is g else _wrap(g1),
             ]
+        if e1 is _ONE and not op.broadcasts:
+            # One input (tanh, pow, sum, mean...): the rule on the input and statics.
+            d0 = args[0]
+            if isinstance(d0, Tensor):
+                d0 = d0._data
+            t0 = type(d0)
+            if (t0 is np.ndarray or (t0 is not tg and isinstance(d0, np.generic))) and (
+                d0.dtype != g.dtype
+            ):
+                return None
+            datas = (d0, *args[1:])
+            if op.saves_output:
+                datas = (*datas, self._saved_output(False)._data)
+            try:
+                g0 = op.rules[0](g, *datas)
+            except RuntimeWarning:  # a user's filter made NumPy's warnings errors: be quiet
+                with np.errstate(all="ignore"):
+                    g0 = op.rules[0](g, *datas)
+            return [g0] if raw else [gt if g0 is g else _wrap(g0)]
         datas = [a._data if isinstance(a, Tensor) else a for a in args]
         for d in datas:
             td = type(d)
@@ -517,11 +536,11 @@ def _versions(op: Any, args: tuple) -> tuple[int, ...] | None:
     """The versions of the saved inputs now, unless all are at version 0."""
     if not op.saves:
         return None
+    versions = []
     for i in op.saves:
         vc = getattr(args[i], "_vc", None)
-        if vc is not None and vc.v:
-            return tuple(getattr(getattr(args[j], "_vc", None), "v", 0) for j in op.saves)
-    return None
+        versions.append(0 if vc is None else vc.v)
+    return tuple(versions) if any(versions) else None
 
 
 def _rebuilt(value: Any, edge: Any, output_nr: int) -> Tensor:
@@ -747,7 +766,7 @@ def run_backward(
             is_node = type(node) is Node
             # Between plain nodes gradients flow as arrays; anything else sees tensors.
             if g is not None and (not is_node or node._hooks is not None or targets):
-                g = _as_tensors(g)
+                g = g if isinstance(g, Tensor) else _as_tensors(g)
             if node._hooks is not None and g is not None:
                 g = _run_pre_hooks(node, g, create_graph)
             if targets and node in targets:
