@@ -5,6 +5,10 @@ NumPy/Python doing the same forward and backward, in one process; the figure is 
 of several repeats, and the ratios are what benchmarks/README.md records.
 
     python benchmarks/bench_engine.py [--quick]
+    python benchmarks/bench_engine.py --paired 150   # MLP only: engine/NumPy step ratios
+
+On a noisy machine the best-of ratio moves by +-5% between runs; --paired times an engine
+step and then a NumPy step, N times, and reports the median and quartiles of the ratios.
 """
 
 from __future__ import annotations
@@ -157,10 +161,36 @@ def deep_chain(lib_name: str, n_ops: int) -> dict:
     return json.loads(out.stdout)
 
 
+def paired_mlp(n: int) -> None:
+    """Engine step then NumPy step, n times: the distribution of their ratio."""
+    data = mlp_data()
+    engine_step, numpy_step = mlp_step_lib(engine, data), mlp_step_numpy(data)
+    for _ in range(10):
+        engine_step()
+        numpy_step()
+    ratios = []
+    for _ in range(n):
+        pair = []
+        for step in (engine_step, numpy_step):
+            gc.collect()
+            t0 = time.perf_counter()
+            step()
+            pair.append(time.perf_counter() - t0)
+        ratios.append(pair[0] / pair[1])
+    ratios.sort()
+    q = [ratios[int(f * (n - 1))] for f in (0.25, 0.5, 0.75)]
+    print(f"MLP step, engine / NumPy over {n} pairs: median {q[1]:.3f}x "
+          f"(quartiles {q[0]:.3f}-{q[2]:.3f}x); target <= 1.10x")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="smaller sizes, fewer repeats")
+    parser.add_argument("--paired", type=int, metavar="N", help="only the MLP, N paired steps")
     args = parser.parse_args()
+    if args.paired:
+        paired_mlp(args.paired)
+        return
     n_scalar = 20_000 if args.quick else 100_000
     n_chain = 100_000 if args.quick else 1_000_000
     repeats = 2 if args.quick else 5
