@@ -522,7 +522,7 @@ def _inplace(name: str, fn: Any, ufunc: Any, saves_self: bool) -> Any:
             # The optimizer's hot path: one NumPy call writing into the storage.
             ufunc(data, od if alpha == 1 else od * alpha, out=data)
             vc = self._vc
-            if vc is None:
+            if vc is None or vc.owner is not None:
                 self._bump_version()
             else:
                 vc.v += 1

@@ -44,19 +44,32 @@ class VersionCounter:
 
 
 def version_counter(t: Tensor) -> VersionCounter:
-    """t's version counter, created on first need.
+    """t's version counter, created on first need and shared by every tensor over one value.
 
     A node keeps the values of clean inputs (never written, viewed or detached) rather than
-    the tensors, so that intermediate tensors can die; a counter created later for such a
-    tensor is lent to the node that produced it, where the nodes that saved the value look.
+    the tensors, so that intermediate tensors can die; backward rebuilds tensors over those
+    values. All tensors over the output of one node (the user's, and the rebuilt ones) share
+    one counter, lent to that node, where the nodes that kept the value look; all tensors
+    over a leaf's value share the leaf's.
     """
     vc = t._vc
-    if vc is None:
-        vc = t._vc = VersionCounter()
-        fn = t._grad_fn
-        if fn is not None and not t._output_nr and getattr(fn, "_out_vc", 0) is None:
-            fn._out_vc = vc
-            vc.owner = weakref.ref(t)  # errors name the tensor's history as it is then
+    if vc is not None:
+        return vc
+    fn = t._grad_fn
+    if fn is None:
+        acc = t._acc
+        leaf = None if acc is None else acc._variable()
+        vc = version_counter(leaf) if leaf is not None and leaf is not t else VersionCounter()
+    else:
+        lent = getattr(fn, "_out_vc", False) if not t._output_nr else False
+        if lent:  # another tensor over this node's output has it already
+            vc = lent
+        else:
+            vc = VersionCounter()
+            if lent is None:  # a Node (custom Functions keep their outputs as tensors)
+                fn._out_vc = vc
+                vc.owner = weakref.ref(t)  # errors name the tensor's history as it is then
+    t._vc = vc
     return vc
 
 
@@ -112,6 +125,8 @@ class Tensor:
         if vc is None:
             vc = version_counter(self)
         vc.v += 1
+        if vc.owner is not None:  # a counter lent to a node: errors name the last writer
+            vc.owner = weakref.ref(self)
 
     @property
     def _version(self) -> int:

@@ -300,3 +300,24 @@ def test_one_gradient_reaching_two_leaves_is_not_shared():
     (c + d).backward()
     (c + d).backward()
     assert c.grad.item() == 2.0 and d.grad.item() == 2.0
+
+
+def test_a_write_after_create_graph_is_still_caught():
+    # create_graph rules view the tensors rebuilt over kept values (b.mT in matmul's rule);
+    # those share the value's counter, so a later write into the original is still seen,
+    # for an intermediate and for a leaf, and named as torch names it.
+    a = engine.tensor([[1.0, 2.0]], requires_grad=True)
+    w = engine.tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
+    h = a * 2
+    y = (h @ w).sum()
+    engine.autograd.grad(y, w, create_graph=True)
+    h.add_(1)
+    with pytest.raises(RuntimeError, match=r"output 0 of Add, is at version 1; expected "
+                                           r"version 0"):
+        y.backward()
+    y = (a @ w).sum()
+    engine.autograd.grad(y, a, create_graph=True)
+    with engine.no_grad():
+        w.mul_(2)
+    with pytest.raises(RuntimeError, match=r"\[engine.FloatTensor \[2, 2\]\] is at version 1"):
+        y.backward()
