@@ -189,7 +189,8 @@ class Node:
         if m1 is not _ONE and m1 is not _MANY and len(args) == 2 and wanted is None and not (
             op.saves_output or op.variadic
         ):
-            # An op of two inputs, spelled out: this runs once per node of a scalar graph.
+            # An op of two inputs on tensors (create_graph, or a row that is not plain),
+            # spelled out: the common case of a differentiable backward.
             m0 = self._e0
             a0, a1 = args
             if m0 is not None and not isinstance(a0, Tensor):
