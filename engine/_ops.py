@@ -7,6 +7,10 @@ the gradient for its input, written in engine ops, so that the rules can themsel
 differentiated (`create_graph=True`). Rules never un-broadcast: the backward loop sums a
 gradient back to its input's shape in one place (engine/_broadcast.py).
 
+A row marked `plain` has rules that use only arithmetic NumPy arrays share with tensors
+(`g * b`, `g @ b.mT`, `_unreduce`): when no graph is being built, backward runs them on the
+arrays directly, with the same numbers (tests/engine/test_ops.py holds them to it).
+
 Arguments come differentiable inputs first, then static ones (dims, exponents, indices).
 """
 

@@ -1,9 +1,11 @@
 """The graph: nodes, recording an op, and the one backward loop.
 
 This module knows no op by name. An op is an `OpDef` (engine/_ops.py) whose derivative
-rules are written in engine ops; a `Node` remembers an op's arguments and its edges to
-the nodes that produced them; `run_backward` walks the nodes in topological order with an
-explicit stack, so graph depth is limited by memory, never by Python's recursion limit.
+rules are written in engine ops; a `Node` remembers an op's arguments (the values of its
+inputs, so that intermediate tensors can die) and its edges to the nodes that produced them;
+`run_backward` walks the nodes in topological order with an explicit stack, so graph depth
+is limited by memory, never by Python's recursion limit. Without `create_graph`, the rules
+of `plain` rows run on the arrays themselves and gradients flow between them as arrays.
 """
 
 from __future__ import annotations
