@@ -115,7 +115,8 @@ class Node:
                 vc = a._vc
                 then = 0 if versions is None else versions[k]
             else:
-                m = self._edge(i)
+                e1 = self._e1
+                m = self._e0 if i == 0 and e1 is not _MANY else self._edge(i)
                 if m is None:
                     continue
                 vc = m._out_vc if type(m) is Node else _edge_counter(m)
@@ -486,7 +487,7 @@ def record_pair(op: Any, out: Any, a: Any, b: Any, fit: bool) -> Tensor:
     node._nrs = None
     node._hooks = None
     node._fit = fit
-    node._versions = _versions(op, (a, b)) if written else None
+    node._versions = _versions(op, (a, b)) if written and op.saves else None
     node._out = out if op.saves_output else None
     node._out_vc = None
     t = _new(Tensor)
@@ -769,7 +770,8 @@ def run_backward(
             is_node = type(node) is Node
             # Between plain nodes gradients flow as arrays; anything else sees tensors.
             if g is not None and (not is_node or node._hooks is not None or targets):
-                g = g if isinstance(g, Tensor) else _as_tensors(g)
+                if not isinstance(g, Tensor):
+                    g = _wrap(g) if type(g) is not list else _as_tensors(g)
             if node._hooks is not None and g is not None:
                 g = _run_pre_hooks(node, g, create_graph)
             if targets and node in targets:
@@ -790,7 +792,15 @@ def run_backward(
                     continue
             if g is not None:
                 if is_node:
-                    grads = node._apply(g, wanted, create_graph, raw)
+                    op = node._op
+                    grads = None
+                    if raw and op.plain and wanted is None and node._args is not None:
+                        # _apply's plain path, called directly: once per node of every step.
+                        if op.saves:
+                            node._check_versions()
+                        grads = node._apply_plain(g, node._args, True)
+                    if grads is None:
+                        grads = node._apply(g, wanted, create_graph, raw)
                 else:
                     grads = node._apply(g, wanted, create_graph)
                 if node._hooks is not None and "post" in node._hooks:
