@@ -865,10 +865,11 @@ def _accumulate_leaf(node: AccumulateGrad, g: Tensor, create_graph: bool) -> Non
     t = node._variable()
     if t is None:
         return
-    for hook in (t._x or {}).get("hooks", ()):
-        r = hook(g)
-        if r is not None:
-            g = r
+    if t._x:
+        for hook in t._x.get("hooks", ()):
+            r = hook(g)
+            if r is not None:
+                g = r
     # Like torch, steal the gradient instead of copying it when nothing else can see it:
     # referenced only here and by the backward loop, over an array of its own.
     data = g._data
@@ -876,6 +877,9 @@ def _accumulate_leaf(node: AccumulateGrad, g: Tensor, create_graph: bool) -> Non
         type(data) is np.ndarray and data.base is None
         and sys.getrefcount(g) <= _LOOP_REFS and sys.getrefcount(data) <= 3
     )
+    if t._grad is None:  # _store_grad's first case, inlined: every leaf of every step
+        t._grad = g if create_graph or owned else _wrap(data.copy())
+        return
     _store_grad(t, g, create_graph, owned)
 
 
