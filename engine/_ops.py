@@ -244,6 +244,8 @@ def _unreduce(g: Any, shape: tuple[int, ...], dim: Any, keepdim: bool) -> Any:
 
 
 def _count(shape: tuple[int, ...], dim: Any) -> int:
+    if dim is None:
+        return math.prod(shape)
     return math.prod(shape[d] for d in _reduced_dims(dim, len(shape)))
 
 
