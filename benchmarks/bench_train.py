@@ -28,6 +28,7 @@ import statistics  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
+from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
 
@@ -79,20 +80,21 @@ def mlp(module_ns, widths: tuple[int, ...]):
 
 
 # ---------------------------------------------------------------------------- the three steps
-class EngineStep:
-    """The engine's training step; also clocks the optimizer step inside it."""
+class FrameworkStep:
+    """A framework's training step (engine, or torch on the CPU) with the same weights and
+    data; it also clocks the optimizer step inside it."""
 
-    def __init__(self, w: Workload, opt_name: str) -> None:
-        self.model = mlp(nn, w.widths)
-        with engine.no_grad():
+    def __init__(self, lib: Any, w: Workload, opt_name: str) -> None:
+        self.model = mlp(lib.nn, w.widths)
+        with lib.no_grad():
             for p, value in zip(self.model.parameters(), make_weights(w), strict=True):
-                p.copy_(engine.tensor(value))
-        self.x, self.y = (engine.tensor(a) for a in make_data(w))
-        self.criterion = nn.CrossEntropyLoss()
+                p.copy_(lib.from_numpy(value))
+        self.x, self.y = (lib.from_numpy(a) for a in make_data(w))
+        self.criterion = lib.nn.CrossEntropyLoss()
         self.optimizer = (
-            engine.optim.SGD(self.model.parameters(), lr=LR["sgd"], momentum=0.9)
+            lib.optim.SGD(self.model.parameters(), lr=LR["sgd"], momentum=0.9)
             if opt_name == "sgd"
-            else engine.optim.Adam(self.model.parameters(), lr=LR["adam"])
+            else lib.optim.Adam(self.model.parameters(), lr=LR["adam"])
         )
         self.step_seconds: list[float] = []
         self.optimizer_seconds: list[float] = []
@@ -104,41 +106,6 @@ class EngineStep:
         t1 = time.perf_counter()
         # Timed in place, right after backward: the optimizer's share as training sees it,
         # with the caches as the forward and backward passes leave them.
-        self.optimizer.step()
-        t2 = time.perf_counter()
-        self.step_seconds.append(t2 - t0)
-        self.optimizer_seconds.append(t2 - t1)
-
-    def optimizer_share(self) -> float:
-        """Median optimizer time over median step time: robust to preempted calls."""
-        return statistics.median(self.optimizer_seconds) / statistics.median(self.step_seconds)
-
-
-class TorchStep:
-    """PyTorch's training step on the CPU with the same weights and data, clocked likewise."""
-
-    def __init__(self, w: Workload, opt_name: str) -> None:
-        import torch
-
-        self.model = mlp(torch.nn, w.widths)
-        with torch.no_grad():
-            for p, value in zip(self.model.parameters(), make_weights(w), strict=True):
-                p.copy_(torch.from_numpy(value))
-        self.x, self.y = (torch.from_numpy(a) for a in make_data(w))
-        self.criterion = torch.nn.CrossEntropyLoss()
-        self.optimizer = (
-            torch.optim.SGD(self.model.parameters(), lr=LR["sgd"], momentum=0.9)
-            if opt_name == "sgd"
-            else torch.optim.Adam(self.model.parameters(), lr=LR["adam"])
-        )
-        self.step_seconds: list[float] = []
-        self.optimizer_seconds: list[float] = []
-
-    def __call__(self) -> None:
-        t0 = time.perf_counter()
-        self.optimizer.zero_grad()
-        self.criterion(self.model(self.x), self.y).backward()
-        t1 = time.perf_counter()
         self.optimizer.step()
         t2 = time.perf_counter()
         self.step_seconds.append(t2 - t0)
@@ -248,10 +215,10 @@ def main(argv: list[str] | None = None) -> int:
     print("-" * len(header))
     for w in WORKLOADS:
         for opt_name in OPTIMIZERS:
-            step = EngineStep(w, opt_name)
+            step = FrameworkStep(engine, w, opt_name)
             fns = {"engine": step, "numpy": numpy_step(w, opt_name)}
             if torch_version:
-                fns["torch"] = torch_run = TorchStep(w, opt_name)
+                fns["torch"] = torch_run = FrameworkStep(torch, w, opt_name)
             times = time_interleaved(fns, args.seconds)
             t_engine, t_numpy, t_torch = times["engine"], times["numpy"], times.get("torch", 0.0)
             opt_share = step.optimizer_share()

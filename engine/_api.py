@@ -14,10 +14,9 @@ from typing import Any
 import numpy as np
 
 from engine import _dtype
-from engine._ops import OPS, _mm_checked, binary, call, const, unary
+from engine._ops import OPS, binary, call, const, unary
 from engine._ops import where as _where
 from engine.autograd.grad_mode import state
-from engine.autograd.graph import record_pair
 from engine.tensor import Tensor, VersionCounter, _wrap, _wrap_dim
 
 _Number = (int, float, bool)
@@ -104,13 +103,8 @@ def matmul(a: Tensor, b: Tensor) -> Tensor:
         raise RuntimeError(
             f"expected m1 and m2 to have the same dtype, but got: {a.dtype} != {b.dtype}"
         )
-    if na == 2 and nb == 2:  # (call's two-tensor path, inlined: every layer comes here)
-        try:
-            out = _mm_checked(a._data, b._data)
-        except RuntimeWarning:  # a user's filter made NumPy's warnings errors: as torch, quiet
-            with np.errstate(all="ignore"):
-                out = _mm_checked(a._data, b._data)
-        return record_pair(_MM, out, a, b, True) if state.enabled else _wrap(out)
+    if na == 2 and nb == 2:
+        return call(_MM, a, b)
     if na == 1 and nb == 1:
         return call(OPS["dot"], a, b)
     if na == 2 and nb == 1:
@@ -527,11 +521,7 @@ def _inplace(name: str, fn: Any, ufunc: Any, saves_self: bool) -> Any:
         ):
             # The optimizer's hot path: one NumPy call writing into the storage.
             ufunc(data, od if alpha == 1 else od * alpha, out=data)
-            vc = self._vc
-            if vc is None or vc.owner is not None:
-                self._bump_version()
-            else:
-                vc.v += 1
+            self._bump_version()
         else:
             _write(self, fn(self, other, **kwargs))
         return self

@@ -39,6 +39,18 @@ _ONE = object()  # Node._e1 of a node with one input
 _MANY = object()  # Node._e1 of a node whose edges are all in _e0, as a tuple
 
 
+def _edges(node: Any) -> tuple:
+    """A node's edges as a tuple (a Node keeps them in two slots, other nodes in _next)."""
+    if type(node) is not Node:
+        return node._next
+    e1 = node._e1
+    if e1 is _ONE:
+        return (node._e0,)
+    if e1 is _MANY:
+        return node._e0
+    return (node._e0, e1)
+
+
 class Node:
     """A recorded op application: what `tensor.grad_fn` returns (e.g. `MulBackward0`)."""
 
@@ -52,21 +64,7 @@ class Node:
     # object for Python's cyclic collector to walk on every pass over a large graph.
     @property
     def _next(self) -> tuple:
-        e1 = self._e1
-        if e1 is _ONE:
-            return (self._e0,)
-        if e1 is _MANY:
-            return self._e0
-        return (self._e0, e1)
-
-    @_next.setter
-    def _next(self, edges: tuple) -> None:
-        if len(edges) == 1:
-            self._e0, self._e1 = edges[0], _ONE
-        elif len(edges) == 2:
-            self._e0, self._e1 = edges
-        else:
-            self._e0, self._e1 = edges, _MANY
+        return _edges(self)
 
     def name(self) -> str:
         """The node's name, as torch names it (`MulBackward0`)."""
@@ -139,16 +137,19 @@ class Node:
             return True
         return any(nxt is not None and i in reads[j] for j, nxt in enumerate(self._next))
 
-    def _saved_output(self, create_graph: bool) -> Tensor:
+    def _saved_output_value(self) -> Any:
+        """The output the rules read, unless freed or written since."""
         if self._out is None:
             raise RuntimeError(FREED_MESSAGE)
         vc = self._out_vc
-        now = 0 if vc is None else vc.v
-        if now:
+        if vc is not None and vc.v:
             out = _wrap(self._out)
             out._grad_fn = self
-            raise RuntimeError(_modified_message(out, now, 0))
-        out = _wrap(self._out)
+            raise RuntimeError(_modified_message(out, vc.v, 0))
+        return self._out
+
+    def _saved_output(self, create_graph: bool) -> Tensor:
+        out = _wrap(self._saved_output_value())
         if create_graph:
             # The output as the rule's input carries this very node as its history, which is
             # what makes exp's derivative exp(x) differentiable again (as torch's SavedVariable).
@@ -188,26 +189,6 @@ class Node:
                 return grads
         if not isinstance(g, Tensor):
             g = _wrap(g)
-        m1 = self._e1
-        if m1 is not _ONE and m1 is not _MANY and len(args) == 2 and wanted is None and not (
-            op.saves_output or op.variadic
-        ):
-            # An op of two inputs on tensors (create_graph, or a row that is not plain),
-            # spelled out: the common case of a differentiable backward.
-            m0 = self._e0
-            a0, a1 = args
-            if m0 is not None and not isinstance(a0, Tensor):
-                a0 = _rebuilt(a0, m0, self._nrs[0] if self._nrs else 0)
-            if m1 is not None and not isinstance(a1, Tensor):
-                a1 = _rebuilt(a1, m1, self._nrs[1] if self._nrs else 0)
-            rules = op.rules
-            grads = [
-                None if m0 is None else rules[0](g, a0, a1),
-                None if m1 is None else rules[1](g, a0, a1),
-            ]
-            if op.broadcasts and self._fit:
-                _fit_all(grads, (a0, a1))
-            return grads
         args = self._inputs()
         if op.saves_output:
             args = (*args, self._saved_output(create_graph))
@@ -236,7 +217,6 @@ class Node:
         op = self._op
         e1 = self._e1
         g = gt._data if isinstance(gt, Tensor) else gt
-        tg = type(g)
         if len(args) == 2 and e1 is not _ONE and e1 is not _MANY and not op.saves_output:
             # Two inputs (most ops), spelled out: this runs once per node of a scalar graph.
             d0, d1 = args
@@ -244,14 +224,7 @@ class Node:
                 d0 = d0._data
             if isinstance(d1, Tensor):
                 d1 = d1._data
-            t0, t1 = type(d0), type(d1)
-            if (t0 is np.ndarray or (t0 is not tg and isinstance(d0, np.generic))) and (
-                d0.dtype != g.dtype
-            ):
-                return None
-            if (t1 is np.ndarray or (t1 is not tg and isinstance(d1, np.generic))) and (
-                d1.dtype != g.dtype
-            ):
+            if _foreign(d0, g) or _foreign(d1, g):
                 return None
             m0 = self._e0
             rules = op.rules
@@ -262,65 +235,29 @@ class Node:
                 with np.errstate(all="ignore"):
                     g0 = None if m0 is None else rules[0](g, d0, d1)
                     g1 = None if e1 is None else rules[1](g, d0, d1)
-            if op.broadcasts and self._fit:  # (inputs with a gradient are NumPy values)
-                if g0 is not None and g0.shape != d0.shape:
-                    g0 = sum_to_array(g0, d0.shape)
-                if g1 is not None and g1.shape != d1.shape:
-                    g1 = sum_to_array(g1, d1.shape)
-            if raw:
-                return [g0, g1]
-            return [
-                None if g0 is None else gt if g0 is g else _wrap(g0),
-                None if g1 is None else gt if g1 is g else _wrap(g1),
-            ]
-        if e1 is _ONE and not op.broadcasts:
-            # One input (tanh, pow, sum, mean...): the rule on the input and statics.
-            d0 = args[0]
-            if isinstance(d0, Tensor):
-                d0 = d0._data
-            t0 = type(d0)
-            if (t0 is np.ndarray or (t0 is not tg and isinstance(d0, np.generic))) and (
-                d0.dtype != g.dtype
-            ):
+            grads, datas = [g0, g1], (d0, d1)
+        else:
+            datas = [a._data if isinstance(a, Tensor) else a for a in args]
+            if any(_foreign(d, g) for d in datas):
                 return None
-            datas = (d0, *args[1:])
             if op.saves_output:
-                datas = (*datas, self._saved_output(False)._data)
+                datas.append(self._saved_output_value())
+            rules = op.rules
+            nexts = _edges(self)
             try:
-                g0 = op.rules[0](g, *datas)
-            except RuntimeWarning:  # a user's filter made NumPy's warnings errors: be quiet
-                with np.errstate(all="ignore"):
-                    g0 = op.rules[0](g, *datas)
-            return [g0] if raw else [gt if g0 is g else _wrap(g0)]
-        datas = [a._data if isinstance(a, Tensor) else a for a in args]
-        for d in datas:
-            td = type(d)
-            # Operands of g's own type (float32 scalars, arrays) are checked by dtype only
-            # when they are arrays; other NumPy values always are; numbers never.
-            if (td is np.ndarray or (td is not tg and isinstance(d, np.generic))) and (
-                d.dtype != g.dtype
-            ):
-                return None
-        if op.saves_output:
-            datas.append(self._saved_output(False)._data)
-        nexts = (self._e0,) if e1 is _ONE else self._e0 if e1 is _MANY else (self._e0, e1)
-        rules = op.rules
-        try:
-            grads = [None if m is None else rules[i](g, *datas) for i, m in enumerate(nexts)]
-        except RuntimeWarning:  # a user's filter made NumPy's warnings errors: as torch, quietly
-            with np.errstate(all="ignore"):
                 grads = [None if m is None else rules[i](g, *datas) for i, m in enumerate(nexts)]
-        if op.broadcasts and self._fit:
-            grads = [
-                sum_to_array(gi, np.shape(datas[i]))
-                if gi is not None and np.shape(gi) != np.shape(datas[i]) else gi
-                for i, gi in enumerate(grads)
-            ]
+            except RuntimeWarning:  # as above
+                with np.errstate(all="ignore"):
+                    grads = [
+                        None if m is None else rules[i](g, *datas) for i, m in enumerate(nexts)
+                    ]
+        if op.broadcasts and self._fit:  # (inputs with a gradient are NumPy values)
+            for i, gi in enumerate(grads):
+                if gi is not None and gi.shape != datas[i].shape:
+                    grads[i] = sum_to_array(gi, datas[i].shape)
         if raw:
             return grads
-        return [
-            None if gi is None else gt if gi is g else _wrap(gi) for gi in grads
-        ]
+        return [None if gi is None else gt if gi is g else _wrap(gi) for gi in grads]
 
     # ---- hooks ---------------------------------------------------------------------------
     def _retain(self, nr: int, ref: Callable[[], Tensor | None]) -> None:
@@ -396,9 +333,8 @@ def edge(t: Any) -> Any:
 
 def record(op: Any, out: Any, args: tuple, fit: bool = True) -> Tensor:
     """Wrap `out` as the result of `op` on `args`, with a node if grad must flow."""
-    t = _wrap(out)
     if not state.enabled:
-        return t
+        return _wrap(out)
     n = op.n_inputs if not op.variadic else len(args) - op.n_static
     nexts = []
     kept = None
@@ -419,22 +355,14 @@ def record(op: Any, out: Any, args: tuple, fit: bool = True) -> Tensor:
         else:
             nexts.append(None)
     if not has_edge:
-        return t
-    node = _new(Node)
-    node._op = op
-    node._args = args if kept is None else tuple(kept)
-    node._next = tuple(nexts)
-    node._nrs = (
+        return _wrap(out)
+    nrs = (
         tuple(a._output_nr if isinstance(a, Tensor) else 0 for a in args[:n]) if has_nr else None
     )
-    node._hooks = None
-    node._fit = fit  # False when the op's gradients surely match their inputs' shape and dtype
-    node._versions = _versions(op, args)
-    node._out = out if op.saves_output else None
-    node._out_vc = None  # the output's counter, lent by `version_counter` when first needed
-    t._grad_fn = node
-    t._requires_grad = True
-    return t
+    e0, e1 = (nexts[0], _ONE) if n == 1 else tuple(nexts) if n == 2 else (tuple(nexts), _MANY)
+    # fit: False when the op's gradients surely match their inputs' shape and dtype.
+    return _attach(op, out, args if kept is None else tuple(kept), e0, e1, nrs, fit,
+                   _versions(op, args))
 
 
 def record_pair(op: Any, out: Any, a: Any, b: Any, fit: bool) -> Tensor:
@@ -445,6 +373,7 @@ def record_pair(op: Any, out: Any, a: Any, b: Any, fit: bool) -> Tensor:
     """
     sa, sb = a, b  # what the node keeps
     written = False  # whether an operand has a version counter, to be remembered
+    na = nb = None
     if isinstance(a, Tensor):
         if a._requires_grad:
             na = a._grad_fn
@@ -457,10 +386,7 @@ def record_pair(op: Any, out: Any, a: Any, b: Any, fit: bool) -> Tensor:
             else:
                 written = True
         else:
-            na = None
             written = a._vc is not None
-    else:
-        na = None
     if isinstance(b, Tensor):
         if b._requires_grad:
             nb = b._grad_fn
@@ -473,33 +399,11 @@ def record_pair(op: Any, out: Any, a: Any, b: Any, fit: bool) -> Tensor:
             else:
                 written = True
         else:
-            nb = None
             written = written or b._vc is not None
-    else:
-        nb = None
     if na is None and nb is None:
         return _wrap(out)
-    node = _new(Node)
-    node._op = op
-    node._args = (sa, sb)
-    node._e0 = na
-    node._e1 = nb
-    node._nrs = None
-    node._hooks = None
-    node._fit = fit
-    node._versions = _versions(op, (a, b)) if written and op.saves else None
-    node._out = out if op.saves_output else None
-    node._out_vc = None
-    t = _new(Tensor)
-    t._data = out
-    t._requires_grad = True
-    t._grad_fn = node
-    t._output_nr = 0
-    t._grad = None
-    t._acc = None
-    t._x = None
-    t._vc = None
-    return t
+    versions = _versions(op, (a, b)) if written else None
+    return _attach(op, out, (sa, sb), na, nb, None, fit, versions)
 
 
 def record_one(op: Any, out: Any, x: Tensor, static: tuple) -> Tensor:
@@ -509,30 +413,35 @@ def record_one(op: Any, out: Any, x: Tensor, static: tuple) -> Tensor:
         fn = x._acc or accumulator(x)
     elif x._output_nr or type(fn) is not Node:
         return record(op, out, (x, *static))
+    if x._vc is None:
+        return _attach(op, out, (x._data, *static), fn, _ONE, None, True, None)
+    args = (x, *static)
+    return _attach(op, out, args, fn, _ONE, None, True, _versions(op, args))
+
+
+def _attach(op: Any, out: Any, args: tuple, e0: Any, e1: Any, nrs: tuple | None, fit: bool,
+            versions: tuple | None) -> Tensor:
+    """The node recording `op` (edges as in Node._e0/_e1) and its output tensor over `out`."""
     node = _new(Node)
     node._op = op
-    if x._vc is None:
-        node._args = (x._data, *static)
-        node._versions = None
-    else:
-        node._args = (x, *static)
-        node._versions = _versions(op, node._args)
-    node._e0 = fn
-    node._e1 = _ONE
-    node._nrs = None
+    node._args = args
+    node._e0 = e0
+    node._e1 = e1
+    node._nrs = nrs
     node._hooks = None
-    node._fit = True
+    node._fit = fit
+    node._versions = versions
     node._out = out if op.saves_output else None
-    node._out_vc = None
-    t = _new(Tensor)
+    node._out_vc = None  # the output's counter, lent by `version_counter` when first needed
+    t = _new(Tensor)  # _wrap's fields, set once here: every recorded op ends here
     t._data = out
     t._requires_grad = True
     t._grad_fn = node
     t._output_nr = 0
     t._grad = None
+    t._vc = None
     t._acc = None
     t._x = None
-    t._vc = None
     return t
 
 
@@ -549,20 +458,23 @@ def _versions(op: Any, args: tuple) -> tuple[int, ...] | None:
 
 def _rebuilt(value: Any, edge: Any, output_nr: int) -> Tensor:
     """A tensor over an input's kept value, with the history its edge records."""
-    t = _new(Tensor)
-    t._data = value
+    t = _wrap(value)
     t._requires_grad = True
     t._output_nr = output_nr
-    t._grad = None
-    t._vc = None
-    t._x = None
     if type(edge) is AccumulateGrad:
-        t._grad_fn = None
         t._acc = edge  # a leaf's stand-in: its gradient flows to the leaf's accumulator
     else:
         t._grad_fn = edge
-        t._acc = None
     return t
+
+
+def _foreign(d: Any, g: Any) -> bool:
+    """Whether operand d is a NumPy value of another dtype than the gradient g."""
+    t = type(d)
+    # Operands of g's own type (float32 scalars, ...) share its dtype; arrays are checked.
+    return (t is np.ndarray or (t is not type(g) and isinstance(d, np.generic))) and (
+        d.dtype != g.dtype
+    )
 
 
 def _edge_counter(edge: Any) -> VersionCounter | None:
@@ -632,10 +544,6 @@ def _modified_message(t: Tensor, now: int, then: int) -> str:
         f"instead. Hint: the backtrace further above shows the operation that failed to "
         f"compute its gradient. The variable in question was changed in there or anywhere later."
     )
-
-
-def _add(a: Tensor | None, b: Tensor) -> Tensor:
-    return b if a is None else a + b
 
 
 def _store_grad(t: Tensor, g: Tensor, create_graph: bool, owned: bool = False) -> None:
@@ -725,12 +633,7 @@ def run_backward(
         node = stack.pop()
         if keep_order:
             order.append(node)
-        if type(node) is Node:  # Node._next, without the property's call
-            e1 = node._e1
-            edges = (node._e0,) if e1 is _ONE else node._e0 if e1 is _MANY else (node._e0, e1)
-        else:
-            edges = node._next
-        for m in edges:
+        for m in _edges(node):
             if m is not None:
                 if m in deps:
                     deps[m] += 1
@@ -770,8 +673,7 @@ def run_backward(
             is_node = type(node) is Node
             # Between plain nodes gradients flow as arrays; anything else sees tensors.
             if g is not None and (not is_node or node._hooks is not None or targets):
-                if not isinstance(g, Tensor):
-                    g = _wrap(g) if type(g) is not list else _as_tensors(g)
+                g = _as_tensors(g)
             if node._hooks is not None and g is not None:
                 g = _run_pre_hooks(node, g, create_graph)
             if targets and node in targets:
@@ -780,11 +682,7 @@ def run_backward(
                 if g is not None and accumulate and (inputs is None or node in targets):
                     _accumulate_leaf(node, g, create_graph)
                 continue
-            if is_node:  # Node._next, without the property's call
-                e1 = node._e1
-                nexts = (node._e0,) if e1 is _ONE else node._e0 if e1 is _MANY else (node._e0, e1)
-            else:
-                nexts = node._next
+            nexts = _edges(node)
             wanted = None
             if needed is not None:
                 wanted = [m is not None and m in needed for m in nexts]
@@ -792,15 +690,7 @@ def run_backward(
                     continue
             if g is not None:
                 if is_node:
-                    op = node._op
-                    grads = None
-                    if raw and op.plain and wanted is None and node._args is not None:
-                        # _apply's plain path, called directly: once per node of every step.
-                        if op.saves:
-                            node._check_versions()
-                        grads = node._apply_plain(g, node._args, True)
-                    if grads is None:
-                        grads = node._apply(g, wanted, create_graph, raw)
+                    grads = node._apply(g, wanted, create_graph, raw)
                 else:
                     grads = node._apply(g, wanted, create_graph)
                 if node._hooks is not None and "post" in node._hooks:
@@ -877,9 +767,6 @@ def _accumulate_leaf(node: AccumulateGrad, g: Tensor, create_graph: bool) -> Non
         type(data) is np.ndarray and data.base is None
         and sys.getrefcount(g) <= _LOOP_REFS and sys.getrefcount(data) <= 3
     )
-    if t._grad is None:  # _store_grad's first case, inlined: every leaf of every step
-        t._grad = g if create_graph or owned else _wrap(data.copy())
-        return
     _store_grad(t, g, create_graph, owned)
 
 
