@@ -104,16 +104,20 @@ class FunctionDef:
     domain: str = ""
 
 
-def _log_engine(E: Any, x: Any, b: Any = None) -> Any:
-    return E.log(x) if b is None else E.log(x) / E.log(b)
+def _spelled_alike(name: str, **flags: Any) -> FunctionDef:
+    """A function of one argument that the engine, SymPy and math-like modules all name
+    `name`: one row, the same call in each."""
+
+    def call(ns: Any, x: Any) -> Any:
+        return getattr(ns, name)(x)
+
+    call.__name__ = name
+    return FunctionDef(name, (1,), call, call, call, **flags)
 
 
-def _log_sympy(S: Any, x: Any, b: Any = None) -> Any:
-    return S.log(x) if b is None else S.log(x) / S.log(b)
-
-
-def _log_scalar(m: Any, x: Any, b: Any = None) -> Any:
-    return m.log(x) if b is None else m.log(x) / m.log(b)
+def _log(ns: Any, x: Any, b: Any = None) -> Any:
+    """log(x), or log(x, b) = log(x) / log(b), in any of the three modules."""
+    return ns.log(x) if b is None else ns.log(x) / ns.log(b)
 
 
 def _sigmoid_scalar(m: Any, x: Any) -> Any:
@@ -155,59 +159,17 @@ _KINK_TOL = 1e-13
 FUNCTIONS: dict[str, FunctionDef] = {
     f.name: f
     for f in (
-        FunctionDef(
-            "sin", (1,), lambda E, x: E.sin(x), lambda S, x: S.sin(x), lambda m, x: m.sin(x)
-        ),
-        FunctionDef(
-            "cos", (1,), lambda E, x: E.cos(x), lambda S, x: S.cos(x), lambda m, x: m.cos(x)
-        ),
-        FunctionDef(
-            "tan",
-            (1,),
-            lambda E, x: E.tan(x),
-            lambda S, x: S.tan(x),
-            lambda m, x: m.tan(x),
-            domain="cos(x) != 0",
-        ),
-        FunctionDef(
-            "asin",
-            (1,),
-            lambda E, x: E.asin(x),
-            lambda S, x: S.asin(x),
-            lambda m, x: m.asin(x),
-            domain="-1 <= x <= 1",
-        ),
-        FunctionDef(
-            "acos",
-            (1,),
-            lambda E, x: E.acos(x),
-            lambda S, x: S.acos(x),
-            lambda m, x: m.acos(x),
-            domain="-1 <= x <= 1",
-        ),
-        FunctionDef(
-            "atan", (1,), lambda E, x: E.atan(x), lambda S, x: S.atan(x), lambda m, x: m.atan(x)
-        ),
-        FunctionDef(
-            "sinh", (1,), lambda E, x: E.sinh(x), lambda S, x: S.sinh(x), lambda m, x: m.sinh(x)
-        ),
-        FunctionDef(
-            "cosh", (1,), lambda E, x: E.cosh(x), lambda S, x: S.cosh(x), lambda m, x: m.cosh(x)
-        ),
-        FunctionDef(
-            "tanh", (1,), lambda E, x: E.tanh(x), lambda S, x: S.tanh(x), lambda m, x: m.tanh(x)
-        ),
-        FunctionDef(
-            "exp", (1,), lambda E, x: E.exp(x), lambda S, x: S.exp(x), lambda m, x: m.exp(x)
-        ),
-        FunctionDef(
-            "log",
-            (1, 2),
-            _log_engine,
-            _log_sympy,
-            _log_scalar,
-            domain="x > 0; base b > 0, b != 1",
-        ),
+        _spelled_alike("sin"),
+        _spelled_alike("cos"),
+        _spelled_alike("tan", domain="cos(x) != 0"),
+        _spelled_alike("asin", domain="-1 <= x <= 1"),
+        _spelled_alike("acos", domain="-1 <= x <= 1"),
+        _spelled_alike("atan"),
+        _spelled_alike("sinh"),
+        _spelled_alike("cosh"),
+        _spelled_alike("tanh"),
+        _spelled_alike("exp"),
+        FunctionDef("log", (1, 2), _log, _log, _log, domain="x > 0; base b > 0, b != 1"),
         FunctionDef(
             "log1p",
             (1,),
@@ -216,15 +178,7 @@ FUNCTIONS: dict[str, FunctionDef] = {
             lambda m, x: m.log1p(x),
             domain="x > -1",
         ),
-        FunctionDef(
-            "sqrt",
-            (1,),
-            lambda E, x: E.sqrt(x),
-            lambda S, x: S.sqrt(x),
-            lambda m, x: m.sqrt(x),
-            kink=_near_zero,
-            domain="x >= 0",
-        ),
+        _spelled_alike("sqrt", kink=_near_zero, domain="x >= 0"),
         FunctionDef(
             "abs",
             (1,),
