@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from engine.autograd.grad_mode import no_grad, state
-from engine.autograd.graph import FREED_MESSAGE, _modified_message, edge
+from engine.autograd.graph import _MANY, FREED_MESSAGE, _modified_message, edge
 from engine.tensor import Tensor, VersionCounter, _wrap
 
 
@@ -21,6 +21,11 @@ class FunctionCtx:
     """The `ctx` of forward and backward, and the node in the graph."""
 
     _n_outputs = 1
+    _e1 = _MANY  # backward walks a node's edges as `_e0` (see graph.Node)
+
+    @property
+    def _e0(self) -> tuple:
+        return self._next
 
     def __init__(self, cls: type) -> None:
         self._cls = cls

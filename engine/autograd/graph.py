@@ -35,20 +35,16 @@ FREED_MESSAGE = (
 )
 
 
-_ONE = object()  # Node._e1 of a node with one input
 _MANY = object()  # Node._e1 of a node whose edges are all in _e0, as a tuple
 
 
 def _edges(node: Any) -> tuple:
-    """A node's edges as a tuple (a Node keeps them in two slots, other nodes in _next)."""
+    """A node's edges, one per input (a Node keeps them in two slots, other nodes in _next)."""
     if type(node) is not Node:
         return node._next
-    e1 = node._e1
-    if e1 is _ONE:
-        return (node._e0,)
-    if e1 is _MANY:
+    if node._e1 is _MANY:
         return node._e0
-    return (node._e0, e1)
+    return (node._e0,) if node._op.n_inputs == 1 else (node._e0, node._e1)
 
 
 class Node:
@@ -61,7 +57,9 @@ class Node:
 
     # The edges, one per input (None where no gradient flows). A node of one or two inputs
     # keeps them in two slots rather than in a tuple: a tuple per node would be one more
-    # object for Python's cyclic collector to walk on every pass over a large graph.
+    # object for Python's cyclic collector to walk on every pass over a large graph. With one
+    # input, _e1 is None, so backward walks every node of one or two inputs as the pair
+    # (_e0, _e1), and a node of more as the tuple _e0 (with _e1 = _MANY).
     @property
     def _next(self) -> tuple:
         return _edges(self)
@@ -101,9 +99,7 @@ class Node:
         e1 = self._e1
         if e1 is _MANY:
             return self._e0[i] if i < len(self._e0) else None
-        if i == 0:
-            return self._e0
-        return e1 if i == 1 and e1 is not _ONE else None
+        return self._e0 if i == 0 else e1 if i == 1 else None
 
     def _check_versions(self) -> None:
         args, versions = self._args, self._versions
@@ -113,8 +109,7 @@ class Node:
                 vc = a._vc
                 then = 0 if versions is None else versions[k]
             else:
-                e1 = self._e1
-                m = self._e0 if i == 0 and e1 is not _MANY else self._edge(i)
+                m = self._edge(i)
                 if m is None:
                     continue
                 vc = m._out_vc if type(m) is Node else _edge_counter(m)
@@ -172,21 +167,15 @@ class Node:
                 self._args = tuple(_shape_only(a) for a in args)
                 return
 
-    def _apply(
-        self, g: Any, wanted: Sequence[bool] | None, create_graph: bool, raw: bool = False
-    ) -> list:
-        """The gradients for the inputs, given the output's. With `raw` (no graph is being
-        built), g may be an array and gradients may come back as arrays, not tensors."""
+    def _apply(self, g: Any, wanted: Sequence[bool] | None, create_graph: bool) -> list:
+        """The gradients for the inputs, given the output's, as tensors: the rules run on
+        tensors, so with `create_graph` they record a graph of their own."""
         op = self._op
         args = self._args
         if args is None:
             raise RuntimeError(FREED_MESSAGE)
         if op.saves:
             self._check_versions()
-        if op.plain and not create_graph and wanted is None:
-            grads = self._apply_plain(g, args, raw)
-            if grads is not None:
-                return grads
         if not isinstance(g, Tensor):
             g = _wrap(g)
         args = self._inputs()
@@ -194,8 +183,8 @@ class Node:
             args = (*args, self._saved_output(create_graph))
         rules = op.rules
         nexts = self._next
-        if wanted is not None:
-            nexts = [m if w else None for m, w in zip(nexts, wanted, strict=True)]
+        if wanted is not None:  # (wanted may be padded to two: zip stops at the inputs)
+            nexts = [m if w else None for m, w in zip(nexts, wanted)]  # noqa: B905
         if op.variadic:
             grads = [None if m is None else rules(g, i, *args) for i, m in enumerate(nexts)]
         elif len(nexts) == 1:
@@ -206,39 +195,48 @@ class Node:
             _fit_all(grads, args)
         return grads
 
-    def _apply_plain(self, gt: Any, args: tuple, raw: bool) -> list | None:
-        """The rules run on the arrays themselves, when no graph is being built.
+    def _apply_arrays(self, g: Any) -> list | None:
+        """The gradients for the inputs as arrays: a `plain` op's rules run on the arrays.
 
-        A `plain` op's rules use only arithmetic that arrays share with tensors, so the same
-        formulas give the same numbers without a tensor per intermediate. Only when every
-        floating operand has the gradient's dtype (NumPy and torch promote mixed dtypes
-        differently); otherwise None, and the caller takes the tensor path.
+        Backward without `create_graph` takes this path. A plain op's rules use only
+        arithmetic that arrays share with tensors, so the same formulas give the same numbers
+        without a tensor per intermediate. NumPy and torch promote mixed dtypes differently:
+        where an operand may differ in dtype from the gradient (a node recorded with `_fit`,
+        or a gradient that a hook or a tensor rule made), the operands are checked, and None
+        sends the node to the tensor path.
         """
+        args = self._args
+        if args is None:
+            raise RuntimeError(FREED_MESSAGE)
         op = self._op
-        e1 = self._e1
-        g = gt._data if isinstance(gt, Tensor) else gt
-        if len(args) == 2 and e1 is not _ONE and e1 is not _MANY and not op.saves_output:
+        if op.saves:
+            self._check_versions()
+        check = self._fit
+        if isinstance(g, Tensor):
+            g = g._data
+            check = True
+        if op.n_inputs == 2 and not op.saves_output:
             # Two inputs (most ops), spelled out: this runs once per node of a scalar graph.
             d0, d1 = args
             if isinstance(d0, Tensor):
                 d0 = d0._data
             if isinstance(d1, Tensor):
                 d1 = d1._data
-            if _foreign(d0, g) or _foreign(d1, g):
+            if check and (_foreign(d0, g) or _foreign(d1, g)):
                 return None
-            m0 = self._e0
+            m0, m1 = self._e0, self._e1
             rules = op.rules
             try:
                 g0 = None if m0 is None else rules[0](g, d0, d1)
-                g1 = None if e1 is None else rules[1](g, d0, d1)
+                g1 = None if m1 is None else rules[1](g, d0, d1)
             except RuntimeWarning:  # a user's filter made NumPy's warnings errors: be quiet
                 with np.errstate(all="ignore"):
                     g0 = None if m0 is None else rules[0](g, d0, d1)
-                    g1 = None if e1 is None else rules[1](g, d0, d1)
+                    g1 = None if m1 is None else rules[1](g, d0, d1)
             grads, datas = [g0, g1], (d0, d1)
         else:
             datas = [a._data if isinstance(a, Tensor) else a for a in args]
-            if any(_foreign(d, g) for d in datas):
+            if check and any(_foreign(d, g) for d in datas):
                 return None
             if op.saves_output:
                 datas.append(self._saved_output_value())
@@ -255,9 +253,7 @@ class Node:
             for i, gi in enumerate(grads):
                 if gi is not None and gi.shape != datas[i].shape:
                     grads[i] = sum_to_array(gi, datas[i].shape)
-        if raw:
-            return grads
-        return [None if gi is None else gt if gi is g else _wrap(gi) for gi in grads]
+        return grads
 
     # ---- hooks ---------------------------------------------------------------------------
     def _retain(self, nr: int, ref: Callable[[], Tensor | None]) -> None:
@@ -291,6 +287,7 @@ class AccumulateGrad:
     __slots__ = ("_variable", "__weakref__")
     _n_outputs = 1
     _next = ()
+    _e0 = _e1 = None  # no edges, as backward walks them
     _hooks = None
 
     def __init__(self, variable: Tensor) -> None:
@@ -359,7 +356,12 @@ def record(op: Any, out: Any, args: tuple, fit: bool = True) -> Tensor:
     nrs = (
         tuple(a._output_nr if isinstance(a, Tensor) else 0 for a in args[:n]) if has_nr else None
     )
-    e0, e1 = (nexts[0], _ONE) if n == 1 else tuple(nexts) if n == 2 else (tuple(nexts), _MANY)
+    if n == 2:
+        e0, e1 = nexts
+    elif n == 1 and not op.variadic:
+        e0, e1 = nexts[0], None
+    else:
+        e0, e1 = tuple(nexts), _MANY
     # fit: False when the op's gradients surely match their inputs' shape and dtype.
     return _attach(op, out, args if kept is None else tuple(kept), e0, e1, nrs, fit,
                    _versions(op, args))
@@ -413,10 +415,13 @@ def record_one(op: Any, out: Any, x: Tensor, static: tuple) -> Tensor:
         fn = x._acc or accumulator(x)
     elif x._output_nr or type(fn) is not Node:
         return record(op, out, (x, *static))
+    # fit: whether a static NumPy scalar made the output's dtype differ from x's, so that
+    # backward's array path must check the operands' dtypes.
+    fit = out.dtype != x._data.dtype
     if x._vc is None:
-        return _attach(op, out, (x._data, *static), fn, _ONE, None, True, None)
+        return _attach(op, out, (x._data, *static), fn, None, None, fit, None)
     args = (x, *static)
-    return _attach(op, out, args, fn, _ONE, None, True, _versions(op, args))
+    return _attach(op, out, args, fn, None, None, fit, _versions(op, args))
 
 
 def _attach(op: Any, out: Any, args: tuple, e0: Any, e1: Any, nrs: tuple | None, fit: bool,
@@ -633,7 +638,7 @@ def run_backward(
         node = stack.pop()
         if keep_order:
             order.append(node)
-        for m in _edges(node):
+        for m in node._e0 if node._e1 is _MANY else (node._e0, node._e1):  # (see Node)
             if m is not None:
                 if m in deps:
                     deps[m] += 1
@@ -652,58 +657,51 @@ def run_backward(
                     if m is not None and m in needed:
                         deps[m] = deps.get(m, 0) + 1
 
+    # Without create_graph, gradients flow as arrays between plain nodes (`_apply_arrays`);
+    # any other node sees tensors. (Root gradients already have their outputs' dtypes.)
+    raw = not create_graph
     buffers: dict[Any, Any] = {}
     for (node, nr), g in zip(root_nodes, root_grads, strict=True):
-        _accumulate(buffers, node, nr, g)
+        _accumulate(buffers, node, nr, g._data if raw else g)
 
     captured: list[Tensor | None] = [None] * (len(inputs) if inputs is not None else 0)
-    ready = [n for n, _ in root_nodes if deps.get(n, 0) == 0]
-    ready = list(dict.fromkeys(ready))
+    ready = []
+    for node, _ in root_nodes:
+        if node not in deps and node not in ready:
+            ready.append(node)
     prev_mode = state.enabled
     state.enabled = create_graph
-    raw = not create_graph  # gradients may flow as arrays: no graph is built from them
     # Backward allocates many short-lived tensors and creates no cycles; the cyclic
     # collector would only re-walk the (large) live graph, so it waits until we finish.
     gc_was_enabled = gc.isenabled()
     gc.disable()
+    # The common case (no create_graph, no inputs=, no hooks) takes a short path per node.
+    simple = raw and not targets
     try:
         while ready:
             node = ready.pop()
             g = buffers.pop(node, None)
-            is_node = type(node) is Node
-            # Between plain nodes gradients flow as arrays; anything else sees tensors.
-            if g is not None and (not is_node or node._hooks is not None or targets):
-                g = _as_tensors(g)
-            if node._hooks is not None and g is not None:
-                g = _run_pre_hooks(node, g, create_graph)
-            if targets and node in targets:
-                _capture(node, g, targets[node], captured, inputs, accumulate, create_graph)
-            if type(node) is AccumulateGrad:
+            kind = type(node)
+            if kind is AccumulateGrad:
+                if targets and node in targets:
+                    g = None if g is None else _as_tensors(g)
+                    _capture(node, g, targets[node], captured, inputs, accumulate, create_graph)
                 if g is not None and accumulate and (inputs is None or node in targets):
                     _accumulate_leaf(node, g, create_graph)
                 continue
-            nexts = _edges(node)
-            wanted = None
-            if needed is not None:
-                wanted = [m is not None and m in needed for m in nexts]
-                if not any(wanted):
-                    continue
-            if g is not None:
-                if is_node:
-                    grads = node._apply(g, wanted, create_graph, raw)
-                else:
-                    grads = node._apply(g, wanted, create_graph)
-                if node._hooks is not None and "post" in node._hooks:
-                    grads = [None if gi is None else _as_tensors(gi) for gi in grads]
-                    for hook in node._hooks["post"]:
-                        hook(tuple(grads), (g,) if node._n_outputs == 1 else tuple(g))
-            else:
+            nexts = node._e0 if node._e1 is _MANY else (node._e0, node._e1)  # (see Node)
+            if not (simple and kind is Node and node._hooks is None):
+                g, nexts, grads = _node_grads(node, g, nexts, raw, create_graph, needed)
+                if targets and node in targets:
+                    _capture(node, g, targets[node], captured, inputs, accumulate, create_graph)
+            elif g is None:
                 grads = (None,) * len(nexts)
-            nrs = node._nrs
-            i = -1
-            for m in nexts:
-                i += 1
-                if m is None or (wanted is not None and not wanted[i]):
+            else:
+                grads = node._apply_arrays(g) if node._op.plain else None
+                if grads is None:  # not plain, or operands of mixed dtypes
+                    grads = node._apply(g, None, False)
+            for i, m in enumerate(nexts):
+                if m is None:
                     continue
                 gi = grads[i]
                 if gi is not None:
@@ -711,7 +709,7 @@ def run_backward(
                         old = buffers.get(m)
                         buffers[m] = gi if old is None else _sum_grads(old, gi)
                     else:
-                        _accumulate(buffers, m, nrs[i] if nrs else 0, gi)
+                        _accumulate(buffers, m, node._nrs[i] if node._nrs else 0, gi)
                 d = deps[m] - 1
                 deps[m] = d
                 if d == 0:
@@ -720,7 +718,7 @@ def run_backward(
             # only when the loop variable is its last holder.
             grads = gi = old = g = None
             if not retain_graph:
-                if type(node) is Node and node._op.frees:
+                if kind is Node and node._op.frees:
                     node._args = None
                     node._out = None
                 else:
@@ -742,6 +740,33 @@ def run_backward(
     return captured
 
 
+def _node_grads(
+    node: Any, g: Any, nexts: Sequence, raw: bool, create_graph: bool, needed: set | None
+) -> tuple[Any, Sequence, Sequence]:
+    """A node's gradient (after its hooks), edges and input gradients in the general case:
+    hooks, `inputs=`, custom Functions. Edges that lead to no wanted input come back None."""
+    if g is not None:
+        g = _as_tensors(g)  # hooks and custom Functions see tensors
+        if node._hooks is not None:
+            g = _run_pre_hooks(node, g, create_graph)
+    wanted = None
+    if needed is not None:
+        wanted = [m is not None and m in needed for m in nexts]
+        nexts = [m if w else None for m, w in zip(nexts, wanted, strict=True)]
+    if g is None or (wanted is not None and not any(wanted)):
+        return g, nexts, (None,) * len(nexts)
+    grads = None
+    if raw and type(node) is Node and node._op.plain and wanted is None:
+        grads = node._apply_arrays(g)
+    if grads is None:
+        grads = node._apply(g, wanted, create_graph)
+    if node._hooks is not None and "post" in node._hooks:
+        grads = [None if gi is None else _as_tensors(gi) for gi in grads]
+        for hook in node._hooks["post"]:
+            hook(tuple(grads), (g,) if node._n_outputs == 1 else tuple(g))
+    return g, nexts, grads
+
+
 def _capture(node: Any, g: Any, slots: list, captured: list, inputs: Any, accumulate: bool,
              create_graph: bool) -> None:
     for k, nr in slots:
@@ -751,22 +776,28 @@ def _capture(node: Any, g: Any, slots: list, captured: list, inputs: Any, accumu
             _store_grad(inputs[k], gk, create_graph)  # backward(inputs=[non-leaf])
 
 
-def _accumulate_leaf(node: AccumulateGrad, g: Tensor, create_graph: bool) -> None:
+def _accumulate_leaf(node: AccumulateGrad, g: Any, create_graph: bool) -> None:
+    """Add a leaf's gradient (a tensor, or an array from the array path) into its .grad."""
     t = node._variable()
     if t is None:
         return
     if t._x:
+        g = _as_tensors(g)
         for hook in t._x.get("hooks", ()):
             r = hook(g)
             if r is not None:
                 g = r
     # Like torch, steal the gradient instead of copying it when nothing else can see it:
     # referenced only here and by the backward loop, over an array of its own.
-    data = g._data
-    owned = (
-        type(data) is np.ndarray and data.base is None
-        and sys.getrefcount(g) <= _LOOP_REFS and sys.getrefcount(data) <= 3
-    )
+    if isinstance(g, Tensor):
+        data = g._data
+        owned = (
+            type(data) is np.ndarray and data.base is None
+            and sys.getrefcount(g) <= _LOOP_REFS and sys.getrefcount(data) <= 3
+        )
+    else:
+        owned = type(g) is np.ndarray and g.base is None and sys.getrefcount(g) <= _LOOP_REFS
+        g = _wrap(g)
     _store_grad(t, g, create_graph, owned)
 
 
