@@ -513,12 +513,12 @@ def _inplace(name: str, fn: Any, ufunc: Any, saves_self: bool) -> Any:
             _check_inplace(self, other)
         data = self._data
         od = other._data if isinstance(other, Tensor) else other
-        alpha = kwargs.get("alpha", 1)
-        if type(data) is np.ndarray and data.flags.writeable and data.dtype.kind == "f" and (
+        alpha = kwargs.get("alpha", 1) if kwargs else 1
+        if type(data) is np.ndarray and (
             # The same dtype and shape (a gradient) needs no promotion check.
             (type(od) is np.ndarray and od.dtype == data.dtype and od.shape == data.shape)
             or (np.result_type(data, od) == data.dtype and np.shape(od) in ((), data.shape))
-        ):
+        ) and data.dtype.kind == "f" and data.flags.writeable:
             # The optimizer's hot path: one NumPy call writing into the storage.
             ufunc(data, od if alpha == 1 else od * alpha, out=data)
             self._bump_version()

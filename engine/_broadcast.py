@@ -24,8 +24,10 @@ def sum_to(g: Tensor, shape: tuple[int, ...]) -> Tensor:
 
 def sum_to_array(g: Any, shape: tuple[int, ...]) -> Any:
     """`sum_to` on a NumPy array (the backward's plain-array path), with the same sums."""
-    gshape = np.shape(g)
+    gshape = g.shape if type(g) is np.ndarray else np.shape(g)
     lead = len(gshape) - len(shape)
+    if lead and gshape[lead:] == shape:  # only leading dimensions were added (a bias)
+        return np.add.reduce(g, axis=0 if lead == 1 else tuple(range(lead)))
     stretched = tuple(
         lead + i for i, n in enumerate(shape) if n == 1 and gshape[lead + i] != 1
     )

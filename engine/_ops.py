@@ -26,7 +26,7 @@ import numpy as np
 
 from engine import _dtype
 from engine.autograd.grad_mode import state
-from engine.autograd.graph import record, record_one, record_pair
+from engine.autograd.graph import FIT_ALL, FIT_NONE, FIT_SHAPE, record, record_one, record_pair
 from engine.tensor import Tensor, _wrap, _wrap_dim
 
 
@@ -73,11 +73,19 @@ def call(op: OpDef, *args: Any) -> Tensor:
         # Two tensors (mm, dot...): the straight-line record of binary ops.
         a, b = args
         if isinstance(a, Tensor) and isinstance(b, Tensor):
+            ad, bd = a._data, b._data
             try:
-                out = op.forward(a._data, b._data)
+                out = op.forward(ad, bd)
             except RuntimeWarning:
-                out = _quietly(op.forward, a._data, b._data)
-            return record_pair(op, out, a, b, True) if state.enabled else _wrap(out)
+                out = _quietly(op.forward, ad, bd)
+            if not state.enabled:
+                return _wrap(out)
+            # fit, as in `binary`
+            if ad.dtype != bd.dtype or out.dtype != ad.dtype:
+                fit = FIT_ALL
+            else:
+                fit = FIT_SHAPE if op.broadcasts and ad.shape != bd.shape else FIT_NONE
+            return record_pair(op, out, a, b, fit)
     datas = [a._data if isinstance(a, Tensor) else a for a in args]
     try:
         out = op.forward(*datas)
@@ -113,10 +121,10 @@ def unary(op: OpDef, x: Tensor, *static: Any) -> Tensor:
 
 def binary(op: OpDef, a: Any, b: Any) -> Tensor:
     """The fast path for broadcasting ops of two operands, with torch's type promotion."""
-    # `fit`: whether a gradient may need summing back or casting to its input (broadcasting or
-    # promotion happened); same-typed scalars, the scalar-graph case, are decided first.
-    # (_is_float and _same_float, spelled out: this runs for every op of every graph.)
-    fit = False
+    # `fit`: whether a gradient may need summing back (broadcasting: FIT_SHAPE) or casting
+    # too (promotion: FIT_ALL) to its input; same-typed scalars, the scalar-graph case, are
+    # decided first. (_is_float and _same_float, spelled out: this runs for every op.)
+    fit = FIT_NONE
     if isinstance(a, Tensor):
         ad = a._data
         ta = type(ad)
@@ -126,10 +134,10 @@ def binary(op: OpDef, a: Any, b: Any) -> Tensor:
                 if (ta in _FLOAT_SCALARS or (ta is np.ndarray and ad.dtype.kind == "f")) and (
                     ad.dtype == bd.dtype
                 ):
-                    fit = ad.shape != bd.shape
+                    fit = FIT_SHAPE if ad.shape != bd.shape else FIT_NONE
                 else:
                     ad, bd = _promote(op, ad, bd)
-                    fit = True
+                    fit = FIT_ALL
         else:
             bd = b
             if not (
@@ -137,7 +145,7 @@ def binary(op: OpDef, a: Any, b: Any) -> Tensor:
                 and isinstance(b, _NUMBERS)
             ):
                 ad, bd = _promote(op, ad, bd)
-                fit = True
+                fit = FIT_ALL
     else:
         ad, bd = a, b._data
         tb = type(bd)
@@ -146,7 +154,7 @@ def binary(op: OpDef, a: Any, b: Any) -> Tensor:
             and isinstance(a, _NUMBERS)
         ):
             ad, bd = _promote(op, ad, bd)
-            fit = True
+            fit = FIT_ALL
     try:
         out = op.forward(ad, bd)
     except RuntimeWarning:

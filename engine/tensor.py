@@ -33,6 +33,11 @@ NON_LEAF_GRAD_WARNING = (
 )
 
 
+# In-place writes to any tensor so far: a node recorded since the last one has nothing to
+# check in backward (a version check per node would cost more than the op on a scalar).
+WRITES = [0]
+
+
 class VersionCounter:
     """Counts in-place writes to a storage; shared by a tensor, its views and detach()."""
 
@@ -125,6 +130,7 @@ class Tensor:
         if vc is None:
             vc = version_counter(self)
         vc.v += 1
+        WRITES[0] += 1
         if vc.owner is not None:  # a counter lent to a node: errors name the last writer
             vc.owner = weakref.ref(self)
 
@@ -326,9 +332,9 @@ class Tensor:
         inputs: Any = None,
     ) -> None:
         """Accumulate d(self)/d(leaf) into the .grad of every leaf that requires grad."""
-        from engine.autograd import backward
+        import engine.autograd  # (a plain import: `from` a package runs importlib's Python)
 
-        backward(self, gradient, retain_graph, create_graph, inputs=inputs)
+        engine.autograd.backward(self, gradient, retain_graph, create_graph, inputs=inputs)
 
     def retain_grad(self) -> None:
         """Keep .grad for this non-leaf tensor after backward."""

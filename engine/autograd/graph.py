@@ -21,7 +21,7 @@ import numpy as np
 
 from engine._broadcast import sum_to_array
 from engine.autograd.grad_mode import state
-from engine.tensor import Tensor, VersionCounter, _wrap
+from engine.tensor import WRITES, Tensor, VersionCounter, _wrap
 
 _new = object.__new__
 _LOOP_REFS = 3  # references to a popped gradient: the loop's variable, a parameter, getrefcount
@@ -37,6 +37,10 @@ FREED_MESSAGE = (
 
 _MANY = object()  # Node._e1 of a node whose edges are all in _e0, as a tuple
 
+# Node._fit: what the input gradients may need fitting to: nothing, their inputs' shapes
+# (broadcasting happened), or shapes and dtypes (promotion happened, or not known).
+FIT_NONE, FIT_SHAPE, FIT_ALL = 0, 1, 2
+
 
 def _edges(node: Any) -> tuple:
     """A node's edges, one per input (a Node keeps them in two slots, other nodes in _next)."""
@@ -51,7 +55,8 @@ class Node:
     """A recorded op application: what `tensor.grad_fn` returns (e.g. `MulBackward0`)."""
 
     __slots__ = (
-        "_op", "_args", "_e0", "_e1", "_nrs", "_versions", "_out", "_out_vc", "_hooks", "_fit"
+        "_op", "_args", "_e0", "_e1", "_nrs", "_versions", "_writes", "_out", "_out_vc",
+        "_hooks", "_fit",
     )
     _n_outputs = 1
 
@@ -160,12 +165,7 @@ class Node:
         # Ops that save no values (add, sum, view...) need only shapes and dtypes: a second
         # backward works, as in torch. Array inputs give way to zero-strided stand-ins so
         # the graph does not keep their memory alive; scalars cost nothing to keep.
-        args = self._args
-        for a in args:
-            d = a._data if isinstance(a, Tensor) else a
-            if type(d) is np.ndarray and d.nbytes > 4096:
-                self._args = tuple(_shape_only(a) for a in args)
-                return
+        self._args = tuple(map(_shape_only, self._args))
 
     def _apply(self, g: Any, wanted: Sequence[bool] | None, create_graph: bool) -> list:
         """The gradients for the inputs, given the output's, as tensors: the rules run on
@@ -174,7 +174,7 @@ class Node:
         args = self._args
         if args is None:
             raise RuntimeError(FREED_MESSAGE)
-        if op.saves:
+        if op.saves and self._writes != WRITES[0]:
             self._check_versions()
         if not isinstance(g, Tensor):
             g = _wrap(g)
@@ -201,7 +201,7 @@ class Node:
         Backward without `create_graph` takes this path. A plain op's rules use only
         arithmetic that arrays share with tensors, so the same formulas give the same numbers
         without a tensor per intermediate. NumPy and torch promote mixed dtypes differently:
-        where an operand may differ in dtype from the gradient (a node recorded with `_fit`,
+        where an operand may differ in dtype from the gradient (a node recorded with FIT_ALL,
         or a gradient that a hook or a tensor rule made), the operands are checked, and None
         sends the node to the tensor path.
         """
@@ -209,9 +209,9 @@ class Node:
         if args is None:
             raise RuntimeError(FREED_MESSAGE)
         op = self._op
-        if op.saves:
+        if op.saves and self._writes != WRITES[0]:  # (no write since: nothing to check)
             self._check_versions()
-        check = self._fit
+        check = self._fit == FIT_ALL
         if isinstance(g, Tensor):
             g = g._data
             check = True
@@ -240,20 +240,22 @@ class Node:
                 return None
             if op.saves_output:
                 datas.append(self._saved_output_value())
-            rules = op.rules
-            nexts = _edges(self)
             try:
-                grads = [None if m is None else rules[i](g, *datas) for i, m in enumerate(nexts)]
+                grads = self._rules_on(g, datas)
             except RuntimeWarning:  # as above
                 with np.errstate(all="ignore"):
-                    grads = [
-                        None if m is None else rules[i](g, *datas) for i, m in enumerate(nexts)
-                    ]
+                    grads = self._rules_on(g, datas)
         if op.broadcasts and self._fit:  # (inputs with a gradient are NumPy values)
             for i, gi in enumerate(grads):
                 if gi is not None and gi.shape != datas[i].shape:
                     grads[i] = sum_to_array(gi, datas[i].shape)
         return grads
+
+    def _rules_on(self, g: Any, datas: Sequence) -> list:
+        rules = self._op.rules
+        if self._op.n_inputs == 1:
+            return [rules[0](g, *datas)]  # the only edge of a node is never None
+        return [None if m is None else rules[i](g, *datas) for i, m in enumerate(_edges(self))]
 
     # ---- hooks ---------------------------------------------------------------------------
     def _retain(self, nr: int, ref: Callable[[], Tensor | None]) -> None:
@@ -328,7 +330,7 @@ def edge(t: Any) -> Any:
     return None
 
 
-def record(op: Any, out: Any, args: tuple, fit: bool = True) -> Tensor:
+def record(op: Any, out: Any, args: tuple, fit: int = FIT_ALL) -> Tensor:
     """Wrap `out` as the result of `op` on `args`, with a node if grad must flow."""
     if not state.enabled:
         return _wrap(out)
@@ -362,12 +364,11 @@ def record(op: Any, out: Any, args: tuple, fit: bool = True) -> Tensor:
         e0, e1 = nexts[0], None
     else:
         e0, e1 = tuple(nexts), _MANY
-    # fit: False when the op's gradients surely match their inputs' shape and dtype.
     return _attach(op, out, args if kept is None else tuple(kept), e0, e1, nrs, fit,
                    _versions(op, args))
 
 
-def record_pair(op: Any, out: Any, a: Any, b: Any, fit: bool) -> Tensor:
+def record_pair(op: Any, out: Any, a: Any, b: Any, fit: int) -> Tensor:
     """`record` for an op of two operands, with grad mode on.
 
     The common case of every scalar graph and every layer, kept to a straight line. Inputs
@@ -404,7 +405,7 @@ def record_pair(op: Any, out: Any, a: Any, b: Any, fit: bool) -> Tensor:
             written = written or b._vc is not None
     if na is None and nb is None:
         return _wrap(out)
-    versions = _versions(op, (a, b)) if written else None
+    versions = _versions(op, (a, b)) if written and op.saves else None
     return _attach(op, out, (sa, sb), na, nb, None, fit, versions)
 
 
@@ -415,16 +416,15 @@ def record_one(op: Any, out: Any, x: Tensor, static: tuple) -> Tensor:
         fn = x._acc or accumulator(x)
     elif x._output_nr or type(fn) is not Node:
         return record(op, out, (x, *static))
-    # fit: whether a static NumPy scalar made the output's dtype differ from x's, so that
-    # backward's array path must check the operands' dtypes.
-    fit = out.dtype != x._data.dtype
+    # A static NumPy scalar may have made the output's dtype differ from x's.
+    fit = FIT_ALL if out.dtype != x._data.dtype else FIT_NONE
     if x._vc is None:
         return _attach(op, out, (x._data, *static), fn, None, None, fit, None)
     args = (x, *static)
     return _attach(op, out, args, fn, None, None, fit, _versions(op, args))
 
 
-def _attach(op: Any, out: Any, args: tuple, e0: Any, e1: Any, nrs: tuple | None, fit: bool,
+def _attach(op: Any, out: Any, args: tuple, e0: Any, e1: Any, nrs: tuple | None, fit: int,
             versions: tuple | None) -> Tensor:
     """The node recording `op` (edges as in Node._e0/_e1) and its output tensor over `out`."""
     node = _new(Node)
@@ -436,6 +436,7 @@ def _attach(op: Any, out: Any, args: tuple, e0: Any, e1: Any, nrs: tuple | None,
     node._hooks = None
     node._fit = fit
     node._versions = versions
+    node._writes = WRITES[0]
     node._out = out if op.saves_output else None
     node._out_vc = None  # the output's counter, lent by `version_counter` when first needed
     t = _new(Tensor)  # _wrap's fields, set once here: every recorded op ends here
@@ -496,10 +497,11 @@ def _kept(a: Any, fn: Any) -> bool:
 
 
 def _shape_only(a: Any) -> Any:
-    if isinstance(a, Tensor):
-        return _stub(a._data.shape, a._data.dtype, a._requires_grad)
+    """A stand-in with a's shape and dtype and no memory (a itself for a scalar)."""
     if type(a) is np.ndarray:
         return _stub(a.shape, a.dtype, True)._data
+    if isinstance(a, Tensor):
+        return _stub(a._data.shape, a._data.dtype, a._requires_grad)
     return a
 
 
@@ -640,12 +642,13 @@ def run_backward(
             order.append(node)
         for m in node._e0 if node._e1 is _MANY else (node._e0, node._e1):  # (see Node)
             if m is not None:
-                if m in deps:
-                    deps[m] += 1
-                else:
+                d = deps.get(m)
+                if d is None:
                     deps[m] = 1
                     if m not in roots_seen:
                         stack.append(m)
+                else:
+                    deps[m] = d + 1
 
     needed = None
     if inputs is not None:
