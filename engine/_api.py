@@ -622,12 +622,14 @@ def any(x: Tensor, dim: Any = None) -> Tensor:  # noqa: A001
 
 
 # ---- Tensor methods and operators --------------------------------------------------------------
+# other + x and other * x, recorded as torch records them: x + other, x * other (the
+# tensor first in next_functions). Both are exact whichever the order.
 def _radd(x: Tensor, other: Any) -> Tensor:
-    return binary(_ADD, other, x)  # (not _reflected(add): one call fewer on a hot path)
+    return binary(_ADD, x, other)
 
 
 def _rmul(x: Tensor, other: Any) -> Tensor:
-    return binary(_MUL, other, x)
+    return binary(_MUL, x, other)
 
 
 def _reflected(fn: Any) -> Any:

@@ -72,6 +72,9 @@ FLAGS = {
     "next_functions": lambda t: [(n.name() if n is not None else None, k) for n, k in
                                  (t.tensor(1.0, requires_grad=True) * 2 + 1)
                                  .grad_fn.next_functions],
+    "reflected next_functions": lambda t: [
+        [(n.name() if n is not None else None, k) for n, k in y.grad_fn.next_functions]
+        for x in [t.tensor(1.0, requires_grad=True)] for y in (1 + x, 2 * x, 1.5 - x)],
     "dtypes": lambda t: [str((a + b).dtype).split(".")[1] for a, b in [
         (t.tensor([1, 2]), 1.5), (t.tensor([1.0]), t.tensor(1.0, dtype=t.float64)),
         (t.tensor(True), 2), (t.tensor([1, 2]), t.tensor([1, 2])),
