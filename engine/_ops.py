@@ -238,7 +238,15 @@ def _unreduce(g: Any, shape: tuple[int, ...], dim: Any, keepdim: bool) -> Any:
         for d in _reduced_dims(dim, len(shape)):
             kept[d] = 1
         g = g.reshape(tuple(kept))
-    return g.expand(shape) if isinstance(g, Tensor) else _expand(g, shape)
+    if isinstance(g, Tensor):
+        return g.expand(shape)
+    if not g.ndim and shape:
+        # The gradient of a full sum or mean, on the array path: a fresh array, which the next
+        # rule reads twice as fast as a zero-strided view (torch allocates one here too).
+        full = np.empty(shape, g.dtype)
+        full.fill(g)
+        return full
+    return _expand(g, shape)
 
 
 def _count(shape: tuple[int, ...], dim: Any) -> int:
