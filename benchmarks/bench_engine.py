@@ -6,9 +6,12 @@ of several repeats, and the ratios are what benchmarks/README.md records.
 
     python benchmarks/bench_engine.py [--quick]
     python benchmarks/bench_engine.py --paired 150   # MLP only: engine/NumPy step ratios
+    python benchmarks/bench_engine.py --opcodes      # MLP only: Python opcodes per step
 
 On a noisy machine the best-of ratio moves by +-5% between runs; --paired times an engine
 step and then a NumPy step, N times, and reports the median and quartiles of the ratios.
+--opcodes counts the Python opcodes one step runs (sys.settrace): the interpreter's share of
+the step, without the noise.
 """
 
 from __future__ import annotations
@@ -183,11 +186,46 @@ def paired_mlp(n: int) -> None:
           f"(quartiles {q[0]:.3f}-{q[2]:.3f}x); target <= 1.10x")
 
 
+def count_opcodes(fn: Callable[[], object]) -> tuple[int, int]:
+    """The Python opcodes and calls that one call of fn runs."""
+    counts = {"opcodes": 0, "calls": 0}
+
+    def local(frame, event, arg):
+        if event == "opcode":
+            counts["opcodes"] += 1
+        return local
+
+    def trace(frame, event, arg):
+        counts["calls"] += 1
+        frame.f_trace_opcodes = True
+        return local
+
+    sys.settrace(trace)
+    try:
+        fn()
+    finally:
+        sys.settrace(None)
+    return counts["opcodes"], counts["calls"]
+
+
+def opcodes_per_step() -> None:
+    """The Python opcodes (and calls) of one engine step and one NumPy step."""
+    data = mlp_data()
+    for name, step in (("engine", mlp_step_lib(engine, data)), ("numpy", mlp_step_numpy(data))):
+        step()  # warm: first-use paths (accumulators, stubs) are not the steady state
+        opcodes, calls = count_opcodes(step)
+        print(f"MLP step, {name}: {opcodes} Python opcodes in {calls} Python calls")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="smaller sizes, fewer repeats")
     parser.add_argument("--paired", type=int, metavar="N", help="only the MLP, N paired steps")
+    parser.add_argument("--opcodes", action="store_true", help="only the MLP, opcodes per step")
     args = parser.parse_args()
+    if args.opcodes:
+        opcodes_per_step()
+        return
     if args.paired:
         paired_mlp(args.paired)
         return
