@@ -252,6 +252,7 @@ class Node:
         return grads
 
     def _rules_on(self, g: Any, datas: Sequence) -> list:
+        """The rules of the inputs that have an edge, on `datas`."""
         rules = self._op.rules
         if self._op.n_inputs == 1:
             return [rules[0](g, *datas)]  # the only edge of a node is never None
@@ -784,9 +785,10 @@ def _accumulate_leaf(node: AccumulateGrad, g: Any, create_graph: bool) -> None:
     t = node._variable()
     if t is None:
         return
-    if t._x:
+    hooks = t._x.get("hooks") if t._x else None
+    if hooks:
         g = _as_tensors(g)
-        for hook in t._x.get("hooks", ()):
+        for hook in hooks:
             r = hook(g)
             if r is not None:
                 g = r

@@ -321,3 +321,20 @@ def test_a_write_after_create_graph_is_still_caught():
         w.mul_(2)
     with pytest.raises(RuntimeError, match=r"\[engine.FloatTensor \[2, 2\]\] is at version 1"):
         y.backward()
+
+
+def test_writes_before_a_record_pass_and_writes_after_it_are_caught():
+    # A node skips its version check when no tensor was written since it was recorded
+    # (tensor.WRITES); a write after the record, to what it saved, must still be caught.
+    a = engine.tensor([1.0, 2.0], requires_grad=True)
+    with engine.no_grad():
+        a.mul_(2)  # before any graph: not an error
+    (a * a).sum().backward()
+    assert a.grad.tolist() == [4.0, 8.0]
+    b = a.clone()
+    y = b * b  # saves b
+    z = (a * 3).sum()  # recorded before the write below, saves nothing it writes
+    b.add_(1)
+    z.backward()
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        y.sum().backward()
