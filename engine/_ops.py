@@ -139,6 +139,8 @@ def binary(op: OpDef, a: Any, b: Any) -> Tensor:
                     ad, bd = _promote(op, ad, bd)
                     fit = FIT_ALL
         else:
+            if type(b) is not float and type(b) is not int and isinstance(b, np.generic):
+                b = b.item()  # a NumPy scalar is a Python number to torch (no float64 result)
             bd = b
             if not (
                 (ta in _FLOAT_SCALARS or (ta is np.ndarray and ad.dtype.kind == "f"))
@@ -147,6 +149,8 @@ def binary(op: OpDef, a: Any, b: Any) -> Tensor:
                 ad, bd = _promote(op, ad, bd)
                 fit = FIT_ALL
     else:
+        if type(a) is not float and type(a) is not int and isinstance(a, np.generic):
+            a = a.item()  # as above
         ad, bd = a, b._data
         tb = type(bd)
         if not (

@@ -291,6 +291,10 @@ class Tensor:
             )
         return self._storage()
 
+    # NumPy operands defer to the tensor, as with torch: np.float64(2) * t and ndarray + t
+    # are the tensor's reflected ops (a Tensor, with torch's promotion), not NumPy's.
+    __array_priority__ = 1000
+
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         arr = self.numpy()
         return arr if dtype is None else arr.astype(dtype)

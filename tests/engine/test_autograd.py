@@ -338,3 +338,44 @@ def test_writes_before_a_record_pass_and_writes_after_it_are_caught():
     z.backward()
     with pytest.raises(RuntimeError, match="modified by an inplace operation"):
         y.sum().backward()
+
+
+_OPERANDS = {
+    "f32": lambda: engine.tensor([0.7, 1.3, 1.9], requires_grad=True),
+    "f64": lambda: engine.tensor([0.6, 1.1, 1.7], dtype=engine.float64, requires_grad=True),
+    "f32 0-d": lambda: engine.tensor(1.3, requires_grad=True),
+    "f64 0-d": lambda: engine.tensor(1.7, dtype=engine.float64, requires_grad=True),
+    "f32 2x3": lambda: engine.tensor([[0.5, 1.5, 1.2], [1.1, 0.9, 1.8]], requires_grad=True),
+    "int": lambda: engine.tensor([1, 2, 3]),
+    "float": lambda: 1.25,
+    "np.float64": lambda: np.float64(1.25),
+    "np.float32": lambda: np.float32(1.25),
+}
+
+
+_NUMBER_KINDS = {"float", "np.float64", "np.float32"}
+
+
+@pytest.mark.parametrize(("left", "right"), [
+    (a, b) for a in sorted(_OPERANDS) for b in sorted(_OPERANDS)
+    if not (a in _NUMBER_KINDS and b in _NUMBER_KINDS)  # two numbers make no tensor
+])
+def test_array_path_and_tensor_path_agree_on_mixed_dtypes(left, right):
+    # Without create_graph, plain rules run on arrays and check operand dtypes only where the
+    # record saw promotion (FIT_ALL); with it, every rule runs on tensors. Both must give the
+    # same gradients, to the bit and in the same dtypes, whatever mix of operands.
+    graphs = [lambda a, b: a + b, lambda a, b: a - b, lambda a, b: a * b, lambda a, b: a / b,
+              lambda a, b: (a * b).tanh() * a, lambda a, b: (a - b) ** 2 * b,
+              lambda a, b: (a * b).exp().mean() + (a + b).sum()]
+    for graph in graphs:
+        results = []
+        for create_graph in (False, True):
+            a, b = _OPERANDS[left](), _OPERANDS[right]()
+            out = graph(a, b)
+            if not out.requires_grad:
+                break
+            out.sum().backward(create_graph=create_graph)
+            results.append([(t.grad.dtype, t.grad.detach().numpy().tobytes())
+                            for t in (a, b) if isinstance(t, engine.Tensor) and t.requires_grad])
+        if results:
+            assert results[0] == results[1]

@@ -79,11 +79,23 @@ FLAGS = {
         (t.tensor([1, 2]), 1.5), (t.tensor([1.0]), t.tensor(1.0, dtype=t.float64)),
         (t.tensor(True), 2), (t.tensor([1, 2]), t.tensor([1, 2])),
         (t.tensor(1, dtype=t.int32), t.tensor(1))]],
+    "numpy scalars": lambda t: _numpy_scalar_dtypes(t),
     "repr": lambda t: [repr(x).replace("torch.", "").replace("engine.", "") for x in [
         t.tensor([[1.5, -2.25], [1e-3, 100.0]]), t.tensor([1e10, 1.0]),
         t.arange(12).reshape(3, 4), t.tensor([True, False]), t.ones(2, dtype=t.float64),
         t.tensor(0.1234567), t.tensor([-0.0, 0.5]), t.zeros(3, requires_grad=True)]],
 }
+
+
+def _numpy_scalar_dtypes(t):
+    # torch takes a NumPy scalar as a Python number: float32 stays float32, on either side
+    # (NumPy itself would make np.float64 win), and the gradient keeps the input's dtype.
+    x = t.tensor([1.0, 2.0], requires_grad=True)
+    results = [x * np.float64(2), np.float64(1.25) + x, np.float32(1.5) * x, x - np.float32(1),
+               t.tensor([1, 2]) * np.float64(1.5), t.tensor([1, 2]) + np.int64(3),
+               x.double() + np.float32(1)]
+    sum(r.sum() for r in results if r.requires_grad).backward()
+    return [str(r.dtype).split(".")[1] for r in results] + [str(x.grad.dtype).split(".")[1]]
 
 
 def _no_grad_flags(t):
