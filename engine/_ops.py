@@ -123,17 +123,15 @@ def binary(op: OpDef, a: Any, b: Any) -> Tensor:
     """The fast path for broadcasting ops of two operands, with torch's type promotion."""
     # `fit`: whether a gradient may need summing back (broadcasting: FIT_SHAPE) or casting
     # too (promotion: FIT_ALL) to its input; same-typed scalars, the scalar-graph case, are
-    # decided first. (_is_float and _same_float, spelled out: this runs for every op.)
+    # decided first.
     fit = FIT_NONE
     if isinstance(a, Tensor):
         ad = a._data
-        ta = type(ad)
         if isinstance(b, Tensor):
             bd = b._data
+            ta = type(ad)
             if ta is not type(bd) or ta not in _FLOAT_SCALARS:
-                if (ta in _FLOAT_SCALARS or (ta is np.ndarray and ad.dtype.kind == "f")) and (
-                    ad.dtype == bd.dtype
-                ):
+                if _is_float(ad) and ad.dtype == bd.dtype:
                     fit = FIT_SHAPE if ad.shape != bd.shape else FIT_NONE
                 else:
                     ad, bd = _promote(op, ad, bd)
@@ -142,21 +140,14 @@ def binary(op: OpDef, a: Any, b: Any) -> Tensor:
             if type(b) is not float and type(b) is not int and isinstance(b, np.generic):
                 b = b.item()  # a NumPy scalar is a Python number to torch (no float64 result)
             bd = b
-            if not (
-                (ta in _FLOAT_SCALARS or (ta is np.ndarray and ad.dtype.kind == "f"))
-                and isinstance(b, _NUMBERS)
-            ):
+            if not (_is_float(ad) and isinstance(b, _NUMBERS)):
                 ad, bd = _promote(op, ad, bd)
                 fit = FIT_ALL
     else:
         if type(a) is not float and type(a) is not int and isinstance(a, np.generic):
             a = a.item()  # as above
         ad, bd = a, b._data
-        tb = type(bd)
-        if not (
-            (tb in _FLOAT_SCALARS or (tb is np.ndarray and bd.dtype.kind == "f"))
-            and isinstance(a, _NUMBERS)
-        ):
+        if not (_is_float(bd) and isinstance(a, _NUMBERS)):
             ad, bd = _promote(op, ad, bd)
             fit = FIT_ALL
     try:
@@ -174,13 +165,9 @@ _FLOAT_SCALARS = frozenset((np.float16, np.float32, np.float64))
 
 
 def _is_float(d: Any) -> bool:
+    """Whether an operand's value is a floating NumPy scalar or array."""
     t = type(d)
     return t in _FLOAT_SCALARS or (t is np.ndarray and d.dtype.kind == "f")
-
-
-def _same_float(ad: Any, bd: Any) -> bool:
-    """Whether two operands share one floating dtype, so no promotion is needed."""
-    return _is_float(ad) and ad.dtype == bd.dtype
 
 
 def _promote(op: OpDef, ad: Any, bd: Any) -> tuple[Any, Any]:
@@ -511,13 +498,6 @@ def _expand(x: Any, shape: tuple[int, ...]) -> np.ndarray:
         tuple(xs[i - lead] if s == -1 else s for i, s in enumerate(shape)) if -1 in shape
         else tuple(shape)
     )
-    if not xs and min(target, default=0) >= 0:
-        # A 0-d value (the gradient of a full sum or mean): the read-only zero-strided view
-        # np.broadcast_to would make, made directly (a sixth of the time).
-        base = np.asarray(x)
-        view = np.ndarray(target, base.dtype, buffer=base, strides=(0,) * len(target))
-        view.flags.writeable = False
-        return view
     try:
         return np.broadcast_to(x, target)
     except ValueError:

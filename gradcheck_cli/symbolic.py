@@ -613,12 +613,7 @@ class _TapeCompiler:
             return self._emit("add", args)
         if e.is_Mul:
             return self._emit("mul", args)
-        if e.is_Pow:
-            exponent = e.args[1]
-            if exponent == sympy.S.Half:
-                return self._emit("sqrt", (args[0],))
-            if exponent == -1:
-                return self._emit("recip", (args[0],))
+        if e.is_Pow:  # (x**(1/2) and x**-1 become sqrt and recip on the _Tape)
             return self._emit("pow", args)
         name = _SYMPY_FUNCS.get(e.func)
         if name is None:

@@ -117,7 +117,7 @@ class Node:
                 m = self._edge(i)
                 if m is None:
                     continue
-                vc = m._out_vc if type(m) is Node else _edge_counter(m)
+                vc = _edge_counter(m)
                 then = 0
             if vc is None or vc.v == then or not self._reads(i):
                 continue
@@ -224,27 +224,18 @@ class Node:
                 d1 = d1._data
             if check and (_foreign(d0, g) or _foreign(d1, g)):
                 return None
-            m0, m1 = self._e0, self._e1
-            rules = op.rules
-            try:
-                g0 = None if m0 is None else rules[0](g, d0, d1)
-                g1 = None if m1 is None else rules[1](g, d0, d1)
-            except RuntimeWarning:  # a user's filter made NumPy's warnings errors: be quiet
-                with np.errstate(all="ignore"):
-                    g0 = None if m0 is None else rules[0](g, d0, d1)
-                    g1 = None if m1 is None else rules[1](g, d0, d1)
-            grads, datas = [g0, g1], (d0, d1)
+            datas = (d0, d1)
         else:
             datas = [a._data if isinstance(a, Tensor) else a for a in args]
             if check and any(_foreign(d, g) for d in datas):
                 return None
             if op.saves_output:
                 datas.append(self._saved_output_value())
-            try:
+        try:
+            grads = self._rules_on(g, datas)
+        except RuntimeWarning:  # a user's filter made NumPy's warnings errors: be quiet
+            with np.errstate(all="ignore"):
                 grads = self._rules_on(g, datas)
-            except RuntimeWarning:  # as above
-                with np.errstate(all="ignore"):
-                    grads = self._rules_on(g, datas)
         if op.broadcasts and self._fit:  # (inputs with a gradient are NumPy values)
             for i, gi in enumerate(grads):
                 if gi is not None and gi.shape != datas[i].shape:
@@ -256,7 +247,11 @@ class Node:
         rules = self._op.rules
         if self._op.n_inputs == 1:
             return [rules[0](g, *datas)]  # the only edge of a node is never None
-        return [None if m is None else rules[i](g, *datas) for i, m in enumerate(_edges(self))]
+        if self._e1 is not _MANY:  # two inputs, spelled out: once per node of a scalar graph
+            e0, e1 = self._e0, self._e1
+            return [None if e0 is None else rules[0](g, *datas),
+                    None if e1 is None else rules[1](g, *datas)]
+        return [None if m is None else rules[i](g, *datas) for i, m in enumerate(self._e0)]
 
     # ---- hooks ---------------------------------------------------------------------------
     def _retain(self, nr: int, ref: Callable[[], Tensor | None]) -> None:
@@ -375,39 +370,31 @@ def record_pair(op: Any, out: Any, a: Any, b: Any, fit: int) -> Tensor:
     The common case of every scalar graph and every layer, kept to a straight line. Inputs
     that are outputs of several (custom Functions, multi-output ops) take `record`.
     """
-    sa, sb = a, b  # what the node keeps
+    kept = [a, b]  # what the node keeps: clean inputs' values (see `_kept`), else as given
+    edges = [None, None]
     written = False  # whether an operand has a version counter, to be remembered
-    na = nb = None
-    if isinstance(a, Tensor):
-        if a._requires_grad:
-            na = a._grad_fn
-            if na is None:
-                na = a._acc or accumulator(a)
-            elif a._output_nr or type(na) is not Node:
+    for k in 0, 1:
+        x = kept[k]
+        if not isinstance(x, Tensor):
+            continue
+        if x._requires_grad:
+            fn = x._grad_fn
+            if fn is None:
+                fn = x._acc or accumulator(x)
+            elif x._output_nr or type(fn) is not Node:
                 return record(op, out, (a, b), fit)
-            if a._vc is None:
-                sa = a._data
+            edges[k] = fn
+            if x._vc is None:
+                kept[k] = x._data
             else:
                 written = True
-        else:
-            written = a._vc is not None
-    if isinstance(b, Tensor):
-        if b._requires_grad:
-            nb = b._grad_fn
-            if nb is None:
-                nb = b._acc or accumulator(b)
-            elif b._output_nr or type(nb) is not Node:
-                return record(op, out, (a, b), fit)
-            if b._vc is None:
-                sb = b._data
-            else:
-                written = True
-        else:
-            written = written or b._vc is not None
-    if na is None and nb is None:
+        elif x._vc is not None:
+            written = True
+    e0, e1 = edges
+    if e0 is None and e1 is None:
         return _wrap(out)
     versions = _versions(op, (a, b)) if written and op.saves else None
-    return _attach(op, out, (sa, sb), na, nb, None, fit, versions)
+    return _attach(op, out, tuple(kept), e0, e1, None, fit, versions)
 
 
 def record_one(op: Any, out: Any, x: Tensor, static: tuple) -> Tensor:
@@ -440,15 +427,9 @@ def _attach(op: Any, out: Any, args: tuple, e0: Any, e1: Any, nrs: tuple | None,
     node._writes = WRITES[0]
     node._out = out if op.saves_output else None
     node._out_vc = None  # the output's counter, lent by `version_counter` when first needed
-    t = _new(Tensor)  # _wrap's fields, set once here: every recorded op ends here
-    t._data = out
+    t = _wrap(out)
     t._requires_grad = True
     t._grad_fn = node
-    t._output_nr = 0
-    t._grad = None
-    t._vc = None
-    t._acc = None
-    t._x = None
     return t
 
 
@@ -722,11 +703,7 @@ def run_backward(
             # only when the loop variable is its last holder.
             grads = gi = old = g = None
             if not retain_graph:
-                if kind is Node and node._op.frees:
-                    node._args = None
-                    node._out = None
-                else:
-                    node._release()
+                node._release()
     finally:
         state.enabled = prev_mode
         if gc_was_enabled:
