@@ -277,8 +277,7 @@ def _mean(x: Any, dim: Any, keepdim: bool) -> Any:
     if type(x) is np.ndarray and x.dtype.char in "fd" and x.size:
         # np.mean's own steps for float32/float64 (the sum in the input's dtype, then one
         # division), without its Python wrapper.
-        n = x.size if axis is None else math.prod(x.shape[a] for a in axis)
-        return np.add.reduce(x, axis=axis, keepdims=keepdim) / n
+        return np.add.reduce(x, axis=axis, keepdims=keepdim) / _count(x.shape, dim)
     return np.mean(x, axis=axis, keepdims=keepdim)
 
 
