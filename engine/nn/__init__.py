@@ -16,7 +16,6 @@ from engine.nn.activation import (
     Tanh,
 )
 from engine.nn.container import ModuleDict, ModuleList, Sequential
-from engine.nn.linear import Identity, Linear
 from engine.nn.layers import (
     AvgPool2d,
     BatchNorm1d,
@@ -30,6 +29,7 @@ from engine.nn.layers import (
     MaxPool2d,
     Unflatten,
 )
+from engine.nn.linear import Identity, Linear
 from engine.nn.loss import (
     BCELoss,
     BCEWithLogitsLoss,
