@@ -103,6 +103,20 @@ def _three_way_table(title: str, label: str, rows: Sequence[Row]) -> RenderableT
     )
 
 
+def _titled_table(title: str, columns: Sequence[Column]) -> Table:
+    """The frame of every derivative table: a bold title, a rule under the header."""
+    return Table(
+        *columns,
+        title=title,
+        title_justify="left",
+        title_style="bold",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        padding=(0, 1, 0, 0),
+        pad_edge=False,
+    )
+
+
 def _numbers_table(title: str, label: str, rows: Sequence[Row], inline: bool) -> Table:
     """The table of numbers, with or without the formula column."""
     estimates = any(row[6] is not None for row in rows)
@@ -114,16 +128,7 @@ def _numbers_table(title: str, label: str, rows: Sequence[Row], inline: bool) ->
     if estimates:
         columns.append(Column("± est.", **number))
     columns += [Column("auto−sym", **number), Column("num−sym", **number)]
-    table = Table(
-        *columns,
-        title=title,
-        title_justify="left",
-        title_style="bold",
-        box=box.SIMPLE_HEAD,
-        show_edge=False,
-        padding=(0, 1, 0, 0),
-        pad_edge=False,
-    )
+    table = _titled_table(title, columns)
     for name, _, auto, formula, sym, num, estimate in rows:
         cells = [name, fmt(auto)] + ([formula] if inline else []) + [fmt(sym), fmt(num)]
         if estimates:
@@ -137,7 +142,7 @@ def _long_table(title: str, label: str, rows: Sequence[Row]) -> Table:
     """The numbers one source per row: autograd, SymPy, numeric, each with its error."""
     estimates = any(row[6] is not None for row in rows)
     number = {"justify": "right", "no_wrap": True}
-    columns = [
+    columns: list[Column] = [
         Column(label, style="bold", no_wrap=True),
         Column("by", no_wrap=True),
         Column("value", **number),
@@ -145,16 +150,7 @@ def _long_table(title: str, label: str, rows: Sequence[Row]) -> Table:
     ]
     if estimates:
         columns.append(Column("± est.", **number))
-    table = Table(
-        *columns,
-        title=title,
-        title_justify="left",
-        title_style="bold",
-        box=box.SIMPLE_HEAD,
-        show_edge=False,
-        padding=(0, 1, 0, 0),
-        pad_edge=False,
-    )
+    table = _titled_table(title, columns)
     for name, _, auto, _, sym, num, estimate in rows:
         table.add_row(name, "autograd", fmt(auto), fmt_error(_abs_diff(auto, sym)))
         table.add_row("", "SymPy", fmt(sym), "")
