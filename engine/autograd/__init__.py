@@ -17,6 +17,7 @@ from engine.autograd.grad_mode import (
 )
 from engine.autograd.gradcheck import GradcheckError, gradcheck, gradgradcheck
 from engine.autograd.graph import run_backward
+from engine.autograd.handwritten import numpy_gradcheck
 from engine.tensor import Tensor, _wrap
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "gradgradcheck",
     "is_grad_enabled",
     "no_grad",
+    "numpy_gradcheck",
     "once_differentiable",
     "set_grad_enabled",
 ]
