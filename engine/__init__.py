@@ -5,6 +5,7 @@ CONTRACT §1, with the same numbers, flags and kinds of errors.
 """
 
 import warnings as _warnings
+from importlib import metadata as _metadata
 
 from engine import _api
 from engine._api import (
@@ -139,7 +140,11 @@ def __getattr__(name: str) -> object:
         return importlib.import_module(f"engine.{name}")
     raise AttributeError(f"module 'engine' has no attribute {name!r}")
 
-__version__ = "0.1.0"
+try:
+    # One source for the version: the installed distribution's metadata (pyproject.toml).
+    __version__ = _metadata.version("gradcheck")
+except _metadata.PackageNotFoundError:  # a source tree put on sys.path, never installed
+    __version__ = "0+unknown"
 
 __all__ = [
     "abs",

@@ -341,6 +341,88 @@ def _relu(x: Any) -> Any:
     return np.maximum(x, 0).astype(np.result_type(x), copy=False)
 
 
+# ---- ML activations (torch.nn.functional) ---------------------------------------------------
+_SQRT_2 = math.sqrt(2.0)
+_SQRT_2PI = math.sqrt(2.0 * math.pi)
+_TANH_K = math.sqrt(2.0 / math.pi)  # gelu's tanh approximation: tanh(k (x + c x^3))
+_TANH_C = 0.044715
+_erf_py = np.frompyfunc(math.erf, 1, 1)
+
+
+def _erf(x: Any) -> Any:
+    """erf elementwise in the input's dtype (C's erf through math.erf: exact to the ulp)."""
+    dt = np.result_type(x)
+    return np.asarray(_erf_py(np.asarray(x, dtype=np.float64)), dtype=dt)[()]
+
+
+def _float_only(kernel: str) -> Callable:
+    def check(x: Any) -> None:
+        if np.result_type(x).kind != "f":
+            name = _dtype.to_engine_dtype(np.result_type(x)).name.capitalize()
+            raise NotImplementedError(f'"{kernel}" not implemented for \'{name}\'')
+
+    return check
+
+
+def _gelu(x: Any, approximate: str) -> Any:
+    if approximate == "tanh":
+        inner = _TANH_K * (x + _TANH_C * x * x * x)
+        return (0.5 * x * (1 + np.tanh(inner))).astype(np.result_type(x), copy=False)
+    return (0.5 * x * (1 + _erf(x / _SQRT_2))).astype(np.result_type(x), copy=False)
+
+
+def _gelu_derivative(x: Any, approximate: str) -> Any:
+    """d gelu / dx on NumPy values."""
+    if approximate == "tanh":
+        u1 = _TANH_K * (1 + 3 * _TANH_C * x * x)
+        t = np.tanh(_TANH_K * (x + _TANH_C * x * x * x))
+        return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * u1
+    return 0.5 * (1 + _erf(x / _SQRT_2)) + x * np.exp(-0.5 * x * x) / _SQRT_2PI
+
+
+def _gelu_backward(g: Any, x: Any, approximate: str) -> Any:
+    return (g * _gelu_derivative(x, approximate)).astype(np.result_type(g, x), copy=False)
+
+
+def _gelu_second(gg: Tensor, g: Tensor, x: Tensor, approximate: str) -> Tensor:
+    # d^2 gelu / dx^2 in engine ops, so that third derivatives exist too.
+    if approximate == "tanh":
+        u1 = _TANH_K * (1 + 3 * _TANH_C * x * x)
+        t = tanh(_TANH_K * (x + _TANH_C * x * x * x))
+        return gg * g * (1 - t * t) * (u1 + 0.5 * x * (6 * _TANH_K * _TANH_C * x - 2 * t * u1 * u1))
+    return gg * g * exp(-0.5 * x * x) / _SQRT_2PI * (2 - x * x)
+
+
+def _silu(x: Any) -> Any:
+    return x * _sigmoid(x)
+
+
+def _silu_rule(g: Tensor, x: Tensor) -> Tensor:
+    s = sigmoid(x)
+    return g * s * (1 + x * (1 - s))
+
+
+def _elu(x: Any, alpha: float) -> Any:
+    # torch takes the negative branch at 0 itself (x <= 0), where both agree on the value.
+    return np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0))).astype(
+        np.result_type(x), copy=False)[()]
+
+
+def _negative_part(x: Tensor) -> Tensor:
+    # min(x, 0), so that the unused branch of a where never overflows (inf * 0 would be nan
+    # in the second derivative).
+    return unary(OPS["clamp"], x, None, 0.0)
+
+
+def _leaky_relu(x: Any, slope: float) -> Any:
+    return np.where(x > 0, x, x * slope).astype(np.result_type(x), copy=False)[()]
+
+
+def _logsigmoid(x: Any) -> Any:
+    # min(x, 0) - log1p(exp(-|x|)): exp never overflows, and large |x| keeps its digits.
+    return (np.minimum(x, 0) - np.log1p(np.exp(-np.abs(x)))).astype(np.result_type(x), copy=False)
+
+
 def _pow_exponent_rule(g: Tensor, a: Tensor, b: Tensor, out: Tensor) -> Tensor:
     # d(a**b)/db = a**b * log(a), defined as 0 where a == 0 and b >= 0 (torch's choice).
     zero = (a._data == 0) & (b._data >= 0)
@@ -556,6 +638,23 @@ op("sigmoid", "SigmoidBackward0", _sigmoid,
    lambda g, x, out: g * out * (1 - out), saves_output=True, plain=True)
 # relu'(0) = 0, as torch's threshold_backward.
 op("relu", "ReluBackward0", _relu, lambda g, x, out: g * (out > 0), saves_output=True, plain=True)
+# ML activations with torch's semantics (torch.nn.functional). Second derivatives: the rules
+# are engine ops; gelu's is its own row, as torch's GeluBackwardBackward0.
+op("gelu", "GeluBackward0", _gelu,
+   lambda g, x, approximate: call(OPS["gelu_backward"], g, x, approximate), saves=(0,))
+op("gelu_backward", "GeluBackwardBackward0", _gelu_backward,
+   lambda gg, g, x, approximate: call(OPS["gelu_backward"], gg, x, approximate),
+   _gelu_second, saves=(0, 1), reads=((1,), (0, 1)))
+op("silu", "SiluBackward0", _silu, _silu_rule, saves=(0,))
+op("elu", "EluBackward0", _elu,
+   lambda g, x, alpha: where(g, g * alpha * exp(_negative_part(x)), const(x._data > 0)),
+   saves=(0,))
+op("leaky_relu", "LeakyReluBackward0", _leaky_relu,
+   lambda g, x, slope: where(g, g * slope, const(x._data > 0)), saves=(0,))
+# torch computes softsign as x / (1 + |x|): its node is the division's.
+op("softsign", "DivBackward0", lambda x: x / (1 + np.abs(x)),
+   lambda g, x: g / ((abs(x) + 1) * (abs(x) + 1)), saves=(0,))
+op("logsigmoid", "LogSigmoidBackward0", _logsigmoid, lambda g, x: g * sigmoid(-x), saves=(0,))
 op("clamp", "ClampBackward1", _clamp, lambda g, x, lo, hi: where(g, 0.0, _clamp_mask(x, lo, hi)),
    saves=(0,))
 op("clamp_tensor", "ClampBackward0", _clamp,
@@ -670,6 +769,52 @@ reciprocal = _unary_fn("reciprocal")
 sign = _unary_fn("sign")
 clone = _unary_fn("clone")
 arcsin, arccos, arctan, negative = asin, acos, atan, neg
+
+
+_check_gelu = _float_only("GeluKernelImpl")
+_check_silu = _float_only("silu_cpu")
+_check_elu = _float_only("elu_cpu")
+_check_leaky = _float_only("leaky_relu_cpu")
+_check_logsigmoid = _float_only("log_sigmoid_cpu")
+
+
+def gelu(x: Tensor, approximate: str = "none") -> Tensor:
+    """x * Phi(x) (Phi the standard normal CDF), or its tanh approximation."""
+    if approximate not in ("none", "tanh"):
+        raise RuntimeError("approximate argument must be either none or tanh.")
+    _check_gelu(x._data)
+    return unary(OPS["gelu"], x, approximate)
+
+
+def silu(x: Tensor) -> Tensor:
+    """x * sigmoid(x)."""
+    _check_silu(x._data)
+    return unary(OPS["silu"], x)
+
+
+def elu(x: Tensor, alpha: float = 1.0) -> Tensor:
+    """x for x > 0, else alpha * (exp(x) - 1)."""
+    _check_elu(x._data)
+    return unary(OPS["elu"], x, float(alpha))
+
+
+def leaky_relu(x: Tensor, negative_slope: float = 0.01) -> Tensor:
+    """x for x > 0, else negative_slope * x."""
+    _check_leaky(x._data)
+    return unary(OPS["leaky_relu"], x, float(negative_slope))
+
+
+def softsign(x: Tensor) -> Tensor:
+    """x / (1 + |x|)."""
+    if x._data.dtype.kind != "f":
+        x = x.to(_dtype.float32)  # as torch's true division of an integer tensor
+    return unary(OPS["softsign"], x)
+
+
+def logsigmoid(x: Tensor) -> Tensor:
+    """log(sigmoid(x)), computed without overflow."""
+    _check_logsigmoid(x._data)
+    return unary(OPS["logsigmoid"], x)
 
 
 def where(a: Any, b: Any, cond: Tensor) -> Tensor:

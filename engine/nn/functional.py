@@ -7,10 +7,16 @@ import warnings
 import numpy as np
 
 import engine
-from engine import Tensor
+from engine import Tensor, _ops
 
 __all__ = [
     "cross_entropy",
+    "elu",
+    "gelu",
+    "leaky_relu",
+    "logsigmoid",
+    "silu",
+    "softsign",
     "linear",
     "log_softmax",
     "mse_loss",
@@ -37,6 +43,41 @@ def tanh(input: Tensor) -> Tensor:
 def sigmoid(input: Tensor) -> Tensor:
     """Apply 1 / (1 + exp(-x)) elementwise."""
     return input.sigmoid()
+
+
+def gelu(input: Tensor, approximate: str = "none") -> Tensor:
+    """x * Phi(x), Phi the standard normal CDF (``approximate='tanh'``: its tanh form)."""
+    return _ops.gelu(input, approximate)
+
+
+def silu(input: Tensor, inplace: bool = False) -> Tensor:
+    """x * sigmoid(x)."""
+    return _maybe_inplace(input, _ops.silu(input), inplace)
+
+
+def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
+    """x for x > 0, else alpha * (exp(x) - 1)."""
+    return _maybe_inplace(input, _ops.elu(input, alpha), inplace)
+
+
+def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
+    """x for x > 0, else negative_slope * x."""
+    return _maybe_inplace(input, _ops.leaky_relu(input, negative_slope), inplace)
+
+
+def softsign(input: Tensor) -> Tensor:
+    """x / (1 + |x|)."""
+    return _ops.softsign(input)
+
+
+def logsigmoid(input: Tensor) -> Tensor:
+    """log(sigmoid(x)), without overflow."""
+    return _ops.logsigmoid(input)
+
+
+def _maybe_inplace(input: Tensor, out: Tensor, inplace: bool) -> Tensor:
+    # inplace=True writes the result into the input, with torch's in-place rules (copy_).
+    return input.copy_(out) if inplace else out
 
 
 def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:

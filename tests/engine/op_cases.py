@@ -96,7 +96,34 @@ CASES: dict[str, OpCase] = {
     "copy_slices": OpCase(lambda a, b: _setitem(a, b), ((3, 2), (2,))),
     "cat": OpCase(lambda a, b: _cat(a, b), ((2, 3), (1, 3))),
     "stack": OpCase(lambda a, b: _stack(a, b), ((2, 3), (2, 3))),
+    "gelu": OpCase(lambda a: _F(a).gelu(a), ((5,),)),
+    "gelu_backward": OpCase(lambda a: _grad_of(a, lambda x: _F(x).gelu(x, approximate="tanh")),
+                            ((5,),)),
+    "silu": OpCase(lambda a: _F(a).silu(a), ((5,),)),
+    "elu": OpCase(lambda a: _F(a).elu(a, alpha=1.5), ((5,),)),
+    "leaky_relu": OpCase(lambda a: _F(a).leaky_relu(a, 0.2), ((5,),)),
+    "softsign": OpCase(lambda a: _F(a).softsign(a), ((5,),)),
+    "logsigmoid": OpCase(lambda a: _F(a).logsigmoid(a), ((5,),)),
 }
+
+
+def _lib(t: Any) -> Any:
+    """The library (engine or torch) a tensor belongs to."""
+    import sys
+
+    return sys.modules[type(t).__module__.split(".")[0]]
+
+
+def _F(t: Any) -> Any:  # noqa: N802 - torch's spelling of nn.functional
+    return _lib(t).nn.functional
+
+
+def _grad_of(a: Any, fn: Callable[[Any], Any]) -> Any:
+    """The gradient of sum(fn(a)), as a differentiable tensor (a double-backward row)."""
+    lib = _lib(a)
+    with lib.enable_grad():  # (finite differences evaluate the case under no_grad)
+        x = a if a.requires_grad else a.detach().requires_grad_()
+        return lib.autograd.grad(fn(x).sum(), x, create_graph=True)[0]
 
 
 def _setitem(a: Any, b: Any) -> Any:
@@ -106,14 +133,8 @@ def _setitem(a: Any, b: Any) -> Any:
 
 
 def _cat(a: Any, b: Any) -> Any:
-    import sys
-
-    lib = sys.modules[type(a).__module__.split(".")[0]]
-    return lib.cat([a, b], dim=0)
+    return _lib(a).cat([a, b], dim=0)
 
 
 def _stack(a: Any, b: Any) -> Any:
-    import sys
-
-    lib = sys.modules[type(a).__module__.split(".")[0]]
-    return lib.stack([a, b], dim=1)
+    return _lib(a).stack([a, b], dim=1)
