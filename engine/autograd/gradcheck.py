@@ -816,25 +816,14 @@ def gradcheck(
     )
     if not (ours and torch_checks):
         return ours
-    import torch  # only reached with torch inputs: torch is already imported
-
-    return torch.autograd.gradcheck(
-        func,
-        inputs,
-        eps=eps,
-        atol=atol,
-        rtol=rtol,
-        raise_exception=raise_exception,
-        nondet_tol=nondet_tol,
-        check_undefined_grad=False,
-        check_grad_dtypes=check_grad_dtypes,
-        check_batched_grad=check_batched_grad,
-        check_batched_forward_grad=check_batched_forward_grad,
-        check_forward_ad=check_forward_ad,
-        # Batched grads need torch's backward pass; ours has judged the backward already.
-        check_backward_ad=check_batched_grad,
-        fast_mode=fast_mode,
-        masked=masked,
+    # Batched grads need torch's backward pass; ours has judged the backward already.
+    return adapter.own_check(
+        "gradcheck",
+        (func, inputs),
+        dict(eps=eps, atol=atol, rtol=rtol, raise_exception=raise_exception,
+             nondet_tol=nondet_tol, check_undefined_grad=False,
+             check_grad_dtypes=check_grad_dtypes, check_backward_ad=check_batched_grad,
+             fast_mode=fast_mode, **torch_checks),
     )
 
 
@@ -932,23 +921,12 @@ def gradgradcheck(
         )
     if not (ours and torch_checks):
         return ours
-    import torch  # only reached with torch inputs: torch is already imported
-
-    return torch.autograd.gradgradcheck(
-        func,
-        inputs,
-        grad_outputs,
-        eps=eps,
-        atol=atol,
-        rtol=rtol,
-        gen_non_contig_grad_outputs=gen_non_contig_grad_outputs,
-        raise_exception=raise_exception,
-        nondet_tol=nondet_tol,
-        check_undefined_grad=False,
-        check_grad_dtypes=check_grad_dtypes,
-        check_batched_grad=check_batched_grad,
-        check_fwd_over_rev=check_fwd_over_rev,
-        check_rev_over_rev=check_batched_grad,
-        fast_mode=fast_mode,
-        masked=masked,
+    return adapter.own_check(
+        "gradgradcheck",
+        (func, inputs, grad_outputs),
+        dict(eps=eps, atol=atol, rtol=rtol, raise_exception=raise_exception,
+             nondet_tol=nondet_tol, check_undefined_grad=False,
+             check_grad_dtypes=check_grad_dtypes, check_rev_over_rev=check_batched_grad,
+             gen_non_contig_grad_outputs=gen_non_contig_grad_outputs, fast_mode=fast_mode,
+             **torch_checks),
     )

@@ -85,6 +85,10 @@ class Adapter:
         """g(*inputs, *grad_outputs): func's input gradients, differentiable again."""
         raise NotImplementedError
 
+    def own_check(self, name: str, args: tuple, kwargs: dict[str, Any]) -> bool:
+        """The framework's own checker, for flags our checker does not judge (torch only)."""
+        raise NotImplementedError(f"{self.name} has no checker of its own to run")
+
     def note(self, dtypes: Sequence[np.dtype]) -> str:
         """A line for failure messages: which precision was checked, when not obvious."""
         return ""

@@ -26,6 +26,11 @@ class TorchAdapter(EngineAdapter):
     def lib(self) -> ModuleType:
         return torch
 
+    def own_check(self, name: str, args: tuple, kwargs: dict[str, Any]) -> bool:
+        """torch.autograd.gradcheck or gradgradcheck itself, for the checks only torch has
+        (batched gradients through vmap, forward-mode AD, masked tensors)."""
+        return getattr(torch.autograd, name)(*args, **kwargs)
+
     def to_numpy(self, obj: Any) -> np.ndarray:
         t = obj.detach()
         if t.dtype == torch.bfloat16:

@@ -343,6 +343,15 @@ SAMPLE = (
 )
 
 
+def verdict(case: Case, dtype: str, **kwargs: Any) -> bool:
+    """Our checker's verdict (gradcheck, or gradgradcheck for second-order cases)."""
+    from engine.autograd import gradcheck, gradgradcheck
+
+    func, args = case.build(dtype)
+    check = gradgradcheck if case.second_order else gradcheck
+    return check(func, args, raise_exception=False, **kwargs)
+
+
 def sample(cases: list[Case]) -> list[Case]:
     """Every kind (bug class or correct) at least once: what the test suite runs (the
     benchmark runs everything)."""
