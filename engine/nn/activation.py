@@ -8,7 +8,7 @@ from engine.nn.module import Module
 
 __all__ = [
     "ELU", "GELU", "LeakyReLU", "LogSigmoid", "LogSoftmax", "ReLU", "SiLU", "Sigmoid",
-    "Softmax", "Softsign", "Tanh",
+    "Softmax", "Softplus", "Softsign", "Tanh",
 ]
 
 
@@ -146,3 +146,19 @@ class LogSigmoid(Module):
     def forward(self, input: Tensor) -> Tensor:
         """Return logsigmoid(input)."""
         return F.logsigmoid(input)
+
+
+class Softplus(Module):
+    """Apply log(1 + exp(beta x)) / beta elementwise."""
+
+    def __init__(self, beta: float = 1.0, threshold: float = 20.0) -> None:
+        super().__init__()
+        self.beta, self.threshold = beta, threshold
+
+    def forward(self, input: Tensor) -> Tensor:
+        """Return softplus(input)."""
+        return F.softplus(input, self.beta, self.threshold)
+
+    def extra_repr(self) -> str:
+        """Show beta and the threshold."""
+        return f"beta={self.beta}, threshold={self.threshold}"
