@@ -16,12 +16,12 @@ from rich.table import Column, Table
 from rich.text import Text
 from rich.tree import Tree
 
-from gradcheck_cli.report import SOURCES, Tally, detail_lines, fmt, fmt_error, fmt_point
+from gradcheck_cli.report import SOURCES, detail_lines, fmt, fmt_error, fmt_point, printable
+from gradcheck_cli.results import Tally
 from gradcheck_cli.trace import node_blame, node_caption, node_detail, tree_rows
 
 if TYPE_CHECKING:
-    from gradcheck_cli.batch import Outcome
-    from gradcheck_cli.checks import CaseResult
+    from gradcheck_cli.results import CaseResult, Outcome
     from gradcheck_cli.trace import StepScan, TraceGraph
 
 STATUS_WORD = {"pass": "PASS", "fail": "FAIL", "error": "ERROR"}
@@ -164,7 +164,7 @@ def hessian_table(result: CaseResult) -> RenderableType:
 def grad_view(result: CaseResult) -> RenderableType:
     """The whole `grad` screen for one point: value, tables, notes and the verdict."""
     parts: list[RenderableType] = []
-    head = Text(result.expr, style="bold")
+    head = Text(printable(result.expr), style="bold")
     if result.point:
         head.append(f"  at {fmt_point(result.point)}")
     if result.value is not None:
@@ -177,10 +177,10 @@ def grad_view(result: CaseResult) -> RenderableType:
         parts += [Text(), hessian_table(result)]
     parts.append(Text())
     for note in result.notes:
-        parts.append(Text(f"note: {note}", style="yellow"))
+        parts.append(Text(f"note: {printable(note)}", style="yellow"))
     verdict = Text.assemble(status_text(result.status), "  ")
     if result.message:
-        verdict.append(result.message)
+        verdict.append(printable(result.message))
     elif result.status == "pass" and result.numeric_agrees is False:
         verdict.append("autograd and SymPy agree; the finite-difference estimate does not (notes)")
     elif result.status == "pass":
@@ -201,16 +201,16 @@ def trace_tree(graph: TraceGraph) -> Tree:
         node = row.node
         label = Text(f"#{node.id} ", style="dim")
         if row.shown_before:
-            label.append(node.label, style="italic")
+            label.append(printable(node.label), style="italic")
             label.append(f"  ↑ see #{node.id} above", style="dim")
         else:
             style = "bold green" if node.is_leaf else "bold"
-            label.append(node_caption(node), style=style)
+            label.append(printable(node_caption(node)), style=style)
             label.append("   ")
-            label.append(node_detail(node), style="cyan")
+            label.append(printable(node_detail(node)), style="cyan")
             if node.blame:
                 label.append("   ")
-                label.append(node_blame(node), style="bold red")
+                label.append(printable(node_blame(node)), style="bold red")
         if root is None:
             root = Tree(label, guide_style="dim")
             path = [root]
@@ -297,7 +297,7 @@ class BatchTable:
         """Print the rows of one case."""
         if outcome.path != self._path:
             self._path = outcome.path
-            self.console.print(Text(outcome.path, style="bold underline"))
+            self.console.print(Text(printable(outcome.path), style="bold underline"))
             self.console.print(self._row(self.HEADERS, header=True))
         for result in outcome.results:
             self.tally.add(result.status)
@@ -307,7 +307,7 @@ class BatchTable:
                 self._row(
                     (
                         status_text(result.status),
-                        result.name,
+                        printable(result.name),
                         fmt_point(result.point) or getattr(result, "shapes", ""),
                         fmt(result.value),
                         fmt_error(autograd_err),
@@ -316,7 +316,7 @@ class BatchTable:
                 )
             )
             if result.status != "pass":
-                self._details(detail_lines(result))
+                self._details([printable(line) for line in detail_lines(result)])
 
     def _details(self, lines: Sequence[str]) -> None:
         """The explanation under a failed row, indented past the status column.
@@ -370,7 +370,7 @@ def summary_line(tally: Tally, seconds: float, extra: str = "") -> Text:
     style = "bold red" if tally.failed else "bold magenta" if tally.errors else "bold green"
     text = Text(", ".join(parts) + f" in {seconds:.2f}s", style=style)
     if extra:
-        text.append(f" ({extra})", style="dim")
+        text.append(f" ({printable(extra)})", style="dim")
     return text
 
 

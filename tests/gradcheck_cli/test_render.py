@@ -9,7 +9,6 @@ from pathlib import Path
 
 from rich.console import RenderableType
 
-from gradcheck_cli.batch import Outcome
 from gradcheck_cli.checks import CaseResult
 from gradcheck_cli.render import (
     BatchTable,
@@ -21,6 +20,7 @@ from gradcheck_cli.render import (
     v_plot,
 )
 from gradcheck_cli.report import Tally
+from gradcheck_cli.results import Outcome
 from gradcheck_cli.trace import StepScan, TraceGraph, TraceNode
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -173,7 +173,7 @@ status   case                                  point                      value 
 
 
 def test_batch_table_streams_rows_golden() -> None:
-    from gradcheck_cli.batch import error_result
+    from gradcheck_cli.results import error_row as error_result
 
     buffer = io.StringIO()
     console = make_console(False, file=buffer)
