@@ -10,6 +10,7 @@ from engine._grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_en
 from engine.autograd._grad import backward, grad
 from engine.autograd.function import Function, FunctionCtx, once_differentiable
 from engine.autograd.gradcheck import GradcheckError, gradcheck, gradgradcheck
+from engine.autograd.handwritten import numpy_gradcheck
 from engine.autograd.variable import Variable
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "gradgradcheck",
     "is_grad_enabled",
     "no_grad",
+    "numpy_gradcheck",
     "once_differentiable",
     "set_grad_enabled",
 ]

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from types import ModuleType
 from typing import Any
 
 import numpy as np
 
 from . import numeric
+from .frameworks import Adapter, BackwardError, for_inputs
 
 __all__ = ["GradcheckError", "gradcheck", "gradgradcheck"]
 
@@ -61,18 +61,7 @@ class _Run:
     note: str = ""
 
 
-def _lib() -> ModuleType:
-    # Imported lazily: engine.autograd imports this module while engine is initialising.
-    import engine
-
-    return engine
-
-
 # ------------------------------------------------------------------------------ helpers
-
-
-def _is_tensor(lib: ModuleType, obj: Any) -> bool:
-    return isinstance(obj, lib.Tensor)
 
 
 def _as_tuple(obj: Any) -> tuple:
@@ -81,22 +70,6 @@ def _as_tuple(obj: Any) -> tuple:
     if isinstance(obj, list):
         return tuple(obj)
     return (obj,)
-
-
-def _to_numpy(t: Any) -> np.ndarray:
-    return np.asarray(t.detach().numpy())
-
-
-def _is_floating(lib: ModuleType, t: Any) -> bool:
-    return np.issubdtype(_to_numpy(t).dtype, np.floating)
-
-
-def _np_dtype(t: Any) -> np.dtype:
-    return _to_numpy(t).dtype
-
-
-def _lib_dtype(lib: ModuleType, dtype: np.dtype) -> Any:
-    return lib.float64 if dtype == np.float64 else lib.float32
 
 
 def _tolerance_scale(dtype_eps: float, scale_tolerances: bool) -> float:
@@ -120,7 +93,7 @@ class _Checker:
 
     def __init__(
         self,
-        lib: ModuleType,
+        adapter: Adapter,
         func: Callable,
         inputs: tuple,
         *,
@@ -135,7 +108,7 @@ class _Checker:
         projections: int,
         seed: int,
     ):
-        self.lib = lib
+        self.adapter = adapter
         self.func = func
         self.inputs = inputs
         self.eps = eps
@@ -148,15 +121,15 @@ class _Checker:
         self.scale_tolerances = scale_tolerances
         self.projections = projections
         self.seed = seed
-        self.diff = [i for i, t in enumerate(inputs) if _is_tensor(lib, t) and t.requires_grad]
+        self.diff = adapter.diff_indices(inputs)
         if not self.diff:
             raise ValueError("gradcheck expects at least one input tensor to require gradient")
         for i in self.diff:
-            if not _is_floating(lib, inputs[i]):
+            if not adapter.is_floating(inputs[i]):
                 raise ValueError(f"input {i} requires gradient but is not floating point")
-        self.x0 = [_to_numpy(inputs[i]).astype(np.float64) for i in self.diff]
+        self.x0 = [adapter.to_numpy(inputs[i]).astype(np.float64) for i in self.diff]
         self.in_shapes = [tuple(inputs[i].shape) for i in self.diff]
-        self.in_dtypes = [_np_dtype(inputs[i]) for i in self.diff]
+        self.in_dtypes = [adapter.dtype_of(inputs[i]) for i in self.diff]
         self.sizes = [int(x.size) for x in self.x0]
         self.offsets = np.concatenate([[0], np.cumsum(self.sizes)]).astype(int)
 
@@ -164,27 +137,34 @@ class _Checker:
 
     def _call(self, flat: np.ndarray, dtype: np.dtype | None) -> tuple:
         """func at the diff inputs given by flat; other floating inputs cast to dtype."""
-        lib = self.lib
+        fw = self.adapter
         args = list(self.inputs)
         for k, i in enumerate(self.diff):
             chunk = flat[self.offsets[k] : self.offsets[k + 1]].reshape(self.in_shapes[k])
             target = self.in_dtypes[k] if dtype is None else dtype
-            args[i] = lib.tensor(chunk.astype(target), dtype=_lib_dtype(lib, np.dtype(target)))
             # Keep the flags: gradgradcheck's function calls autograd.grad inside.
-            args[i].requires_grad_(True)
+            args[i] = fw.from_numpy(chunk.astype(target), requires_grad=True)
         if dtype is not None:
-            for i, t in enumerate(self.inputs):
-                if i not in self.diff and _is_tensor(lib, t) and _is_floating(lib, t):
-                    cast = lib.tensor(_to_numpy(t).astype(dtype), dtype=_lib_dtype(lib, dtype))
-                    args[i] = cast.requires_grad_(True) if t.requires_grad else cast
-        return _as_tuple(self.func(*args))
+            args = self._cast(args, dtype)
+        return fw.call(self.func, args)
+
+    def _cast(self, args: list, dtype: np.dtype) -> list:
+        """args with their floating inputs other than the differentiated ones cast to dtype."""
+        fw = self.adapter
+        return [
+            fw.from_numpy(fw.to_numpy(t).astype(dtype), requires_grad=fw.requires_grad(t))
+            if i not in self.diff and fw.is_floating(t)
+            else t
+            for i, t in enumerate(args)
+        ]
 
     def _flat_outputs(self, outs: tuple) -> np.ndarray:
-        parts = [_to_numpy(o).astype(np.float64).reshape(-1) for o in self._float_outputs(outs)]
+        to_numpy = self.adapter.to_numpy
+        parts = [to_numpy(o).astype(np.float64).reshape(-1) for o in self._float_outputs(outs)]
         return np.concatenate(parts) if parts else np.zeros(0)
 
     def _float_outputs(self, outs: tuple) -> list:
-        return [o for o in outs if _is_tensor(self.lib, o) and _is_floating(self.lib, o)]
+        return [o for o in outs if self.adapter.is_floating(o)]
 
     def _reference(self) -> tuple[Callable[[np.ndarray], np.ndarray], np.dtype]:
         """The function the numeric side differentiates, in float64 when func allows it.
@@ -225,22 +205,19 @@ class _Checker:
 
     def _vjp(self, run: _Run, grad_outputs: list) -> list[np.ndarray] | _Failure:
         """Input gradients for the given output cotangents, checked for shape and dtype."""
-        lib = self.lib
-        diff_inputs = [run.inputs[i] for i in self.diff]
+        fw = self.adapter
         zipped = zip(run.outs, grad_outputs, strict=True)
-        pairs = [(o, g) for o, g in zipped if o.requires_grad]
+        pairs = [(o, g) for o, g in zipped if fw.requires_grad(o)]
         if not pairs:
             return [np.zeros(s) for s in self.in_shapes]
         try:
-            grads = lib.autograd.grad(
-                [p[0] for p in pairs],
-                diff_inputs,
-                grad_outputs=[p[1] for p in pairs],
-                retain_graph=True,
-                allow_unused=True,
+            grads = fw.vjp(
+                self.func, run.inputs, self.diff, [p[0] for p in pairs], [p[1] for p in pairs]
             )
+        except BackwardError as exc:
+            return _Failure(str(exc))
         except Exception as exc:  # noqa: BLE001 - a broken backward is a failed check
-            return _Failure(f"backward raised {type(exc).__name__}: {exc}")
+            return _Failure(f"{fw.backward_name} raised {type(exc).__name__}: {exc}")
         result = []
         for k, g in enumerate(grads):
             if g is None:
@@ -259,21 +236,18 @@ class _Checker:
                     f"wrong-shaped gradient for input {self.diff[k]}: got {list(shape)}, "
                     f"expected {list(self.in_shapes[k])}{hint}"
                 )
-            expected = _np_dtype(diff_inputs[k])
-            if self.check_grad_dtypes and _np_dtype(g) != expected:
+            expected = fw.dtype_of(run.inputs[self.diff[k]])
+            if self.check_grad_dtypes and fw.dtype_of(g) != expected:
                 return _Failure(
-                    f"gradient for input {self.diff[k]} has dtype {_np_dtype(g)}, "
+                    f"gradient for input {self.diff[k]} has dtype {fw.dtype_of(g)}, "
                     f"expected {expected}"
                 )
-            result.append(_to_numpy(g).astype(np.float64))
+            result.append(fw.to_numpy(g).astype(np.float64))
         return result
 
     def _cotangent(self, out: Any, values: np.ndarray) -> Any:
-        lib = self.lib
-        dtype = _np_dtype(out)
-        return lib.tensor(
-            values.astype(dtype).reshape(tuple(out.shape)), dtype=_lib_dtype(lib, dtype)
-        )
+        fw = self.adapter
+        return fw.from_numpy(values.astype(fw.dtype_of(out)).reshape(tuple(out.shape)))
 
     def _analytic_full(self, run: _Run) -> list[list[np.ndarray]] | _Failure:
         """jac[o][k]: (numel(out o), numel(input k)) by one backward per output element."""
@@ -302,7 +276,7 @@ class _Checker:
 
     def run(self) -> _Failure | None:
         """None when every check passes, else the first failure."""
-        self.outputs = _as_tuple(self.func(*self.inputs))
+        self.outputs = self.adapter.call(self.func, self.inputs)
         outs = self._float_outputs(self.outputs)
         if not outs:
             return None
@@ -310,7 +284,7 @@ class _Checker:
         self.flat0 = np.concatenate([x.reshape(-1) for x in self.x0])
         self.out_sizes = [int(np.prod(o.shape, dtype=np.int64)) for o in outs]
         self.out_offsets = np.concatenate([[0], np.cumsum(self.out_sizes)]).astype(int)
-        if self.check_undefined_grad and any(o.requires_grad for o in outs):
+        if self.check_undefined_grad and any(map(self.adapter.requires_grad, outs)):
             zeros = [
                 self._cotangent(o, np.zeros(s)) for o, s in zip(outs, self.out_sizes, strict=True)
             ]
@@ -343,17 +317,18 @@ class _Checker:
         """
         if self.ref_dtype != np.float64 or all(d == np.float64 for d in self.in_dtypes):
             return []
-        lib = self.lib
-        args = list(self.inputs)
-        for i, t in enumerate(self.inputs):
-            if _is_tensor(lib, t) and _is_floating(lib, t):
-                cast = lib.tensor(_to_numpy(t).astype(np.float64), dtype=lib.float64)
-                args[i] = cast.requires_grad_(True) if t.requires_grad else cast
+        fw = self.adapter
+        args = [
+            fw.from_numpy(fw.to_numpy(t).astype(np.float64), requires_grad=i in self.diff)
+            if fw.is_floating(t)
+            else t
+            for i, t in enumerate(self.inputs)
+        ]
         try:
-            outs = self._float_outputs(_as_tuple(self.func(*args)))
+            outs = self._float_outputs(fw.call(self.func, args))
         except Exception:  # noqa: BLE001 - no float64 re-run for this func
             return []
-        if len(outs) != len(self.out_sizes) or any(_np_dtype(o) != np.float64 for o in outs):
+        if len(outs) != len(self.out_sizes) or any(fw.dtype_of(o) != np.float64 for o in outs):
             return []
         note = "(float32 inputs; this is the backward re-run in float64, held to float64 "
         note += "tolerances)\n"
@@ -426,7 +401,8 @@ class _Checker:
     def _pair_eps(self, o: int, k: int, run: _Run) -> float:
         if run.eps is not None:
             return run.eps
-        return max(np.finfo(self.in_dtypes[k]).eps, np.finfo(_np_dtype(run.outs[o])).eps)
+        out_dtype = self.adapter.dtype_of(run.outs[o])
+        return max(np.finfo(self.in_dtypes[k]).eps, np.finfo(out_dtype).eps)
 
     def _analytic_checked(self, run: _Run) -> list[list[np.ndarray]] | _Failure:
         """The analytic Jacobian, computed twice: the backward must be reentrant."""
@@ -696,17 +672,25 @@ def _mismatch_message(pair: _Pair, verdict: numeric.Comparison, unusable: np.nda
 # --------------------------------------------------------------------------- public API
 
 
-def _unsupported(**flags: bool) -> None:
-    for name, value in flags.items():
-        if value:
-            raise NotImplementedError(
-                f"gradcheck: {name}=True is not supported: engine has no forward-mode AD, "
-                "vmap or masked tensors"
-            )
+def _unsupported(adapter: Adapter, **flags: bool) -> dict[str, bool]:
+    """The flags set (torch runs its own checks for them); an error for other frameworks."""
+    wanted = {name: value for name, value in flags.items() if value}
+    if wanted and adapter.name != "torch":
+        name = next(iter(wanted))
+        why = {
+            "engine": "engine has no forward-mode AD, vmap or masked tensors",
+            "jax": "use jax.test_util.check_grads(modes=['fwd']) for forward mode",
+        }.get(adapter.name, f"{adapter.name} code has no forward-mode AD")
+        raise NotImplementedError(f"gradcheck: {name}=True is not supported: {why}")
+    return wanted
+
+
+def _adapter_for(inputs: tuple, adapter: Adapter | None) -> Adapter:
+    return adapter if adapter is not None else for_inputs(inputs)
 
 
 def _gradcheck(
-    lib: ModuleType,
+    adapter: Adapter | None,
     func: Callable,
     inputs: Any,
     *,
@@ -723,11 +707,13 @@ def _gradcheck(
     projections: int = 4,
     seed: int = 0,
 ) -> bool:
-    """gradcheck on any module with PyTorch's names (engine, or torch for comparisons)."""
+    """gradcheck through a framework adapter (None: the one the inputs' arrays call for)."""
+    tupled = _as_tuple(inputs)
+    fw = _adapter_for(tupled, adapter)
     checker = _Checker(
-        lib,
+        fw,
         func,
-        _as_tuple(inputs),
+        tupled,
         eps=eps,
         atol=atol,
         rtol=rtol,
@@ -745,7 +731,7 @@ def _gradcheck(
     if failure is None:
         return True
     if raise_exception:
-        raise GradcheckError(failure.message)
+        raise (fw.error_type or GradcheckError)(fw.note(checker.in_dtypes) + failure.message)
     return False
 
 
@@ -772,6 +758,11 @@ def gradcheck(
 ) -> bool:
     """Check func's analytic gradients against finite differences; True or GradcheckError.
 
+    inputs may be engine tensors, torch.Tensors (func is then a PyTorch function and the
+    analytic side is torch's autograd) or JAX arrays (func is a JAX function, the analytic
+    side is jax.vjp, and every floating input is differentiated); the numeric side and the
+    verdict are the same for all three.
+
     The verdict rule, per (output, input) pair with analytic Jacobian A, numeric N and
     numeric error estimate E (Richardson extrapolation, see engine.autograd.numeric):
 
@@ -795,15 +786,19 @@ def gradcheck(
     A backward that raises, returns a wrong shape (or, with check_grad_dtypes, dtype), is
     not reentrant within nondet_tol, or gives non-zero gradients for zero grad_outputs
     (check_undefined_grad) fails the check.
+    With torch inputs, check_batched_grad, check_batched_forward_grad, check_forward_ad and
+    masked are torch's own checks, run by torch.autograd.gradcheck after ours passes.
     """
-    _unsupported(
+    adapter = for_inputs(_as_tuple(inputs))
+    torch_checks = _unsupported(
+        adapter,
         check_batched_grad=check_batched_grad,
         check_batched_forward_grad=check_batched_forward_grad,
         check_forward_ad=check_forward_ad,
         masked=bool(masked),
     )
-    return _gradcheck(
-        _lib(),
+    ours = _gradcheck(
+        adapter,
         func,
         inputs,
         eps=eps,
@@ -819,10 +814,21 @@ def gradcheck(
         projections=projections,
         seed=seed,
     )
+    if not (ours and torch_checks):
+        return ours
+    # Batched grads need torch's backward pass; ours has judged the backward already.
+    return adapter.own_check(
+        "gradcheck",
+        (func, inputs),
+        dict(eps=eps, atol=atol, rtol=rtol, raise_exception=raise_exception,
+             nondet_tol=nondet_tol, check_undefined_grad=False,
+             check_grad_dtypes=check_grad_dtypes, check_backward_ad=check_batched_grad,
+             fast_mode=fast_mode, **torch_checks),
+    )
 
 
 def _gradgradcheck(
-    lib: ModuleType,
+    adapter: Adapter | None,
     func: Callable,
     inputs: Any,
     grad_outputs: Any = None,
@@ -830,47 +836,29 @@ def _gradgradcheck(
     seed: int = 0,
     **kwargs: Any,
 ) -> bool:
-    """gradgradcheck on any module with PyTorch's names."""
+    """gradgradcheck through a framework adapter (None: the one the inputs call for)."""
     tupled = _as_tuple(inputs)
-    diff = [i for i, t in enumerate(tupled) if _is_tensor(lib, t) and t.requires_grad]
-    outputs = _as_tuple(func(*tupled))
+    fw = _adapter_for(tupled, adapter)
+    diff = fw.diff_indices(tupled)
     if grad_outputs is None:
         rng = np.random.default_rng(seed)
         grad_outputs = tuple(
-            lib.tensor(
-                rng.standard_normal(tuple(o.shape)).astype(_np_dtype(o)),
-                dtype=_lib_dtype(lib, _np_dtype(o)),
-                requires_grad=True,
+            fw.from_numpy(
+                rng.standard_normal(tuple(o.shape)).astype(fw.dtype_of(o)), requires_grad=True
             )
-            for o in outputs
-            if _is_tensor(lib, o) and _is_floating(lib, o) and o.requires_grad
+            for o in fw.call(func, tupled)
+            if fw.is_floating(o) and fw.requires_grad(o)
         )
     grad_outputs = _as_tuple(grad_outputs)
     n_in = len(tupled)
     raise_exception = kwargs.pop("raise_exception", True)
-
-    def first_derivative(*args: Any) -> tuple:
-        ins, gos = args[:n_in], args[n_in:]
-        outs = [
-            o
-            for o in _as_tuple(func(*ins))
-            if _is_tensor(lib, o) and _is_floating(lib, o) and o.requires_grad
-        ]
-        grads = lib.autograd.grad(
-            outs,
-            [ins[i] for i in diff],
-            grad_outputs=list(gos),
-            create_graph=True,
-            allow_unused=True,
-        )
-        return tuple(g for g in grads if g is not None)
-
+    first_derivative = fw.first_derivative(func, n_in, diff)
     try:
-        return _gradcheck(lib, first_derivative, tupled + grad_outputs, seed=seed, **kwargs)
+        return _gradcheck(fw, first_derivative, tupled + grad_outputs, seed=seed, **kwargs)
     except GradcheckError as exc:
         if not raise_exception:
             return False
-        raise GradcheckError(
+        raise (fw.error_type or GradcheckError)(
             f"gradgradcheck: output k below is the gradient for differentiable input k, and "
             f"inputs {n_in}.. are the grad_outputs.\n{exc}"
         ) from None
@@ -902,28 +890,43 @@ def gradgradcheck(
 
     grad_outputs default to seeded random normals that require grad, as in PyTorch; the
     verdict rule is gradcheck's.  gen_non_contig_grad_outputs is accepted and ignored
-    (engine arrays have no strides to vary).
+    (engine arrays have no strides to vary).  torch and JAX inputs as for gradcheck; with
+    torch inputs, check_batched_grad and check_fwd_over_rev are torch's own checks.
     """
-    del gen_non_contig_grad_outputs
-    _unsupported(
-        check_batched_grad=check_batched_grad, check_fwd_over_rev=check_fwd_over_rev, masked=masked
+    adapter = for_inputs(_as_tuple(inputs))
+    torch_checks = _unsupported(
+        adapter,
+        check_batched_grad=check_batched_grad,
+        check_fwd_over_rev=check_fwd_over_rev,
+        masked=masked,
     )
-    if not check_rev_over_rev:
-        return True
-    return _gradgradcheck(
-        _lib(),
-        func,
-        inputs,
-        grad_outputs,
-        seed=seed,
-        eps=eps,
-        atol=atol,
-        rtol=rtol,
-        raise_exception=raise_exception,
-        nondet_tol=nondet_tol,
-        check_undefined_grad=check_undefined_grad,
-        check_grad_dtypes=check_grad_dtypes,
-        fast_mode=fast_mode,
-        scale_tolerances=scale_tolerances,
-        projections=projections,
+    ours = True
+    if check_rev_over_rev:
+        ours = _gradgradcheck(
+            adapter,
+            func,
+            inputs,
+            grad_outputs,
+            seed=seed,
+            eps=eps,
+            atol=atol,
+            rtol=rtol,
+            raise_exception=raise_exception,
+            nondet_tol=nondet_tol,
+            check_undefined_grad=check_undefined_grad,
+            check_grad_dtypes=check_grad_dtypes,
+            fast_mode=fast_mode,
+            scale_tolerances=scale_tolerances,
+            projections=projections,
+        )
+    if not (ours and torch_checks):
+        return ours
+    return adapter.own_check(
+        "gradgradcheck",
+        (func, inputs, grad_outputs),
+        dict(eps=eps, atol=atol, rtol=rtol, raise_exception=raise_exception,
+             nondet_tol=nondet_tol, check_undefined_grad=False,
+             check_grad_dtypes=check_grad_dtypes, check_rev_over_rev=check_batched_grad,
+             gen_non_contig_grad_outputs=gen_non_contig_grad_outputs, fast_mode=fast_mode,
+             **torch_checks),
     )
