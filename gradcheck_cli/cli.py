@@ -661,10 +661,9 @@ def check(
     seconds = time.perf_counter() - start
     summary = render.summary_line(writer.tally, seconds, "; ".join(notes))
     try:
+        writer.finish()
         if form == "table":
             writer.console.print(summary, soft_wrap=True)
-        else:
-            writer.finish()
         if target is not None:
             if stopped is not None:
                 # The previous report stays: a partial run does not replace a whole one.

@@ -519,30 +519,31 @@ def _complex_probe(
 # coordinates when every output element depends on at most one of them (elementwise ops,
 # broadcasting, indexing): then one evaluation perturbs the whole block.
 _FIRST_NODES = (-1.0, 1.0, 2.0)  # multiples of the step, besides the centre
-_FIRST_FACTOR = 2.0  # the first step is _FIRST_FACTOR * cbrt(eps) * max(|x|, 1)
+_FIRST_FACTOR = 2.0  # the first step is _FIRST_FACTOR * cbrt(eps) * sqrt(max(|x|, 1))
+_RETRY = 16.0  # the second look's step, in first steps
 _SEED = 0x16
 
 
-def _derivative_weights(nodes: np.ndarray) -> np.ndarray:
-    """w (J, ...) with sum_j w_j p(z_j) = p'(0) for every polynomial p of degree < J.
+def _derivative_weights(nodes: list[np.ndarray]) -> list[np.ndarray]:
+    """w_j with sum_j w_j p(z_j) = p'(0) for every polynomial p of degree < len(nodes).
 
-    nodes: (J, ...) distinct offsets z_j (0 may be among them); Lagrange's derivative at 0.
+    nodes: distinct offsets z_j (0 may be among them), arrays that broadcast together;
+    Lagrange's derivative at 0, in closed form for the few nodes of a stencil.
     """
-    count = nodes.shape[0]
-    weights = np.zeros_like(nodes)
-    for j in range(count):
-        others = [i for i in range(count) if i != j]
-        denom = np.ones_like(nodes[0])
-        for i in others:
-            denom = denom * (nodes[j] - nodes[i])
-        numer = np.zeros_like(nodes[0])
-        for k in others:
-            term = np.ones_like(nodes[0])
-            for i in others:
+    weights = []
+    for j, zj in enumerate(nodes):
+        others = nodes[:j] + nodes[j + 1 :]
+        denom = 1.0
+        for zi in others:
+            denom = denom * (zj - zi)
+        numer = 0.0
+        for k in range(len(others)):
+            term = 1.0
+            for i, zi in enumerate(others):
                 if i != k:
-                    term = term * -nodes[i]
+                    term = term * -zi
             numer = numer + term
-        weights[j] = numer / denom
+        weights.append(numer / denom)
     return weights
 
 
@@ -570,16 +571,16 @@ def _stencil(
     (central=True: PyTorch's value for an explicit eps); the error is their difference plus
     the rounding floor of f (2 ulps of each value through the weights).
     """
-    shape = values[0].shape
-    vals = np.stack([values[0], np.broadcast_to(f0, shape), values[1], values[2]])
-    z = np.stack([np.broadcast_to(n, shape) for n in (nodes[0], 0.0, nodes[1], nodes[2])])
+    vals = [values[0], f0, values[1], values[2]]
+    z = [np.asarray(nodes[0]), np.zeros(()), np.asarray(nodes[1]), np.asarray(nodes[2])]
     with np.errstate(all="ignore"):
         w3 = _derivative_weights(z)
         w2 = _derivative_weights(z[:3])
-        d3 = np.sum(w3 * vals, axis=0)
-        d2 = np.sum(w2 * vals[:3], axis=0)
-        ulp = 2.0 * ev.eps * np.abs(vals) + _QUANTUM
-        noise = np.sum(np.abs(w3) * ulp, axis=0)
+        d3 = sum(w * v for w, v in zip(w3, vals, strict=True))
+        d2 = sum(w * v for w, v in zip(w2, vals[:3], strict=True))
+        noise = sum(
+            np.abs(w) * (2.0 * ev.eps * np.abs(v) + _QUANTUM) for w, v in zip(w3, vals, strict=True)
+        )
         error = np.abs(d3 - d2) + noise
     value = d2 if central else d3
     bad = ~(np.isfinite(value) & np.isfinite(error))
@@ -664,6 +665,28 @@ def _first_block(
     return value, error
 
 
+def _first_directions(
+    ev: _Counted, x: np.ndarray, f0: np.ndarray, dirs: np.ndarray, steps: np.ndarray, central: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """First estimates (m, d) along the rows of dirs, their errors and realised directions."""
+    d, m = dirs.shape[0], f0.size
+    value, error = np.empty((m, d)), np.empty((m, d))
+    realised = np.empty_like(dirs)
+    for i, t in enumerate(steps):
+        values, offsets = [], []
+        for node in _FIRST_NODES:
+            p = ev.point(x + node * t * dirs[i])
+            values.append(ev(p))
+            offsets.append(p - x)
+        nodes = [np.array(node * t) for node in _FIRST_NODES]
+        value[:, i], error[:, i] = _stencil(ev, f0, values, nodes, central)
+        stencil = [-t, 0.0, t] if central else [-t, 0.0, t, 2 * t]
+        weights = _derivative_weights([np.float64(z) for z in stencil])
+        offsets = [offsets[0], np.zeros_like(x), offsets[1], offsets[2]]
+        realised[i] = sum(w * o for w, o in zip(weights, offsets, strict=False))
+    return value, error, realised
+
+
 def staged_jacobian(
     f: Callable,
     x: np.ndarray | float,
@@ -690,17 +713,36 @@ def staged_jacobian(
     detect = [True] * len(blocks) if detect is None else detect
     h = _first_step(xv, ev.dtype) if step is None else np.full(n, float(step))
     value, error = np.empty((f0.size, n)), np.empty((f0.size, n))
+    owners = []
     for (lo, hi), look in zip(blocks, detect, strict=True):
         cols = np.arange(lo, hi)
-        owner = _owners(ev, xv, f0, cols, h) if look and cols.size > 1 else None
+        owners.append(_owners(ev, xv, f0, cols, h) if look and cols.size > 1 else None)
         value[:, lo:hi], error[:, lo:hi] = _first_block(
-            ev, xv, f0, cols, h, owner, step is not None
+            ev, xv, f0, cols, h, owners[-1], step is not None
         )
     if step is not None:
         return NumericResult(value, error, ev.count, "central", h)
     need = np.asarray(undecided(value, error), dtype=bool)
-    cols = np.flatnonzero(np.any(need, axis=0))
     method = "first estimate"
+    if np.any(need):
+        # A second look at _RETRY times the step, three evaluations per undecided column (or
+        # block): it divides f's rounding noise (a sum of many terms, a large offset) by
+        # _RETRY, and decides where the first estimate's truncation error was tiny.
+        wide = np.empty_like(value), np.empty_like(error)
+        for (lo, hi), owner in zip(blocks, owners, strict=True):
+            cols = np.arange(lo, hi)
+            if owner is None:
+                cols = cols[np.any(need[:, lo:hi], axis=0)]
+            elif not np.any(need[:, lo:hi]):
+                continue
+            if cols.size:
+                wide[0][:, cols], wide[1][:, cols] = _first_block(
+                    ev, xv, f0, cols, _RETRY * h, owner, False
+                )
+        value = np.where(need, wide[0], value)
+        error = np.where(need, wide[1], error)
+        need &= np.asarray(undecided(value, error), dtype=bool)
+    cols = np.flatnonzero(np.any(need, axis=0))
     if cols.size:
         rv, re, rs, methods = _richardson(ev, xv, f0, np.eye(n)[cols])
         sub = need[:, cols]
@@ -732,30 +774,26 @@ def staged_directional(
     xv = ev.point(_prepare(x))
     f0 = ev(xv)
     dirs = np.asarray(dirs, dtype=np.float64)
-    d, m = dirs.shape[0], f0.size
-    value, error = np.empty((m, d)), np.empty((m, d))
-    realised = np.empty_like(dirs)
-    steps = np.empty(d)
-    for i in range(d):
-        nz = np.flatnonzero(dirs[i])
-        scale = np.min(np.maximum(np.abs(xv[nz]), 1.0) / np.abs(dirs[i, nz]))
-        t = float(_first_step(np.array([scale]), ev.dtype)[0]) if step is None else float(step)
-        values, offsets = [], []
-        for node in _FIRST_NODES:
-            p = ev.point(xv + node * t * dirs[i])
-            values.append(ev(p))
-            offsets.append(p - xv)
-        nodes = [np.array(node * t) for node in _FIRST_NODES]
-        value[:, i], error[:, i] = _stencil(ev, f0, values, nodes, step is not None)
-        weights = _derivative_weights(np.array([-t, 0.0, t, 2 * t]))
-        if step is not None:
-            weights = np.append(_derivative_weights(np.array([-t, 0.0, t])), 0.0)
-        offsets = np.stack([offsets[0], np.zeros_like(xv), offsets[1], offsets[2]])
-        realised[i] = weights @ offsets
-        steps[i] = t
+    if step is None:
+        scales = [
+            np.min(np.maximum(np.abs(xv[nz]), 1.0) / np.abs(row[nz]))
+            for row, nz in ((row, np.flatnonzero(row)) for row in dirs)
+        ]
+        steps = _first_step(np.array(scales), ev.dtype)
+    else:
+        steps = np.full(dirs.shape[0], float(step))
+    value, error, realised = _first_directions(ev, xv, f0, dirs, steps, step is not None)
     if step is not None:
         return NumericResult(value, error, ev.count, "central", steps), realised
-    need = np.flatnonzero(np.asarray(undecided(value, error, realised), dtype=bool))
+    need = np.asarray(undecided(value, error, realised), dtype=bool)
+    if np.any(need):
+        # The second look at _RETRY times the step, as in staged_jacobian.
+        retry = np.flatnonzero(need)
+        wide = _first_directions(ev, xv, f0, dirs[retry], _RETRY * steps[retry], False)
+        value[:, retry], error[:, retry], realised[retry] = wide
+        steps[retry] *= _RETRY
+        need[retry] = np.asarray(undecided(value, error, realised), dtype=bool)[retry]
+    need = np.flatnonzero(need)
     method = "first estimate"
     if need.size:
         rv, re, rs, methods = _richardson(ev, xv, f0, dirs[need])
