@@ -67,11 +67,11 @@ def pow(a: Any, b: Any) -> Tensor:  # noqa: A001 - torch's name
     """a ** b for a tensor and a number, a number and a tensor, or two tensors."""
     if isinstance(a, Tensor) and isinstance(b, _Number):
         if a._data.dtype.kind != "f" and isinstance(b, float):
-            a = a.to(_dtype.float32)
+            a = a.to(_dtype.get_default_dtype())
         return unary(OPS["pow"], a, b)
     if isinstance(a, _Number):
         if b._data.dtype.kind != "f":
-            b = b.to(_dtype.float32)
+            b = b.to(_dtype.get_default_dtype())
         return unary(OPS["rpow"], b, a)
     return binary(OPS["pow_tensor"], a, b)
 
@@ -81,14 +81,14 @@ def rsub(x: Tensor, other: Any) -> Tensor:
     if isinstance(other, Tensor):
         return sub(other, x)
     if x._data.dtype.kind != "f" and isinstance(other, float):
-        x = x.to(_dtype.float32)
+        x = x.to(_dtype.get_default_dtype())
     return unary(OPS["rsub"], x, other)
 
 
 def true_divide_r(x: Tensor, other: Any) -> Tensor:
     """other / x, which torch computes as reciprocal(x) * other."""
     if x._data.dtype.kind != "f":
-        x = x.to(_dtype.float32)
+        x = x.to(_dtype.get_default_dtype())
     return mul(unary(OPS["reciprocal"], x), other)
 
 
@@ -318,7 +318,21 @@ def cat(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
     tensors = list(tensors)
     if not tensors:
         raise RuntimeError("torch.cat(): expected a non-empty list of Tensors")
-    return call(OPS["cat"], *_same_dtype(tensors), dim)
+    # torch skips legacy empty 1-D tensors; everything else must agree but along `dim`.
+    shaped = [t for t in tensors if t._data.shape != (0,)] or tensors[:1]
+    first = shaped[0]._data.shape
+    d = _wrap_dim(dim, len(first))
+    for k, t in enumerate(shaped[1:], 1):
+        shape = t._data.shape
+        if len(shape) != len(first):
+            raise RuntimeError(f"Tensors must have same number of dimensions: got {len(first)} "
+                               f"and {len(shape)}")
+        for i, (a, b) in enumerate(zip(first, shape, strict=True)):
+            if i != d and a != b:
+                raise RuntimeError(f"Sizes of tensors must match except in dimension {d}. "
+                                   f"Expected size {a} but got size {b} for tensor number {k} "
+                                   "in the list.")
+    return call(OPS["cat"], *_same_dtype(shaped), dim)
 
 
 def stack(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
@@ -328,8 +342,8 @@ def stack(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
         raise RuntimeError("stack expects a non-empty TensorList")
     shapes = {t.shape for t in tensors}
     if len(shapes) > 1:
-        first, bad = tensors[0].shape, next(t for t in tensors if t.shape != tensors[0].shape)
-        k = tensors.index(bad)
+        first = tensors[0].shape
+        k, bad = next((k, t) for k, t in enumerate(tensors) if t.shape != first)
         raise RuntimeError(
             f"stack expects each tensor to be equal size, but got {list(first)} at entry 0 "
             f"and {list(bad.shape)} at entry {k}"
@@ -411,6 +425,10 @@ def _normalize_index(index: Any) -> tuple[tuple, bool]:
         elif isinstance(c, bool):
             c = np.asarray(c)
             advanced = True
+        elif isinstance(c, slice) and c.step is not None and c.step <= 0:
+            # torch has no negative strides (flip() reverses); NumPy would view backwards
+            raise ValueError("step must be greater than zero" if c.step else
+                             "slice step cannot be zero")
         out.append(c)
     return tuple(out), advanced
 
@@ -850,7 +868,8 @@ def index_select(x: Tensor, dim: int, index: Tensor) -> Tensor:
     d = _wrap_dim(dim, x.ndim)
     n = x._data.shape[d] if x.ndim else 1
     if idx.size and (idx.min() < 0 or idx.max() >= n):
-        raise IndexError("index out of range in self")
+        raise RuntimeError(f"index_select(): index {int(idx.max())} out of range for tensor of "
+                           f"size {list(x._data.shape)} at dimension {d}")
     return unary(OPS["index_select"], x, (slice(None),) * d + (idx.reshape(-1),))
 
 
@@ -991,9 +1010,10 @@ def split(x: Tensor, split_size_or_sections: Any, dim: int = 0) -> tuple[Tensor,
             raise RuntimeError(f"split_with_sizes expects split_sizes to sum exactly to {n} "
                                f"(input tensor's size at dimension {d}), but got "
                                f"split_sizes={sizes}")
+    row = OPS["split" if isinstance(split_size_or_sections, int) else "split_with_sizes"]
     out, start = [], 0
     for size in sizes:
-        out.append(unary(OPS["split"], x, (slice(None),) * d + (slice(start, start + size),)))
+        out.append(unary(row, x, (slice(None),) * d + (slice(start, start + size),)))
         start += size
     return tuple(out)
 
@@ -1009,7 +1029,7 @@ def chunk(x: Tensor, chunks: int, dim: int = 0) -> tuple[Tensor, ...]:
 def unbind(x: Tensor, dim: int = 0) -> tuple[Tensor, ...]:
     """The slices of x along `dim`, each without that dimension."""
     d = _wrap_dim(dim, x.ndim)
-    return tuple(call(OPS["select"], x, (slice(None),) * d + (i,))
+    return tuple(unary(OPS["unbind"], x, (slice(None),) * d + (i,))
                  for i in range(x._data.shape[d]))
 
 

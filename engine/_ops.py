@@ -1159,6 +1159,10 @@ op("split", "SplitBackward0", lambda x, index: x[index],
    lambda g, x, index: _index_backward(g, x._data.shape, index), view=True)
 op("tril", "TrilBackward0", lambda x, k: np.tril(x, k), lambda g, x, k: call(OPS["tril"], g, k))
 op("triu", "TriuBackward0", lambda x, k: np.triu(x, k), lambda g, x, k: call(OPS["triu"], g, k))
+op("split_with_sizes", "SplitWithSizesBackward0", lambda x, index: x[index],
+   lambda g, x, index: _index_backward(g, x._data.shape, index), view=True)
+op("unbind", "UnbindBackward0", lambda x, index: x[index],
+   lambda g, x, index: _index_backward(g, x._data.shape, index), view=True)
 op("repeat", "RepeatBackward0", _repeat, _repeat_rule)
 op("masked_fill", "MaskedFillBackward0", _masked_fill,
    lambda g, x, mask, value: where(0.0, g, const(np.asarray(mask, dtype=bool))),

@@ -85,6 +85,10 @@ class Size(tuple):
     def __repr__(self) -> str:
         return f"engine.Size({list(self)})"
 
+    def __getitem__(self, index: Any) -> Any:
+        item = tuple.__getitem__(self, index)
+        return Size(item) if isinstance(index, slice) else item
+
     def numel(self) -> int:
         """The number of elements of a tensor of this shape."""
         return int(np.prod(self, dtype=np.int64))

@@ -6,7 +6,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, overload
 
-from engine.nn.module import Module
+from engine.nn.module import Module, _add_indent
 
 __all__ = ["ModuleDict", "ModuleList", "Sequential"]
 
@@ -107,6 +107,22 @@ class ModuleList(Module):
 
     def __iter__(self) -> Iterator[Module]:
         return iter(self._modules.values())
+
+    def __repr__(self) -> str:
+        # torch folds runs of equal-looking modules: "(0-2): 3 x Linear(...)"
+        if not self._modules:
+            return "ModuleList()"
+        reprs = [repr(m) for m in self._modules.values()]
+        lines, start = [], 0
+        for end in range(1, len(reprs) + 1):
+            if end == len(reprs) or reprs[end] != reprs[start]:
+                text = _add_indent(reprs[start], 2)
+                if end - start == 1:
+                    lines.append(f"({start}): {text}")
+                else:
+                    lines.append(f"({start}-{end - 1}): {end - start} x {text}")
+                start = end
+        return "ModuleList(\n  " + "\n  ".join(lines) + "\n)"
 
     def __iadd__(self, modules: Iterable[Module]) -> ModuleList:
         return self.extend(modules)

@@ -136,7 +136,7 @@ class LayerNorm(Module):
         super().__init__()
         shape = (normalized_shape,) if isinstance(normalized_shape, int) else normalized_shape
         self.normalized_shape = tuple(shape)
-        self.eps, self.elementwise_affine = eps, elementwise_affine
+        self.eps, self.elementwise_affine, self._has_bias = eps, elementwise_affine, bias
         if elementwise_affine:
             self.weight = Parameter(engine.ones(*self.normalized_shape, dtype=dtype))
             self.bias = Parameter(engine.zeros(*self.normalized_shape, dtype=dtype)) if bias \
@@ -151,7 +151,7 @@ class LayerNorm(Module):
     def extra_repr(self) -> str:
         """Show the shape and flags."""
         return (f"{self.normalized_shape}, eps={self.eps}, "
-                f"elementwise_affine={self.elementwise_affine}")
+                f"elementwise_affine={self.elementwise_affine}, bias={self._has_bias}")
 
 
 class _BatchNorm(Module):
@@ -159,13 +159,14 @@ class _BatchNorm(Module):
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1,
                  affine: bool = True, track_running_stats: bool = True, device: Any = None,
-                 dtype: Any = None) -> None:
+                 dtype: Any = None, bias: bool = True) -> None:
         super().__init__()
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.affine, self.track_running_stats = affine, track_running_stats
+        self._has_bias = bias
         if affine:
             self.weight = Parameter(engine.ones(num_features, dtype=dtype))
-            self.bias = Parameter(engine.zeros(num_features, dtype=dtype))
+            self.bias = Parameter(engine.zeros(num_features, dtype=dtype)) if bias else None
         else:
             self.weight = self.bias = None
         if track_running_stats:
@@ -192,7 +193,8 @@ class _BatchNorm(Module):
     def extra_repr(self) -> str:
         """Show the features and flags."""
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
-                f"affine={self.affine}, track_running_stats={self.track_running_stats}")
+                f"affine={self.affine}, bias={self._has_bias}, "
+                f"track_running_stats={self.track_running_stats}")
 
 
 class BatchNorm1d(_BatchNorm):

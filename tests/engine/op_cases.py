@@ -125,6 +125,8 @@ CASES: dict[str, OpCase] = {
                           ((2, 3), (2, 2))),
     "index_select": OpCase(lambda a: a.index_select(0, _lib(a).tensor([2, 0, 2])), ((3, 2),)),
     "split": OpCase(lambda a: a.split(2, dim=1)[1], ((2, 3),)),
+    "split_with_sizes": OpCase(lambda a: a.split([1, 2], dim=1)[1], ((2, 3),)),
+    "unbind": OpCase(lambda a: a.unbind(1)[2], ((2, 3),)),
     "tril": OpCase(lambda a: a.tril(), ((3, 3),)),
     "triu": OpCase(lambda a: a.triu(1), ((3, 4),)),
     "repeat": OpCase(lambda a: a.repeat(2, 1, 2), ((2, 3),)),
