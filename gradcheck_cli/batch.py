@@ -11,7 +11,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from gradcheck_cli.report import fmt_point, printable
+from gradcheck_cli.report import case_id
 from gradcheck_cli.schema import Case, Item
 
 __all__ = ["shard", "shard_size", "split_points"]
@@ -26,15 +26,11 @@ def split_points(items: Iterable[Item]) -> Iterator[tuple[str, str, Any]]:
     """
     seen: Counter[str] = Counter()
     for index, (path, item) in enumerate(items, start=1):
-        # Ids reach terminals (pytest's summaries): control characters arrive escaped.
-        base = printable(item.name or item.expr or f"case {index}").replace("::", ":")
+        base = item.name or item.expr or f"case {index}"
         if isinstance(item, Case) and item.points:
-            runs = [
-                (f"{base}[{fmt_point(p)}]", dataclasses.replace(item, points=(p,)))
-                for p in item.points
-            ]
+            runs = [(case_id(base, p), dataclasses.replace(item, points=(p,))) for p in item.points]
         else:
-            runs = [(base, item)]
+            runs = [(case_id(base, {}), item)]
         for name, run in runs:
             seen[name] += 1
             yield (name if seen[name] == 1 else f"{name} (case {index})"), path, run

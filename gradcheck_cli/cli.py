@@ -195,6 +195,7 @@ POINT = PointType()
 SHARD = ShardType()
 TOLERANCE = FiniteFloat()
 DTYPE = click.Choice(["float32", "float64"])
+FORMATS = ("table", "json", "junit", "github")  # of `check`
 
 
 def _set_color(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
@@ -529,22 +530,38 @@ def _trace_case(
 
 
 @main.command(short_help="Batch checks from TOML, YAML or JSON files.")
-@click.argument("files", nargs=-1, required=True, metavar="FILE...")
+@click.argument(
+    "files",
+    nargs=-1,
+    required=True,
+    metavar="FILE...",
+    type=click.Path(dir_okay=False, allow_dash=True),
+)
 @click.option(
     "--format",
     "form",
-    type=click.Choice(["table", "json", "junit"]),
-    default="table",
-    show_default=True,
-    help="Report format.",
+    type=click.Choice(FORMATS),
+    default=None,
+    help="Report format [default: table]; github: the table, annotations and a job summary.",
 )
+@click.option("--json", "as_json", is_flag=True, help="The JSON report (same as --format json).")
 @click.option(
     "--output",
     "-o",
+    type=click.Path(dir_okay=False, allow_dash=True),
+    default=None,
+    help="Write the report to FILE (replaced whole when the run ends); '-' is stdout.",
+)
+@click.option(
+    "--junit",
+    "junit_path",
     type=click.Path(dir_okay=False),
     default=None,
-    help="Write the report to FILE (replaced whole when the run ends) instead of stdout.",
+    metavar="PATH",
+    help="Also write a JUnit report to PATH, whatever --format says.",
 )
+@click.option("--quiet", "-q", is_flag=True, help="Only failed and errored cases, and the summary.")
+@click.option("--verbose", "-v", is_flag=True, help="Also the numbers of the cases that passed.")
 @click.option(
     "--jobs",
     "-j",
@@ -574,8 +591,12 @@ def _trace_case(
 def check(
     app: App,
     files: tuple[str, ...],
-    form: str,
+    form: str | None,
+    as_json: bool,
     output: str | None,
+    junit_path: str | None,
+    quiet: bool,
+    verbose: bool,
     jobs: int,
     fail_fast: bool,
     shard: tuple[int, int] | None,
@@ -584,7 +605,7 @@ def check(
     paths: tuple[str, ...],
     timeout: float,
 ) -> None:
-    """Batch checks from TOML, YAML or JSON files.
+    """Batch checks from TOML, YAML or JSON files ('-': standard input).
 
     A file has an optional [defaults] table (atol, rtol, order, dtype, timeout) and
     [[case]] tables with expr, at (one point) or points (a list), and optionally name,
@@ -598,23 +619,35 @@ def check(
     \b
     gradcheck check examples/batch/*.toml
     gradcheck check cases.yaml --format junit -o report.xml --jobs 2 --shard 1/4
+    gradcheck check gradcheck.toml --format github --junit gradcheck.xml   # in CI
     gradcheck check examples/ci/gradcheck.toml --allow-python --path examples/ci
     """
     from gradcheck_cli import batch, schema
 
+    form = _report_format(form, as_json, output, quiet, verbose)
+    if output == "-":
+        output = None  # stdout, as without --output
     if 0 < max_memory < MIN_MEMORY_MB:
         raise click.BadParameter(
             f"{max_memory} MB is too little to run Python and NumPy (at least {MIN_MEMORY_MB},"
             " or 0 for no limit)",
             param_hint="'--max-memory'",
         )
-    if output is not None:
-        _check_output(output, files)
+    if files.count(schema.STDIN) > 1:
+        raise click.BadParameter("'-' (standard input) can be read once", param_hint="'FILE'")
+    if output is not None and junit_path is not None and _same_path(output, junit_path):
+        raise click.BadParameter(
+            f"{junit_path} is also --output: give each report its own file", param_hint="'--junit'"
+        )
+    for target, option in ((output, "--output"), (junit_path, "--junit")):
+        if target is not None:
+            _check_output(target, files, option)
     try:
         loaded = [schema.load_file(path) for path in files]
     except schema.BatchFileError as exc:
         raise InputError(str(exc)) from exc
     total = sum(len(f) for f in loaded)
+    lines = {f.path: f.lines for f in loaded}
 
     def planned() -> Iterator[Any]:
         items = schema.iter_items(loaded, allow_python=allow_python, paths=paths)
@@ -623,6 +656,7 @@ def check(
     if shard is not None:
         total = batch.shard_size(total, *shard)
     from gradcheck_cli import render, report
+    from gradcheck_cli.junit import JUnitReport
     from gradcheck_cli.results import Outcome, error_rows
     from gradcheck_cli.runner import Interrupted, RunOptions
 
@@ -631,18 +665,19 @@ def check(
     )
     out, err = app.consoles()
     start = time.perf_counter()
-    target = _open_output(output)
+    target = _open_output(output, "--output")
     stream = target.stream if target is not None else click.get_text_stream("stdout")
-    if form == "json":
-        writer: Any = report.JsonReport(stream)
-    elif form == "junit":
-        writer = report.JUnitReport(stream)
-    else:
-        writer = render.BatchTable(out if output is None else render.make_console(False, stream))
+    junit_file = _open_output(junit_path, "--junit")
+    verbosity = -1 if quiet else 1 if verbose else 0
+    writer = _writer(form, stream, out if output is None else None, verbosity)
+    writers = [writer]
+    if junit_file is not None:
+        writers.append(JUnitReport(junit_file.stream))
+    sink = report.Tee(writers, lines)
     notes = [f"shard {shard[0]}/{shard[1]}"] if shard is not None else []
     stopped: Interrupted | None = None
     try:
-        ran = _run_batch(writer, planned(), total, options, fail_fast, app, out, err)
+        ran = _run_batch(sink, planned(), total, options, fail_fast, app, out, err)
     except Interrupted as exc:
         stopped, ran = exc, exc.ran
         unrun = [item for _, item in islice(planned(), ran, None)]
@@ -651,38 +686,100 @@ def check(
         notes.append(
             f"interrupted by {exc.name}: {len(unrun)} of {total} cases not run ({names}{more})"
         )
-        if form != "table":
-            for path, item in islice(planned(), ran, None):
-                message = f"not run: the run was interrupted by {exc.name}"
-                writer.add(Outcome(path, error_rows(item, message), 0.0))
+        reason = f"not run: the run was interrupted by {exc.name}"
+        for path, item in islice(planned(), ran, None):
+            # The JSON report has no 'skipped' status: a case that did not run is an error
+            # row there, as the contract says; JUnit marks it skipped.
+            sink.not_run(Outcome(path, error_rows(item, reason), 0.0), reason, form == "json")
     else:
         if ran < total:
             notes.append(f"stopped by --fail-fast, {total - ran} of {total} cases not run")
+            reason = "not run: stopped by --fail-fast"
+            for path, item in islice(planned(), ran, None):
+                sink.not_run(Outcome(path, error_rows(item, reason), 0.0), reason, False)
     seconds = time.perf_counter() - start
-    summary = render.summary_line(writer.tally, seconds, "; ".join(notes))
+    files_out = [(f, name) for f, name in ((target, output), (junit_file, junit_path)) if f]
+    on_screen = form in ("table", "github") and output is None
     try:
-        writer.finish()
-        if form == "table":
+        sink.finish()
+        if form == "table" and output is not None:  # a table in a file ends with its count
+            summary = render.summary_line(writer.tally, seconds, "; ".join(notes))
             writer.console.print(summary, soft_wrap=True)
-        if target is not None:
-            if stopped is not None:
-                # The previous report stays: a partial run does not replace a whole one.
-                target.discard()
-            else:
-                target.commit()
+        for file, _ in files_out:
+            # A partial run does not replace a whole one: the previous report stays.
+            file.discard() if stopped is not None else file.commit()
     except OSError as exc:
-        if target is not None:
-            target.discard()
-        raise InputError(f"--output {output}: cannot write: {exc.strerror}") from exc
-    if target is not None:
-        done = f"{output} left as it was" if stopped else f"{form} report written to {output}"
-        summary = render.summary_line(writer.tally, seconds, "; ".join([*notes, done]))
-        (err if stopped is not None else out).print(summary, soft_wrap=True)
-    elif stopped is not None and form != "table":
-        err.print(summary, soft_wrap=True)
+        for file, _ in files_out:
+            file.discard()
+        raise InputError(f"cannot write the report: {exc.strerror}") from exc
+    kinds = {id(target): form, id(junit_file): "junit"}
+    if stopped is not None:
+        notes += [f"{name} left as it was" for _, name in files_out]
+    else:
+        notes += [f"{kinds[id(f)]} report written to {name}" for f, name in files_out]
+    summary = render.summary_line(writer.tally, seconds, "; ".join(notes))
+    if on_screen:
+        writer.console.print(summary, soft_wrap=True)
+        if form == "github":
+            try:
+                writer.write_summary(summary.plain)
+            except OSError as exc:
+                err.print(f"warning: $GITHUB_STEP_SUMMARY: cannot write: {exc.strerror}")
+    elif files_out or stopped is not None:
+        # stdout holds a machine report (or nothing): the count goes to stderr.
+        to_err = stopped is not None or output is None
+        (err if to_err else out).print(summary, soft_wrap=True)
     if stopped is not None:
         _exit(stopped.exit_code)
     _exit(EXIT_OK if writer.tally.failed == 0 and writer.tally.errors == 0 else EXIT_MISMATCH)
+
+
+def _report_format(
+    form: str | None, as_json: bool, output: str | None, quiet: bool, verbose: bool
+) -> str:
+    """The report format from --format and --json; options that contradict it are exit 2."""
+    if as_json and form not in (None, "json"):
+        raise click.UsageError(f"--json and --format {form} ask for two different reports")
+    form = "json" if as_json else form or "table"
+    if quiet and verbose:
+        raise click.UsageError("--quiet and --verbose contradict each other: give one")
+    if (quiet or verbose) and form in ("json", "junit"):
+        flag = "--quiet" if quiet else "--verbose"
+        raise click.UsageError(
+            f"{flag} shapes the table; --format {form} reports every case in full"
+        )
+    if form == "github" and output not in (None, "-"):
+        raise click.UsageError(
+            "--format github writes to the job's log (stdout), not to --output; "
+            "add --junit PATH for a report file"
+        )
+    return form
+
+
+def _writer(form: str, stream: IO[str], console: Any, verbosity: int) -> Any:
+    """The report writer of a format; the table goes to `console` (None: plain to stream)."""
+    from gradcheck_cli import render, report
+
+    if form == "json":
+        return report.JsonReport(stream)
+    if form == "junit":
+        from gradcheck_cli.junit import JUnitReport
+
+        return JUnitReport(stream)
+    table = render.BatchTable(console or render.make_console(False, stream), verbosity)
+    if form == "github":
+        from gradcheck_cli.github import GithubReport
+
+        return GithubReport(table, stream, os.environ.get("GITHUB_STEP_SUMMARY"))
+    return table
+
+
+def _same_path(a: str, b: str) -> bool:
+    """Whether two report paths name one file (whether or not it exists yet)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.abspath(a) == os.path.abspath(b)
 
 
 def printable_name(item: Any) -> str:
@@ -692,7 +789,7 @@ def printable_name(item: Any) -> str:
     return printable(item.name or item.expr or "?")
 
 
-def _check_output(output: str, files: Iterable[str]) -> None:
+def _check_output(output: str, files: Iterable[str], option: str = "--output") -> None:
     """Refuse, before anything runs, an --output that is an input, a directory or a device."""
     from gradcheck_cli.schema import special_kind
 
@@ -701,21 +798,21 @@ def _check_output(output: str, files: Iterable[str]) -> None:
     except FileNotFoundError:
         return
     except OSError as exc:
-        raise InputError(f"--output {output}: {exc.strerror}") from exc
+        raise InputError(f"{option} {output}: {exc.strerror}") from exc
     kind = special_kind(info.st_mode)
     if kind is not None:
-        raise InputError(f"--output {output}: is {kind}; the report goes to a regular file")
+        raise InputError(f"{option} {output}: is {kind}; the report goes to a regular file")
     for path in files:
         try:
             same = os.path.samefile(path, output)
         except OSError:
             continue
         if same:
-            raise InputError(f"--output {output} is the batch file {path}: it would be overwritten")
+            raise InputError(f"{option} {output} is the batch file {path}: it would be overwritten")
 
 
-def _open_output(output: str | None) -> Any:
-    """The --output file being written (None: stdout); exit 2 if it cannot be created."""
+def _open_output(output: str | None, option: str) -> Any:
+    """The report file being written (None: none); exit 2 if it cannot be created."""
     if output is None:
         return None
     from gradcheck_cli.report import ReportFile
@@ -723,7 +820,7 @@ def _open_output(output: str | None) -> Any:
     try:
         return ReportFile(output)
     except OSError as exc:
-        raise InputError(f"--output {output}: cannot write: {exc.strerror}") from exc
+        raise InputError(f"{option} {output}: cannot write: {exc.strerror}") from exc
 
 
 def _run_batch(

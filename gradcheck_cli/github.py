@@ -13,11 +13,11 @@ import html
 from collections.abc import Sequence
 from typing import IO, TYPE_CHECKING, Any
 
-from gradcheck_cli.report import Tally, detail_lines, fmt_point
+from gradcheck_cli.report import detail_lines, fmt_point
+from gradcheck_cli.results import Tally
 
 if TYPE_CHECKING:
-    from gradcheck_cli.batch import Outcome
-    from gradcheck_cli.checks import CaseResult
+    from gradcheck_cli.results import CaseResult, Outcome
 
 STATUS_WORD = {"pass": "PASS", "fail": "FAIL", "error": "ERROR"}
 SUMMARY_ROWS = 50  # failures listed in the job summary; the rest are counted
@@ -89,6 +89,11 @@ class GithubReport:
     def tally(self) -> Tally:
         """The counts, kept by the table."""
         return self.table.tally
+
+    @property
+    def console(self) -> Any:
+        """The table's console: the summary line goes there too."""
+        return self.table.console
 
     def add(self, outcome: Outcome) -> None:
         """Log the case, remember it if it did not pass."""

@@ -17,26 +17,21 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import IO, TYPE_CHECKING
 
-from gradcheck_cli.report import Tally, detail_lines, fmt, fmt_point
+from gradcheck_cli.report import case_id, detail_lines, fmt, fmt_point
+from gradcheck_cli.results import Tally
 
 if TYPE_CHECKING:
-    from gradcheck_cli.batch import Outcome
-    from gradcheck_cli.checks import CaseResult
+    from gradcheck_cli.results import CaseResult, Outcome
 
 # XML 1.0 cannot carry most control characters, even escaped; CI parsers reject the file.
-_XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+# Lone surrogates (JSON's "\ud800") cannot be written as UTF-8 at all.
+_XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 FAILURE_TYPE = {"fail": ("failure", "GradientMismatch"), "error": ("error", "Error")}
 
 
 def xml_safe(text: str) -> str:
     """Text that XML 1.0 can carry: the characters it forbids become '?'."""
     return _XML_INVALID.sub("?", text)
-
-
-def case_id(result: CaseResult) -> str:
-    """The id of a case at one point, as the pytest plugin and `trace FILE::CASE` use it."""
-    base = (result.name or result.expr).replace("::", ":")
-    return f"{base}[{fmt_point(result.point)}]" if result.point else base
 
 
 def classname(path: str) -> str:
@@ -97,7 +92,7 @@ class JUnitReport:
         return self._suites[path]
 
     def _testcase(self, suite: _Suite, path: str, result: CaseResult, seconds: float) -> ET.Element:
-        name = case_id(result)
+        name = case_id(result.name or result.expr, result.point)
         if name in suite.ids:  # unique within the class, as split_points makes the plugin's
             number = re.search(r": case (\d+)", result.location)
             name = f"{name} (case {number[1] if number else len(suite.ids) + 1})"
@@ -135,6 +130,7 @@ class JUnitReport:
         suite = self._suite(path)
         case = self._testcase(suite, path, result, 0.0)
         ET.SubElement(case, "skipped", message=xml_safe(reason))
+        ET.SubElement(case, "system-out").text = xml_safe(case_text(result))
         suite.skipped += 1
         self.skipped += 1
 

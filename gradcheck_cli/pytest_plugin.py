@@ -173,7 +173,8 @@ class GradcheckItem(pytest.Item):
         super().__init__(**kwargs)
         self.case = case
         self.batch_path = batch_path
-        self.user_properties.append(("expr", str(getattr(case, "expr", ""))))
+        # No user_properties: pytest writes them as <properties> inside <testcase>, which
+        # the JUnit schema CI servers validate against does not allow.
 
     def runtest(self) -> None:
         """Run the case as `gradcheck check` would; raise unless every row passes."""
@@ -184,8 +185,6 @@ class GradcheckItem(pytest.Item):
             outcome = _runner(self.config).run_isolated(self.batch_path, self.case)
         else:
             outcome = run_item(self.batch_path, self.case)
-        for result in outcome.results:
-            self.user_properties.append(("status", result.status))
         if any(r.status != "pass" for r in outcome.results):
             raise GradcheckFailure(outcome)
 

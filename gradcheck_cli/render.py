@@ -321,8 +321,9 @@ class BatchTable:
 
     HEADERS = ("status", "case", "point", "value", "auto−sym", "num−sym")
 
-    def __init__(self, console: Console) -> None:
+    def __init__(self, console: Console, verbosity: int = 0) -> None:
         self.console = console
+        self.verbosity = verbosity  # -1: only misses (--quiet); 1: details of passes too
         self.tally = Tally()
         self._path: str | None = None
         self._results: list[CaseResult] = []
@@ -342,15 +343,17 @@ class BatchTable:
         self._flush()
 
     def _flush(self) -> None:
-        if self._path is None:
+        shown = [r for r in self._results if self.verbosity >= 0 or r.status != "pass"]
+        if self._path is None or not shown:
+            self._path, self._results = None, []
             return
         if self._printed:
             self.console.print()
         self._printed = True
         self.console.print(Text(printable(self._path), style="bold underline"))
-        self.console.print(batch_table(self._results, self.console.width))
-        for result in self._results:
-            if result.status != "pass":
+        self.console.print(batch_table(shown, self.console.width))
+        for result in shown:
+            if result.status != "pass" or self.verbosity > 0:
                 self.console.print()
                 self.console.print(case_details(result))
         self._path, self._results = None, []

@@ -1,4 +1,8 @@
-"""Machine reports: the JSON report of CONTRACT §2 and JUnit XML, both written as results stream."""
+"""Machine reports: the JSON report of CONTRACT §2, the text helpers every report shares.
+
+JUnit XML is junit.py, GitHub's annotations and job summary github.py; the terminal is
+render.py. `ReportFile` writes any of them to --output (or --junit) whole or not at all.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,6 @@ import json
 import math
 import os
 import re
-import shutil
 import tempfile
 from typing import IO, Any
 
@@ -14,9 +17,6 @@ from gradcheck_cli.results import CaseResult, Outcome, Tally
 
 REPORT_VERSION = 1
 SOURCES = ("autograd", "symbolic", "numeric")
-# XML 1.0 cannot carry most control characters, even escaped; CI parsers reject the file.
-# Lone surrogates (JSON's "\ud800") cannot be written as UTF-8 at all.
-_XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 # What user text may not bring to a terminal: C0 and C1 controls (ESC, CR, CSI), bidi
 # overrides that reorder what is shown, and lone surrogates, which cannot be printed.
 _UNPRINTABLE = re.compile(
@@ -126,6 +126,13 @@ def fmt_error(value: float | None) -> str:
     return "0" if value == 0 else f"{value:.1e}"
 
 
+def case_id(name: str, point: dict[str, float]) -> str:
+    """'quadratic[x=3]': a case at one point, as pytest's ids, `trace FILE::CASE` and JUnit
+    name it (control characters escaped: ids reach terminals)."""
+    base = printable(name).replace("::", ":")
+    return f"{base}[{fmt_point(point)}]" if point else base
+
+
 def fmt_point(point: dict[str, float]) -> str:
     """'x=3, y=2' for a point."""
     return ", ".join(f"{name}={fmt(value)}" for name, value in point.items())
@@ -163,150 +170,81 @@ def detail_lines(result: CaseResult) -> list[str]:
 
 
 class JsonReport:
-    """Streams results into the JSON report; text identical to `dumps_report`."""
+    """Collects results into the JSON report; `finish` writes it with one json.dump."""
 
     def __init__(self, stream: IO[str]) -> None:
         self.stream = stream
         self.tally = Tally()
-        # Entries go to a temporary file so that memory stays flat on huge batches while
-        # `summary`, which needs every result, can still come first as in the contract.
-        self._spool = tempfile.TemporaryFile("w+", encoding="utf-8")
-        self._count = 0
+        self._entries: list[dict[str, Any]] = []
 
     def add(self, outcome: Outcome) -> None:
         """Append the results of one case."""
         for result in outcome.results:
             self.tally.add(result.status)
-            text = json.dumps(to_entry(result), indent=2, allow_nan=False)
-            if self._count:
-                self._spool.write(",\n")
-            self._spool.write("\n".join("    " + line for line in text.splitlines()))
-            self._count += 1
+            self._entries.append(to_entry(result))
 
     def finish(self) -> None:
-        """Write the report to the stream."""
-        head = json.dumps(
-            {"version": REPORT_VERSION, "summary": self.tally.as_dict(), "cases": []}, indent=2
-        )
-        if not self._count:
-            self.stream.write(head + "\n")
-        else:
-            self.stream.write(head[: -len("[]\n}")] + "[\n")
-            self._spool.seek(0)
-            shutil.copyfileobj(self._spool, self.stream)
-            self.stream.write("\n  ]\n}\n")
-        self._spool.close()
+        """Write the report to the stream: the same text as `dumps_report`."""
+        report = {"version": REPORT_VERSION, "summary": self.tally.as_dict(), "cases": []}
+        report["cases"] = self._entries
+        json.dump(report, self.stream, indent=2, allow_nan=False)
+        self.stream.write("\n")
 
 
-def _xml_text(text: str) -> str:
-    """Escape text for an XML element body."""
-    text = _XML_INVALID.sub("?", text)
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+class Tee:
+    """One run, several reports (--format X with --junit PATH): each gets every outcome.
 
+    `lines` maps a file to where its cases start; each result gets its `line` on the way,
+    for the reports that point at the case (GitHub annotations, JUnit).
+    """
 
-def _xml_attr(text: str) -> str:
-    """Escape text for a double-quoted XML attribute (newlines kept as character refs)."""
-    return (
-        _xml_text(text)
-        .replace('"', "&quot;")
-        .replace("\n", "&#10;")
-        .replace("\r", "&#13;")
-        .replace("\t", "&#9;")
-    )
+    def __init__(self, writers: list[Any], lines: dict[str, tuple[int, ...]]) -> None:
+        self.writers = writers
+        self.lines = lines
 
+    @property
+    def tally(self) -> Tally:
+        """The counts of the main report."""
+        return self.writers[0].tally
 
-def _classname(path: str) -> str:
-    """Jenkins groups test cases by dotted class name: 'examples/batch/seed.toml' -> dotted."""
-    stem = path.rsplit(".", 1)[0] if "." in path.rsplit("/", 1)[-1] else path
-    return stem.replace("\\", "/").strip("/").replace("/", ".") or "gradcheck"
-
-
-def _testcase(path: str, result: CaseResult, seconds: float) -> str:
-    """One <testcase> element for one case at one point."""
-    name = result.name + (f" [{fmt_point(result.point)}]" if result.point else "")
-    head = (
-        f'    <testcase classname="{_xml_attr(_classname(path))}" name="{_xml_attr(name)}"'
-        f' file="{_xml_attr(path)}" time="{seconds:.6f}"'
-    )
-    if result.status == "pass":
-        return head + " />\n"
-    tag, kind = ("failure", "GradientMismatch") if result.status == "fail" else ("error", "Error")
-    message = result.message or ("gradient mismatch" if tag == "failure" else "error")
-    if getattr(result, "inputs", None) is not None:
-        body = f"fn: {result.expr}"  # detail_lines lists the inputs
-    else:
-        body = "\n".join([f"expr: {result.expr}", f"point: {fmt_point(result.point)}"])
-    body += "\n" + "\n".join(detail_lines(result))
-    if result.location:
-        body += f"\nlocation: {result.location}"
-    return (
-        head
-        + ">\n"
-        + f'      <{tag} message="{_xml_attr(message)}" type="{kind}">'
-        + _xml_text(body)
-        + f"</{tag}>\n"
-        + "    </testcase>\n"
-    )
-
-
-class JUnitReport:
-    """Streams results into JUnit XML: one testsuite per file, one testcase per point."""
-
-    def __init__(self, stream: IO[str]) -> None:
-        self.stream = stream
-        self.tally = Tally()
-        self._seconds = 0.0
-        self._suites = tempfile.TemporaryFile("w+", encoding="utf-8")
-        self._cases = tempfile.TemporaryFile("w+", encoding="utf-8")
-        self._path: str | None = None
-        self._suite_tally = Tally()
-        self._suite_seconds = 0.0
+    def _located(self, outcome: Outcome) -> Outcome:
+        starts = self.lines.get(outcome.path, ())
+        for result in outcome.results:
+            number = case_number(outcome.path, result.location)
+            if number is not None and 0 < number <= len(starts):
+                result.line = starts[number - 1]
+        return outcome
 
     def add(self, outcome: Outcome) -> None:
-        """Append the results of one case."""
-        if outcome.path != self._path:
-            self._close_suite()
-            self._path = outcome.path
-        share = outcome.seconds / max(len(outcome.results), 1)
-        for result in outcome.results:
-            self.tally.add(result.status)
-            self._suite_tally.add(result.status)
-            self._cases.write(_testcase(outcome.path, result, share))
-        self._seconds += outcome.seconds
-        self._suite_seconds += outcome.seconds
+        """Every report gets the outcome."""
+        outcome = self._located(outcome)
+        for writer in self.writers:
+            writer.add(outcome)
 
-    def _close_suite(self) -> None:
-        """Write the suite collected so far (its counts head the element, so it is spooled)."""
-        if self._path is None:
-            return
-        t = self._suite_tally
-        self._suites.write(
-            f'  <testsuite name="{_xml_attr(self._path)}" tests="{t.total}"'
-            f' failures="{t.failed}" errors="{t.errors}" skipped="0"'
-            f' time="{self._suite_seconds:.6f}" file="{_xml_attr(self._path)}">\n'
-        )
-        self._cases.seek(0)
-        shutil.copyfileobj(self._cases, self._suites)
-        self._suites.write("  </testsuite>\n")
-        self._cases.seek(0)
-        self._cases.truncate()
-        self._suite_tally = Tally()
-        self._suite_seconds = 0.0
+    def not_run(self, outcome: Outcome, reason: str, as_error: bool) -> None:
+        """A case that did not run: `skipped` where a report has that (JUnit); elsewhere an
+        error row if `as_error`, else nothing (the summary line counts it)."""
+        outcome = self._located(outcome)
+        for writer in self.writers:
+            if hasattr(writer, "skip"):
+                for result in outcome.results:
+                    writer.skip(outcome.path, result, reason)
+            elif as_error:
+                writer.add(outcome)
 
     def finish(self) -> None:
-        """Write the XML document to the stream."""
-        self._close_suite()
-        t = self.tally
-        self.stream.write('<?xml version="1.0" encoding="UTF-8"?>\n')
-        self.stream.write(
-            f'<testsuites name="gradcheck" tests="{t.total}" failures="{t.failed}"'
-            f' errors="{t.errors}" time="{self._seconds:.6f}">\n'
-        )
-        self._suites.seek(0)
-        shutil.copyfileobj(self._suites, self.stream)
-        self.stream.write("</testsuites>\n")
-        self._suites.close()
-        self._cases.close()
+        """Every report writes what it collected."""
+        for writer in self.writers:
+            writer.finish()
+
+
+def case_number(path: str, location: str) -> int | None:
+    """N of a location 'file: case N (name)' (see schema.location_of), or None."""
+    head = f"{path}: case "
+    if not location.startswith(head):
+        return None
+    digits = location[len(head) :].partition(" ")[0]
+    return int(digits) if digits.isdigit() else None
 
 
 class ReportFile:

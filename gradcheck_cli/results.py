@@ -40,6 +40,7 @@ class CaseResult:
     atol: float = 0.0
     rtol: float = 0.0
     dtype: str = "float64"
+    line: int = 0  # where the case starts in its batch file (0: unknown), for annotations
 
 
 @dataclass

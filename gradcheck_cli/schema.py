@@ -8,12 +8,14 @@ and a bad file one line (exit 2); never an exception from deep inside a parser.
 
 from __future__ import annotations
 
+import bisect
 import difflib
 import json
 import math
 import os
 import re
 import stat
+import sys
 import tomllib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -43,6 +45,8 @@ INPUT_KEYS = ("name", "shape", "values", "dtype", "low", "high", "requires_grad"
 DTYPES = ("float32", "float64")
 ORDERS = (1, 2)
 SUFFIXES = {".toml": "toml", ".yaml": "yaml", ".yml": "yaml", ".json": "json"}
+STDIN = "-"  # FILE `-` reads the batch from standard input ...
+STDIN_NAME = "<stdin>"  # ... and reports name it so
 
 MAX_FILE_BYTES = 64 * 2**20
 MAX_DEPTH = 32  # levels of nesting inside one case (a `values` array of 30 dimensions fits)
@@ -168,6 +172,7 @@ class BatchFile:
     defaults: dict[str, Any]
     raw_cases: tuple[Any, ...]
     lenient_numbers: bool
+    lines: tuple[int, ...] = ()  # where each case starts in the file; () if unknown
 
     def __len__(self) -> int:
         return len(self.raw_cases)
@@ -249,15 +254,46 @@ def _parse(path: Path, text: str, kind: str) -> Any:
         raise BatchFileError(f"{path}: invalid YAML{where}: {problem}") from None
 
 
+def read_stdin() -> str:
+    """Standard input's text (FILE `-`), at most MAX_FILE_BYTES."""
+    text = sys.stdin.read(MAX_FILE_BYTES + 1)
+    if len(text) > MAX_FILE_BYTES:
+        raise BatchFileError(f"{STDIN_NAME}: too large (the limit is {MAX_FILE_BYTES // 2**20} MB)")
+    return text
+
+
+def sniff(text: str) -> str:
+    """The format of a batch read from stdin: JSON if it starts with '{', else TOML if it
+    parses as TOML, else YAML (whose messages then say what is wrong)."""
+    if text.lstrip().startswith("{"):
+        return "json"
+    try:
+        tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        return "yaml"
+    return "toml"
+
+
 def read_document(path: str | Path) -> tuple[Any, str]:
     """(parsed document, 'toml' | 'yaml' | 'json') of a batch file; BatchFileError if not."""
-    path = Path(path)
-    kind = SUFFIXES.get(path.suffix.lower())
-    if kind is None:
-        raise BatchFileError(
-            f"{path}: unknown file type '{path.suffix}' (use .toml, .yaml, .yml or .json)"
-        )
-    text = read_text(path)
+    doc, kind, _ = _read_document(path)
+    return doc, kind
+
+
+def _read_document(path: str | Path) -> tuple[Any, str, str]:
+    """(document, kind, text) of a batch file, or of standard input for `-`."""
+    if str(path) == STDIN:
+        path = Path(STDIN_NAME)
+        text = read_stdin()
+        kind = sniff(text)
+    else:
+        path = Path(path)
+        found = SUFFIXES.get(path.suffix.lower())
+        if found is None:
+            raise BatchFileError(
+                f"{path}: unknown file type '{path.suffix}' (use .toml, .yaml, .yml or .json)"
+            )
+        kind, text = found, read_text(path)
     name = kind.upper()
     try:
         doc = _parse(path, text, kind)
@@ -265,7 +301,80 @@ def read_document(path: str | Path) -> tuple[Any, str]:
         raise BatchFileError(f"{path}: invalid {name}: nested too deeply") from None
     except (ValueError, OverflowError) as exc:  # e.g. an integer past Python's 4300 digits
         raise BatchFileError(f"{path}: invalid {name}: {_first_line(exc)}") from None
-    return doc, kind
+    return doc, kind, text
+
+
+_TOML_CASE = re.compile(r"^[ \t]*\[\[[ \t]*case[ \t]*\]\]")
+_JSON_SPACE = re.compile(r"[ \t\n\r]*")
+
+
+def case_lines(text: str, kind: str, count: int) -> tuple[int, ...]:
+    """The line (from 1) where each of the `count` cases starts, for annotations that point
+    at a case; () when the text does not tell (then reports name the file only)."""
+    try:
+        if kind == "toml":
+            found = tuple(
+                number
+                for number, line in enumerate(text.splitlines(), start=1)
+                if _TOML_CASE.match(line)
+            )
+        elif kind == "json":
+            found = _json_case_lines(text)
+        else:
+            found = _yaml_case_lines(text)
+    except (ValueError, RecursionError, ImportError):
+        return ()
+    return found if len(found) == count else ()
+
+
+def _yaml_case_lines(text: str) -> tuple[int, ...]:
+    """Lines of the items of the top-level 'case' sequence (the node tree: no aliases expanded)."""
+    import yaml
+
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return ()
+    if not isinstance(root, yaml.MappingNode):
+        return ()
+    for key, value in root.value:
+        if getattr(key, "value", None) != "case":
+            continue
+        if isinstance(value, yaml.SequenceNode):
+            return tuple(item.start_mark.line + 1 for item in value.value)
+        return (value.start_mark.line + 1,)
+    return ()
+
+
+def _json_case_lines(text: str) -> tuple[int, ...]:
+    """Lines of the items of the top-level "case" array, read with json's own scanner."""
+    decoder = json.JSONDecoder()
+    newlines = [i for i, char in enumerate(text) if char == "\n"]
+
+    def skip(i: int, char: str = "") -> int:
+        i = _JSON_SPACE.match(text, i).end()  # type: ignore[union-attr]
+        if char and text.startswith(char, i):
+            i = _JSON_SPACE.match(text, i + 1).end()  # type: ignore[union-attr]
+        return i
+
+    i = skip(0)
+    if not text.startswith("{", i):
+        return ()
+    i = skip(i + 1)
+    while i < len(text) and text[i] != "}":
+        key, i = decoder.raw_decode(text, i)
+        i = skip(i, ":")
+        if key == "case" and text.startswith("[", i):
+            starts = []
+            i = skip(i + 1)
+            while i < len(text) and text[i] != "]":
+                starts.append(bisect.bisect_left(newlines, i) + 1)
+                _, i = decoder.raw_decode(text, i)
+                i = skip(i, ",")
+            return tuple(starts)
+        _, i = decoder.raw_decode(text, i)
+        i = skip(i, ",")
+    return ()
 
 
 def is_batch_document(doc: Any) -> bool:
@@ -274,9 +383,10 @@ def is_batch_document(doc: Any) -> bool:
 
 
 def load_file(path: str | Path) -> BatchFile:
-    """Read and check the top level of one batch file; raise BatchFileError if unusable."""
-    doc, kind = read_document(path)
-    path = Path(path)
+    """Read and check the top level of one batch file (`-`: standard input); raise
+    BatchFileError if unusable."""
+    doc, kind, text = _read_document(path)
+    path = Path(STDIN_NAME if str(path) == STDIN else path)
     if doc is None:
         doc = {}
     if not isinstance(doc, dict):
@@ -297,7 +407,8 @@ def load_file(path: str | Path) -> BatchFile:
         raise BatchFileError(f"{path}: 'case' must be a list of tables, not {_kind(cases)}")
     if not cases:
         raise BatchFileError(f"{path}: no cases (add a [[case]] table with an 'expr')")
-    return BatchFile(str(path), defaults, tuple(cases), lenient)
+    lines = case_lines(text, kind, len(cases))
+    return BatchFile(str(path), defaults, tuple(cases), lenient, lines)
 
 
 def _check_defaults(path: Path, raw: Any, lenient: bool) -> dict[str, Any]:

@@ -182,20 +182,23 @@ def test_every_shard_runs_its_cases_and_writes_the_report_it_uploads(
     project = tmp_path / "project"
     shutil.copytree(CI, project, ignore=shutil.ignore_patterns("__pycache__"))
     seen: list[str] = []
+    checks = [s for s in job["steps"] if s.get("run", "").startswith("gradcheck ")]
+    assert len(checks) == 1  # one run per shard: log, annotations, summary and JUnit
+    [check] = checks
     for shard in shards:
         matrix = {"shard": shard}
-        codes = []
-        for step in job["steps"]:
-            command = expand(step.get("run", ""), matrix)
-            if not command.startswith("gradcheck "):
-                continue
-            assert f"--shard {shard}/{len(shards)}" in command
-            env = step.get("env", {})
-            result = run_gradcheck(shlex.split(command), monkeypatch, project, **env)
-            codes.append(result.exit_code)
-            seen += re.findall(r"^[✓✗!] \w+ +(\w+)", result.output, re.MULTILINE)
+        command = expand(check["run"], matrix)
+        assert f"--shard {shard}/{len(shards)}" in command
+        summary = tmp_path / f"summary-{shard}.md"
+        env = {**check.get("env", {}), "GITHUB_STEP_SUMMARY": str(summary)}
+        result = run_gradcheck(shlex.split(command), monkeypatch, project, **env)
         # Shard 1 holds log_cosh_loss, shard 2 log_cosh: both fail on purpose.
-        assert codes and set(codes) == {1}, codes
+        assert result.exit_code == 1, result.output
+        seen += re.findall(r"^[✓✗!] \w+ +(\w+)", result.output, re.MULTILINE)
+        annotations = [line for line in result.output.splitlines() if line.startswith("::error")]
+        assert len(annotations) == 1 and "file=gradcheck.toml,line=" in annotations[0]
+        assert "LogCosh.backward" in annotations[0]
+        assert summary.read_text(encoding="utf-8").startswith("### ❌ gradcheck: ")
         for step in job["steps"]:
             if step.get("uses", "").startswith("actions/upload-artifact@"):
                 report = project / expand(step["with"]["path"], matrix)

@@ -7,10 +7,9 @@ import re
 import sys
 from pathlib import Path
 
-from gradcheck_cli.batch import Outcome
 from gradcheck_cli.github import GithubReport, annotation, summary_markdown
 from gradcheck_cli.render import BatchTable, make_console
-from gradcheck_cli.report import Tally
+from gradcheck_cli.results import Outcome, Tally
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_report import make_result  # noqa: E402

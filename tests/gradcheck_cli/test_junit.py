@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from gradcheck_cli.batch import Outcome
-from gradcheck_cli.junit import JUnitReport, case_id, classname
+from gradcheck_cli.junit import JUnitReport, classname
+from gradcheck_cli.report import case_id
+from gradcheck_cli.results import Outcome
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_report import make_result  # noqa: E402
@@ -87,7 +88,7 @@ def test_names_are_escaped_and_forbidden_characters_dropped() -> None:
     nasty = 'a<b>&"c"\x00\x1b[31m'
     text = write([Outcome('we"ird<&>.toml', [make_result("fail", nasty, message=nasty)], 0.0)])
     case = assert_valid(text).find("testsuite/testcase")
-    assert case.get("name") == 'a<b>&"c"??[31m[x=3]'
+    assert case.get("name") == 'a<b>&"c"\\x00\\x1b[31m[x=3]'  # the id, as pytest shows it
     assert case.find("failure").get("message") == 'a<b>&"c"??[31m'
     assert case.get("classname") == 'we"ird<&>.toml'
 
@@ -107,7 +108,6 @@ def test_an_empty_run_is_valid() -> None:
 
 def test_ids_follow_pytest() -> None:
     assert classname("examples/ci/gradcheck.toml") == "examples.ci.gradcheck.toml"
-    assert case_id(make_result(name="a::b")) == "a:b[x=3]"
-    callable_result = make_result(name="log_cosh")
-    callable_result.point = {}
-    assert case_id(callable_result) == "log_cosh"
+    assert case_id("a::b", {"x": 3.0}) == "a:b[x=3]"
+    assert case_id("log_cosh", {}) == "log_cosh"
+    assert case_id("bad\x1bname", {}) == "bad\\x1bname"

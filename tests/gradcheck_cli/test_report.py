@@ -1,16 +1,14 @@
-"""JSON report (CONTRACT §2) and JUnit XML, from hand-built results."""
+"""JSON report (CONTRACT §2) and the shared text helpers, from hand-built results."""
 
 from __future__ import annotations
 
 import io
 import json
 import math
-import xml.etree.ElementTree as ET
 
 from gradcheck_cli.checks import CaseResult
 from gradcheck_cli.report import (
     JsonReport,
-    JUnitReport,
     Tally,
     detail_lines,
     dumps_report,
@@ -130,60 +128,3 @@ def test_detail_lines_give_message_and_numbers() -> None:
     assert lines[0] == "autograd disagrees with SymPy"
     assert lines[1] == "d/dx: autograd 9, symbolic 8 (2*x + 2), numeric 8"
     assert lines[2] == "errors: autograd_vs_symbolic 1.0e+00, numeric_vs_symbolic 1.2e-11"
-
-
-def junit(outcomes: list[Outcome]) -> ET.Element:
-    """Write outcomes as JUnit and parse the text back."""
-    stream = io.StringIO()
-    writer = JUnitReport(stream)
-    for outcome in outcomes:
-        writer.add(outcome)
-    writer.finish()
-    assert stream.getvalue().startswith('<?xml version="1.0" encoding="UTF-8"?>\n')
-    return ET.fromstring(stream.getvalue())
-
-
-def test_junit_one_suite_per_file_one_case_per_point() -> None:
-    root = junit(
-        [
-            Outcome("examples/batch/seed.toml", [make_result(), make_result()], 0.2),
-            Outcome(
-                "examples/batch/seed.toml", [make_result("fail", "wrong", 9.0, message="m")], 0.1
-            ),
-            Outcome("ml.yaml", [make_result("error", "bad", message="seed: case 3: bad key")], 0.0),
-        ]
-    )
-    assert root.tag == "testsuites"
-    assert (root.get("tests"), root.get("failures"), root.get("errors")) == ("4", "1", "1")
-    suites = root.findall("testsuite")
-    assert [s.get("name") for s in suites] == ["examples/batch/seed.toml", "ml.yaml"]
-    assert [(s.get("tests"), s.get("failures"), s.get("errors")) for s in suites] == [
-        ("3", "1", "0"),
-        ("1", "0", "1"),
-    ]
-    cases = suites[0].findall("testcase")
-    assert [c.get("name") for c in cases] == ["quadratic [x=3]", "quadratic [x=3]", "wrong [x=3]"]
-    assert cases[0].get("classname") == "examples.batch.seed"
-    assert float(cases[0].get("time")) == 0.1  # the case's time shared among its points
-    assert cases[0].find("failure") is None
-    failure = cases[2].find("failure")
-    assert failure.get("message") == "m"
-    assert "d/dx: autograd 9, symbolic 8 (2*x + 2), numeric 8" in failure.text
-    error = suites[1].find("testcase").find("error")
-    assert error.get("message") == "seed: case 3: bad key"
-    assert "location: cases.toml: case 1 (quadratic)" in error.text
-
-
-def test_junit_escapes_names_and_drops_control_characters() -> None:
-    nasty = 'a "quoted" <name> & \x07bell\nnewline'
-    root = junit([Outcome('we"ird<&>.toml', [make_result("fail", nasty, message=nasty)], 0.0)])
-    case = root.find("testsuite/testcase")
-    assert case.get("name").startswith('a "quoted" <name> & ?bell\nnewline')
-    assert case.find("failure").get("message") == 'a "quoted" <name> & ?bell\nnewline'
-    assert root.find("testsuite").get("name") == 'we"ird<&>.toml'
-
-
-def test_junit_with_no_results_is_valid() -> None:
-    root = junit([])
-    assert root.get("tests") == "0"
-    assert root.findall("testsuite") == []

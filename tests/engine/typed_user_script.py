@@ -1,0 +1,84 @@
+"""A user's script written with the seed tutorial's API, for `mypy --strict` (see test_typing).
+
+Every expression here must have a precise type: a public function or attribute of `engine`
+that returned `Any` would make `--disallow-any-expr` report this file.
+"""
+
+from __future__ import annotations
+
+import engine as torch
+from engine import Tensor, nn, optim
+
+# 1. Automatic differentiation
+x = torch.tensor(3.0, requires_grad=True)
+y = x * x + 2 * x + 1
+y.backward()
+grad: Tensor | None = x.grad
+print(y, grad)
+
+# 2. The computational graph
+a = torch.tensor(2.0, requires_grad=True)
+b = torch.tensor(3.0, requires_grad=True)
+c = a + b
+d = a * b
+e = c * d
+e.backward()
+print(a.grad, b.grad, e.grad_fn)
+
+# 3. requires_grad
+weights = torch.tensor([1.0, 2.0], requires_grad=True)
+inputs = torch.tensor([3.0, 4.0])
+output = (weights * inputs).sum()
+output.backward()
+tracked: bool = weights.requires_grad
+print(weights.grad, inputs.grad, tracked)
+
+# 4. Leaf tensors
+x = torch.tensor(3.0, requires_grad=True)
+h = x * 2
+h.retain_grad()
+z = h * h
+z.backward()
+leaf: bool = h.is_leaf
+print(x.grad, h.grad, leaf, h.retains_grad)
+
+# 5. Backpropagation and the chain rule
+x = torch.tensor(2.0, requires_grad=True)
+h = x + 1
+y = h**2
+y.backward()
+print(x.grad)
+
+# 6. Zeroing gradients
+x = torch.tensor(3.0, requires_grad=True)
+y1 = x * 2
+y1.backward()
+if x.grad is not None:
+    x.grad.zero_()
+y2 = x * 3
+y2.backward()
+value: float = y2.item()
+print(x.grad, value)
+
+# The training loop, and 7. gradient accumulation
+torch.manual_seed(0)
+model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 1))
+criterion = nn.MSELoss()
+optimizer = optim.SGD(model.parameters(), lr=0.1)
+data = torch.randn(32, 4)
+targets = torch.randn(32, 1)
+optimizer.zero_grad()
+for i in range(4):
+    batch = data[i * 8 : (i + 1) * 8]
+    outputs: Tensor = model(batch)
+    loss: Tensor = criterion(outputs, targets[i * 8 : (i + 1) * 8]) / 4
+    loss.backward()
+optimizer.step()
+optimizer.zero_grad()
+with torch.no_grad():
+    prediction = model(data)
+shape: tuple[int, ...] = tuple(prediction.shape)
+print(shape, [p.shape for p in model.parameters()])
+w = torch.tensor(2.0, requires_grad=True)
+(dw,) = torch.autograd.grad(w**3, [w])
+print(dw)
