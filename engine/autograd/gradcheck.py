@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 
@@ -24,8 +24,65 @@ _ERROR_FACTOR = 4.0  # how many numeric error estimates a difference may hide be
 _WORST = 5  # elements listed in a failure message
 
 
+@dataclass(frozen=True)
+class WorstElement:
+    """One element of a Jacobian mismatch: where, both values, their gap and the estimate."""
+
+    index: str  # '(3,), (0,)': output index, input index; 'projection 2' in fast mode
+    analytic: float
+    numeric: float
+    error: float  # |analytic - numeric|
+    estimate: float  # the numeric derivative's own error estimate
+
+
+@dataclass(frozen=True)
+class JacobianMismatch:
+    """Why one (output, input) block of the Jacobian failed, as data (see `lines`)."""
+
+    output: int
+    input: int
+    differing: int  # how many elements differ
+    size: int
+    projected: bool  # fast mode: the elements are projections v^T J u
+    worst: tuple[WorstElement, ...]
+    scale: float  # of the whole Jacobian: the tolerances are relative to it
+    undefined: tuple[int, ...] = ()  # flat elements whose numeric derivative is NaN/inf
+    hint: str | None = None
+
+    def lines(self) -> list[str]:
+        """The failure message: headline, the worst elements as columns, the hint."""
+        lines = [f"Jacobian mismatch for output {self.output} with respect to input {self.input},"]
+        if self.undefined:
+            lines.append(
+                f"the numeric derivative is undefined (NaN/inf) at flat elements "
+                f"{list(self.undefined)}"
+            )
+        which = "projections" if self.projected else "elements (output index, input index)"
+        lines.append(f"{self.differing} of {self.size} elements differ; worst {which}:")
+        lines.append(
+            f"  {'index':<24} {'analytic':>14} {'numeric':>14} {'error':>11} {'estimate':>11}"
+        )
+        for w in self.worst:
+            lines.append(
+                f"  {w.index:<24} {w.analytic:>14.8g} {w.numeric:>14.8g} {w.error:>11.3g}"
+                f" {w.estimate:>11.3g}"
+            )
+        lines.append(
+            f"  (estimate: the numeric error estimate; scale of the Jacobian {self.scale:.3g})"
+        )
+        if self.hint:
+            lines.append(f"hint: {self.hint}")
+        return lines
+
+
 class GradcheckError(RuntimeError):
-    """Raised by gradcheck and gradgradcheck when a check fails and raise_exception is set."""
+    """Raised by gradcheck and gradgradcheck when a check fails and raise_exception is set.
+
+    `mismatch` holds the failing Jacobian block as data when that is the reason (None for
+    other failures), for tools that lay the worst elements out themselves.
+    """
+
+    mismatch: JacobianMismatch | None = None
 
 
 @dataclass
@@ -33,6 +90,18 @@ class _Failure:
     """One reason a check failed, with a message for humans."""
 
     message: str
+    mismatch: JacobianMismatch | None = None
+
+    def after(self, note: str) -> _Failure:
+        """The same failure, its message prefixed by `note`."""
+        return _Failure(note + self.message, self.mismatch)
+
+
+def _raise(error_type: type[RuntimeError] | None, message: str, failure: Any) -> NoReturn:
+    """Raise the framework's error (GradcheckError by default), with the mismatch as data."""
+    error = (error_type or GradcheckError)(message)
+    error.mismatch = getattr(failure, "mismatch", None)  # type: ignore[attr-defined]
+    raise error from None  # gradgradcheck's first failure is in the message already
 
 
 @dataclass
@@ -423,13 +492,13 @@ class _Checker:
         for run in runs:
             jac = self._analytic_checked(run)
             if isinstance(jac, _Failure):
-                return _Failure(run.note + jac.message)
+                return jac.after(run.note)
             jacs.append(jac)
         num = self._numeric_full(runs, jacs)
         for run, jac in zip(runs, jacs, strict=True):
             failure = self._full_run(run, jac, num)
             if failure is not None:
-                return _Failure(run.note + failure.message)
+                return failure.after(run.note)
         return None
 
     def _full_run(
@@ -500,7 +569,8 @@ class _Checker:
         unusable = ~np.isfinite(pair.numeric) | ~np.isfinite(pair.error)
         if verdict.ok and not np.any(unusable & np.isfinite(pair.analytic)):
             return None
-        return _Failure(_mismatch_message(pair, verdict, unusable))
+        mismatch = _mismatch(pair, verdict, unusable)
+        return _Failure("\n".join(mismatch.lines()), mismatch)
 
     # ---------------------------------------------------------------- fast mode
 
@@ -530,11 +600,11 @@ class _Checker:
                     ]
                     grads = self._vjp(run, cot)
                     if isinstance(grads, _Failure):
-                        return _Failure(run.note + grads.message)
+                        return grads.after(run.note)
                     if p == 0:
                         failure = self._reentrant(grads, self._vjp(run, cot), o)
                         if failure is not None:
-                            return _Failure(run.note + failure.message)
+                            return failure.after(run.note)
                     grads_r[p, o] = np.concatenate([g.reshape(-1) for g in grads])
             vjps.append(grads_r)
         weights = np.ones(size)
@@ -580,7 +650,7 @@ class _Checker:
                 pair = _Pair(o, -1, (count,), (), a, n, e, self._fast_eps(o, run), projected=True)
                 failure = self._judge(pair, 0.0)
                 if failure is not None:
-                    return _Failure(run.note + failure.message)
+                    return failure.after(run.note)
         return None
 
     def _fast_eps(self, o: int, run: _Run) -> float:
@@ -638,42 +708,37 @@ def _hint(pair: _Pair, mismatch: np.ndarray, bound: np.ndarray) -> str | None:
     return None
 
 
-def _mismatch_message(pair: _Pair, verdict: numeric.Comparison, unusable: np.ndarray) -> str:
+def _mismatch(pair: _Pair, verdict: numeric.Comparison, unusable: np.ndarray) -> JacobianMismatch:
+    """The failing block as data: counts, the worst elements by excess over the bound."""
     a, n, e = pair.analytic, pair.numeric, pair.error
-    lines = [
-        f"Jacobian mismatch for output {pair.out_index} with respect to input {pair.in_index},"
-    ]
+    undefined: tuple[int, ...] = ()
     if np.any(unusable & np.isfinite(a)):
-        idx = np.flatnonzero(unusable.ravel())[:_WORST]
-        lines.append(
-            f"the numeric derivative is undefined (NaN/inf) at flat elements {idx.tolist()}"
-        )
+        undefined = tuple(int(i) for i in np.flatnonzero(unusable.ravel())[:_WORST])
     mismatch = verdict.mismatch
     with np.errstate(invalid="ignore", divide="ignore"):
         excess = np.where(mismatch, np.abs(a - n) / np.maximum(verdict.bound, 1e-300), -np.inf)
     order = np.argsort(-excess, axis=None)[: min(_WORST, int(np.count_nonzero(mismatch)))]
     fast = pair.projected
-    lines.append(
-        f"{int(np.count_nonzero(mismatch))} of {a.size} elements differ; worst "
-        + ("projections" if fast else "elements (output index, input index)")
-        + ":"
-    )
-    lines.append(f"  {'index':<24} {'analytic':>14} {'numeric':>14} {'error':>11} {'estimate':>11}")
+    worst = []
     for flat in order:
         if fast:
             label = f"projection {int(flat)}"
         else:
             r, c = np.unravel_index(int(flat), a.shape)
             label = f"{_fmt_index(r, pair.out_shape)}, {_fmt_index(c, pair.in_shape)}"
-        ai, ni, ei = a.flat[flat], n.flat[flat], e.flat[flat]
-        lines.append(f"  {label:<24} {ai:>14.8g} {ni:>14.8g} {abs(ai - ni):>11.3g} {ei:>11.3g}")
-    lines.append(
-        f"  (estimate: the numeric error estimate; scale of the Jacobian {verdict.scale:.3g})"
+        ai, ni, ei = float(a.flat[flat]), float(n.flat[flat]), float(e.flat[flat])
+        worst.append(WorstElement(label, ai, ni, abs(ai - ni), ei))
+    return JacobianMismatch(
+        output=pair.out_index,
+        input=pair.in_index,
+        differing=int(np.count_nonzero(mismatch)),
+        size=int(a.size),
+        projected=fast,
+        worst=tuple(worst),
+        scale=float(verdict.scale),
+        undefined=undefined,
+        hint=None if fast else _hint(pair, mismatch, verdict.bound),
     )
-    hint = None if fast else _hint(pair, mismatch, verdict.bound)
-    if hint:
-        lines.append(f"hint: {hint}")
-    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------- public API
@@ -738,7 +803,7 @@ def _gradcheck(
     if failure is None:
         return True
     if raise_exception:
-        raise (fw.error_type or GradcheckError)(fw.note(checker.in_dtypes) + failure.message)
+        _raise(fw.error_type, fw.note(checker.in_dtypes) + failure.message, failure)
     return False
 
 
@@ -873,10 +938,12 @@ def _gradgradcheck(
     except GradcheckError as exc:
         if not raise_exception:
             return False
-        raise (fw.error_type or GradcheckError)(
+        _raise(
+            fw.error_type,
             f"gradgradcheck: output k below is the gradient for differentiable input k, and "
-            f"inputs {n_in}.. are the grad_outputs.\n{exc}"
-        ) from None
+            f"inputs {n_in}.. are the grad_outputs.\n{exc}",
+            exc,
+        )
 
 
 def gradgradcheck(

@@ -268,6 +268,58 @@ def test_transposed_jacobian_hint():
     assert "transposed" in _failure(Linear.apply, (x,))
 
 
+@pytest.mark.parametrize("fast_mode", [False, True])
+def test_the_error_carries_the_mismatch_as_data_matching_its_message(fast_mode: bool):
+    func, args = _case("factor 2").build(engine.float64)
+    with pytest.raises(GradcheckError) as info:
+        gradcheck(func, args, fast_mode=fast_mode)
+    mismatch = info.value.mismatch
+    assert mismatch is not None
+    assert "\n".join(mismatch.lines()) in str(info.value)  # the message is made from it
+    assert 0 < len(mismatch.worst) <= mismatch.differing <= mismatch.size
+    for worst in mismatch.worst:
+        assert worst.analytic == pytest.approx(2 * worst.numeric, rel=1e-6)
+        assert worst.error == pytest.approx(abs(worst.analytic - worst.numeric))
+        assert 0 <= worst.estimate < worst.error
+    assert mismatch.projected or "a factor of 2" in mismatch.hint
+    # Other failures carry no table.
+
+    class Broken(engine.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x * 2
+
+        @staticmethod
+        def backward(ctx, g):
+            raise ValueError("boom")
+
+    with pytest.raises(GradcheckError, match="boom") as info:
+        gradcheck(Broken.apply, args)
+    assert info.value.mismatch is None
+
+
+def test_gradgradcheck_keeps_the_mismatch_data():
+    class DoubleWrong(engine.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.save_for_backward(x)
+            return x**3
+
+        @staticmethod
+        def backward(ctx, g):
+            (x,) = ctx.saved_tensors
+            return g * 3 * x * x.detach()  # the second derivative loses a factor of 2
+
+    x = engine.tensor([0.5, -1.0, 2.0], dtype=engine.float64, requires_grad=True)
+    gradcheck(DoubleWrong.apply, (x,))
+    with pytest.raises(GradcheckError) as info:
+        gradgradcheck(DoubleWrong.apply, (x,))
+    mismatch = info.value.mismatch
+    assert mismatch is not None and "\n".join(mismatch.lines()) in str(info.value)
+    assert str(info.value).startswith("gradgradcheck: ")
+    assert info.value.__suppress_context__  # one message, not two tracebacks
+
+
 def test_wrong_shaped_gradient_is_a_failed_check_not_a_crash():
     class Flat(engine.autograd.Function):
         @staticmethod
