@@ -241,3 +241,21 @@ def test_an_interrupted_report_on_stdout_is_valid_and_names_the_cases_not_run(
     assert report["summary"] == {"total": 5, "passed": 1, "failed": 0, "errors": 4}
     messages = [row["message"] for row in report["cases"][1:]]
     assert all(m.endswith("not run: the run was interrupted by SIGTERM") for m in messages)
+
+
+def test_trace_of_a_case_runs_its_code_in_a_worker_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    path = hostile_batch(tmp_path, ["os_exit", "endless_loop"])
+    for name, message in [
+        ("os_exit", "its code ended the worker process with exit code 0"),
+        ("endless_loop", "timed out after 1 s at userpkg_hostile/endless_loop.py:2 in f"),
+    ]:
+        result = run(
+            "trace", f"{path}::{name}", "--allow-python", "--path", str(tmp_path), "--timeout", "1"
+        )
+        assert result.exit_code == 2
+        assert message in result.output and "Traceback" not in result.output
+    good = run("trace", f"{path}::first", "--allow-python", "--path", str(tmp_path))
+    assert good.exit_code == 0 and "leaf" in good.output
