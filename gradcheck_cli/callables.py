@@ -404,61 +404,43 @@ def _smoke(fn: Callable[..., Any], inputs: Sequence[Any]) -> tuple[float | None,
 
     gradcheck turns an exception in a backward into "backward raised ..." and lets one in
     forward escape with our frames on top; run both once here so that the user hears the
-    file and line of their own code.
+    file and line of their own code. The inputs' framework (engine, torch, JAX) runs both.
     """
-    import engine
+    import numpy as np
 
+    from engine.autograd.frameworks import for_inputs
+
+    fw = for_inputs(list(inputs))
     try:
-        out = fn(*inputs)
+        outs = [o for o in fw.call(fn, tuple(inputs)) if fw.is_array(o)]
     except Exception as exc:
         return None, describe_exception(exc, "in forward")
-    outs = [
-        o
-        for o in (out if isinstance(out, tuple | list) else (out,))
-        if isinstance(o, engine.Tensor)
-    ]
     if not outs:
-        return None, f"the function returned {type(out).__name__}, not a Tensor"
-    value = float(outs[0].item()) if len(outs) == 1 and outs[0].numel() == 1 else None
-    live = [o for o in outs if o.requires_grad]
-    diff = [x for x in inputs if isinstance(x, engine.Tensor) and x.requires_grad]
+        return None, f"the function returned no {fw.name} array"
+    first = fw.to_numpy(outs[0])
+    value = float(first.reshape(-1)[0]) if len(outs) == 1 and first.size == 1 else None
+    live = [o for o in outs if fw.is_floating(o) and fw.requires_grad(o)]
     if not live:
         return value, "no output requires grad: the function does not depend on its inputs"
+    ones = [fw.from_numpy(np.ones(tuple(o.shape), dtype=fw.dtype_of(o))) for o in live]
     try:
-        engine.autograd.grad(
-            live, diff, grad_outputs=[engine.ones_like(o) for o in live], allow_unused=True
-        )
+        fw.vjp(fn, tuple(inputs), fw.diff_indices(inputs), live, ones)
     except Exception as exc:
         return value, describe_exception(exc, "in backward")
     return value, None
 
 
-def _first_derivative(fn: Callable[..., Any], seed: int) -> Callable[..., Any]:
-    """The gradients of fn (built with create_graph): what gradgradcheck differentiates."""
-    import numpy as np
-
-    import engine
-
-    def gradients(*xs: Any) -> tuple[Any, ...]:
-        out = fn(*xs)
-        outs = [o for o in (out if isinstance(out, tuple) else (out,)) if o.requires_grad]
-        rng = np.random.default_rng(seed)
-        cots = [engine.tensor(rng.standard_normal(tuple(o.shape)), dtype=o.dtype) for o in outs]
-        diff = [x for x in xs if isinstance(x, engine.Tensor) and x.requires_grad]
-        grads = engine.autograd.grad(
-            outs, diff, grad_outputs=cots, create_graph=True, allow_unused=True
-        )
-        return tuple(g for g in grads if g is not None)
-
-    return gradients
-
-
-def _blame(fn: Callable[..., Any], inputs: Sequence[Any], seed: int) -> tuple[dict | None, str]:
+def _blame(fn: Callable[..., Any], inputs: Sequence[Any], seed: int, order: int = 1
+           ) -> tuple[dict | None, str]:
     """(the culprit as JSON-able data, or None; one line for the report)."""
     from engine.autograd.blame import blame
+    from engine.autograd.frameworks import for_inputs
 
+    framework = for_inputs(list(inputs)).name
+    if framework not in ("engine", "torch"):
+        return None, f"blame: not available for {framework} code (engine and torch only)"
     try:
-        found = blame(fn, list(inputs), seed=seed)
+        found = blame(fn, list(inputs), order=order, seed=seed)
     except Exception as exc:  # blame re-runs user code: it may fail where gradcheck did not
         problem = describe_exception(exc, "")
         return None, f"blame: could not check the nodes one by one: {problem}"
@@ -524,12 +506,10 @@ def check_callable(
         if problem is not None:
             result.message = problem
             return result
-        checks: list[tuple[str, Callable[..., Any], Callable[..., Any]]] = [
-            ("gradcheck", gradcheck, fn)
-        ]
+        checks: list[tuple[str, Callable[..., Any], int]] = [("gradcheck", gradcheck, 1)]
         if order == 2:
-            checks.append(("gradgradcheck", gradgradcheck, _first_derivative(fn, seed)))
-        for label, checker, blamed in checks:
+            checks.append(("gradgradcheck", gradgradcheck, 2))
+        for label, checker, blame_order in checks:
             try:
                 checker(fn, tuple(inputs), fast_mode=fast_mode, seed=seed, **tolerances)
             except GradcheckError as exc:
@@ -540,7 +520,7 @@ def check_callable(
                 ]
                 summary = f"{label} failed: {lines[0].rstrip(',')}" if lines else label
                 if with_blame:
-                    result.blame, line = _blame(blamed, inputs, seed)
+                    result.blame, line = _blame(fn, inputs, seed, blame_order)
                     if result.blame:
                         summary = line
                     else:
@@ -583,19 +563,22 @@ def _tensor_specs(fn: Callable[..., Any], inputs: Sequence[Any]) -> list[InputSp
     """Describe given tensors as InputSpecs (for assert_gradcheck's table)."""
     import numpy as np
 
+    from engine.autograd.frameworks import for_inputs
+
+    fw = for_inputs(list(inputs))
+    diff = set(fw.diff_indices(inputs))
     params = _param_names(fn)
     specs = []
     for i, x in enumerate(inputs):
         name = params[i] if i < len(params) else f"x{i}"
-        if not hasattr(x, "shape"):
+        if not fw.is_array(x):
             continue
-        dtype = str(np.asarray(x.detach().numpy()).dtype)
         specs.append(
             InputSpec(
                 name,
-                dtype,
+                str(fw.dtype_of(x)),
                 values=np.zeros(tuple(x.shape)).tolist(),
-                requires_grad=bool(x.requires_grad),
+                requires_grad=i in diff,
             )
         )
     return specs
