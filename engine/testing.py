@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.autograd.frameworks import for_inputs
+from engine.autograd.frameworks import Adapter, BackwardError, for_inputs, for_name
 
 __all__ = ["CallableCheck", "assert_gradcheck", "check_callable", "describe_exception"]
 
@@ -99,14 +99,15 @@ class CallableCheck:
     rtol: float = DEFAULT_RTOL
 
 
-def _smoke(fn: Callable[..., Any], inputs: Sequence[Any]) -> tuple[float | None, str | None]:
+def _smoke(fn: Callable[..., Any], inputs: Sequence[Any], fw: Adapter
+           ) -> tuple[float | None, str | None]:
     """Run forward and one backward; (scalar value or None, error message or None).
 
     gradcheck turns an exception in a backward into "backward raised ..." and lets one in
     forward escape with our frames on top; run both once here so that the user hears the
-    file and line of their own code. The inputs' framework (engine, torch, JAX) runs both.
+    file and line of their own code. The inputs' framework (engine, torch, JAX, or NumPy
+    with the user's grad) runs both.
     """
-    fw = for_inputs(list(inputs))
     try:
         outs = [o for o in fw.call(fn, tuple(inputs)) if fw.is_array(o)]
     except Exception as exc:
@@ -121,8 +122,10 @@ def _smoke(fn: Callable[..., Any], inputs: Sequence[Any]) -> tuple[float | None,
     ones = [fw.from_numpy(np.ones(tuple(o.shape), dtype=fw.dtype_of(o))) for o in live]
     try:
         fw.vjp(fn, tuple(inputs), fw.diff_indices(inputs), live, ones)
+    except BackwardError as exc:
+        return value, str(exc)
     except Exception as exc:
-        return value, describe_exception(exc, "in backward")
+        return value, describe_exception(exc, f"in {fw.backward_name}")
     return value, None
 
 
@@ -183,10 +186,10 @@ def target_of(fn: Callable[..., Any]) -> str:
     return f"{module}:{getattr(fn, '__qualname__', type(fn).__qualname__)}"
 
 
-def _described(fn: Callable[..., Any], inputs: Sequence[Any]) -> tuple[list[str], str]:
+def _described(fn: Callable[..., Any], inputs: Sequence[Any], fw: Adapter
+               ) -> tuple[list[str], str]:
     """('x: float64[3] given' per tensor input, 'x[3] ...'), named after fn's parameters."""
     params = param_names(fn)
-    fw = for_inputs(list(inputs))
     diff = set(fw.diff_indices(inputs))
     long, short = [], []
     for i, x in enumerate(inputs):
@@ -214,26 +217,46 @@ def check_callable(
     described: Sequence[str] = (),
     shapes: str = "",
     with_blame: bool = True,
+    grad: Callable[..., Any] | None = None,
+    requires_grad: Sequence[bool] | None = None,
 ) -> CallableCheck:
-    """gradcheck (and gradgradcheck for order 2) of fn at inputs; never raises for user code."""
-    from engine.autograd import GradcheckError, gradcheck, gradgradcheck
+    """gradcheck (and gradgradcheck for order 2) of fn at inputs; never raises for user code.
+
+    inputs are engine tensors, torch.Tensors or JAX arrays; or, with `grad` (fn's
+    hand-written derivative, see numpy_gradcheck), NumPy arrays, `requires_grad` saying
+    which inputs grad differentiates (default: every floating array).
+    """
+    from engine.autograd import GradcheckError, gradcheck, gradgradcheck, numpy_gradcheck
 
     result = CallableCheck(name=name, target=target or target_of(fn))
+    try:
+        fw = for_inputs(list(inputs)) if grad is None else for_name(
+            "numpy", grad=grad, requires_grad=requires_grad)
+        fw.diff_indices(inputs)
+    except (TypeError, ValueError) as exc:  # mixed frameworks, a mask of the wrong length
+        result.message = str(exc)
+        return result
     if described:
         result.inputs, result.shapes = list(described), shapes
     else:
-        result.inputs, result.shapes = _described(fn, inputs)
+        result.inputs, result.shapes = _described(fn, inputs, fw)
     tolerances = {k: v for k, v in (("atol", atol), ("rtol", rtol)) if v is not None}
     result.atol = tolerances.get("atol", DEFAULT_ATOL)
     result.rtol = tolerances.get("rtol", DEFAULT_RTOL)
     # IEEE warnings from user code at perturbed points are the checker's business, not output.
     with np.errstate(all="ignore"):
-        result.value, problem = _smoke(fn, inputs)
+        result.value, problem = _smoke(fn, inputs, fw)
         if problem is not None:
             result.message = problem
             return result
         checks: list[tuple[str, Callable[..., Any], int]] = [("gradcheck", gradcheck, 1)]
-        if order == 2:
+        if grad is not None:  # the failure names grad and its file:line: no other blame
+
+            def check_numpy(f: Callable[..., Any], xs: tuple, **kwargs: Any) -> bool:
+                return numpy_gradcheck(f, grad, xs, requires_grad=requires_grad, **kwargs)
+
+            checks = [("numpy_gradcheck", check_numpy, 0)]
+        elif order == 2:
             checks.append(("gradgradcheck", gradgradcheck, 2))
         for label, checker, blame_order in checks:
             try:
@@ -245,7 +268,7 @@ def check_callable(
                     f"{label}: {line}" if i == 0 else line for i, line in enumerate(lines)
                 ]
                 summary = f"{label} failed: {lines[0].rstrip(',')}" if lines else label
-                if with_blame:
+                if with_blame and blame_order:
                     result.blame, line = _blame(fn, inputs, seed, blame_order)
                     if result.blame:
                         summary = line
