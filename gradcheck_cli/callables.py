@@ -153,8 +153,10 @@ def jax_inputs(specs: Sequence[InputSpec], seed: int) -> list[Any]:
 
 
 def _engine_check(
-    case: CallableCase, fn: Callable[..., Any], inputs: list[Any], specs: list[InputSpec]
+    case: CallableCase, fn: Callable[..., Any], inputs: list[Any], specs: list[InputSpec],
+    **numpy: Any,
 ) -> CallableCheck:
+    """check_callable on the case (engine, torch and JAX code; numpy's row adds its grad)."""
     return check_callable(
         fn,
         inputs,
@@ -167,6 +169,7 @@ def _engine_check(
         seed=case.seed,
         described=[spec.describe() for spec in specs],
         shapes=" ".join(spec.brief() for spec in specs),
+        **numpy,
     )
 
 
@@ -174,20 +177,8 @@ def _numpy_check(
     case: CallableCase, fn: Callable[..., Any], inputs: list[Any], specs: list[InputSpec]
 ) -> CallableCheck:
     grad = load_callable(case.grad or "", case.paths)
-    return check_callable(
-        fn,
-        inputs,
-        name=case.name or case.fn,
-        target=case.fn,
-        atol=case.atol,
-        rtol=case.rtol,
-        fast_mode=case.fast,
-        seed=case.seed,
-        described=[spec.describe() for spec in specs],
-        shapes=" ".join(spec.brief() for spec in specs),
-        grad=grad,
-        requires_grad=[spec.requires_grad for spec in case.inputs],
-    )
+    return _engine_check(case, fn, inputs, specs, grad=grad,
+                         requires_grad=[spec.requires_grad for spec in case.inputs])
 
 
 def _engine_trace(fn: Callable[..., Any], inputs: list[Any], names: list[str], target: str):
