@@ -669,6 +669,7 @@ def install() -> None:
         type_as=lambda self, other: to(self, other.dtype),
         where=lambda self, condition, other: where(condition, self, other),
     )
+    methods.update({name: getattr(_ops, name) for name in _ops.MATH_FUNCTIONS})
     for name, fn in methods.items():
         setattr(Tensor, name, fn)
     Tensor.T = property(lambda self: permute(self, *reversed(range(self.ndim))))

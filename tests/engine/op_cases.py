@@ -96,7 +96,27 @@ CASES: dict[str, OpCase] = {
     "copy_slices": OpCase(lambda a, b: _setitem(a, b), ((3, 2), (2,))),
     "cat": OpCase(lambda a, b: _cat(a, b), ((2, 3), (1, 3))),
     "stack": OpCase(lambda a, b: _stack(a, b), ((2, 3), (2, 3))),
+    # The math functions of the expression language (issue 14).
+    "asinh": OpCase(lambda a: a.asinh(), ((3,),)),
+    "acosh": OpCase(lambda a: (a + 1.0).acosh(), ((3,),), POS),
+    "atanh": OpCase(lambda a: a.atanh(), ((3,),), UNIT),
+    "erf": OpCase(lambda a: a.erf(), ((3,),)),
+    "erfc": OpCase(lambda a: a.erfc(), ((3,),)),
+    "log2": OpCase(lambda a: a.log2(), ((3,),), POS),
+    "log10": OpCase(lambda a: a.log10(), ((3,),), POS),
+    "exp2": OpCase(lambda a: a.exp2(), ((3,),)),
+    "expm1": OpCase(lambda a: a.expm1(), ((3,),)),
+    "atan2": OpCase(lambda a, b: _lib(a).atan2(a, b), ((2, 3), (3,))),
+    "hypot": OpCase(lambda a, b: _lib(a).hypot(a, b), ((3,), (2, 3))),
+    "floor": OpCase(lambda a: a.floor() * a, ((4,),), smooth=False),
+    "ceil": OpCase(lambda a: a.ceil() * a, ((4,),), smooth=False),
 }
+
+
+def _lib(t: Any) -> Any:
+    import sys
+
+    return sys.modules[type(t).__module__.split(".")[0]]
 
 
 def _setitem(a: Any, b: Any) -> Any:
