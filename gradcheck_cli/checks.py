@@ -7,7 +7,6 @@ estimate.  User errors never raise: they become ``status="error"`` with a one-li
 
 from __future__ import annotations
 
-import cmath
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,8 +16,9 @@ from typing import Any
 import mpmath
 import numpy as np
 
-from gradcheck_cli.expr import CONSTANT_VALUES, FUNCTIONS, Expr, ExprError, Node, parse, postorder
+from gradcheck_cli.expr import CONSTANT_VALUES, Expr, ExprError, Node, parse, postorder, row_of
 from gradcheck_cli.lower import to_engine
+from gradcheck_cli.scalars import COMPLEX, MATH
 from gradcheck_cli.symbolic import (
     Compiled,
     Derivatives,
@@ -130,75 +130,45 @@ def prepare(text: str, order: int = 1) -> Prepared:
 # ---------------------------------------------------------------------- numeric witness
 
 
-class _ComplexMath:
-    """cmath with the names the function table uses (math's vocabulary)."""
-
-    sin, cos, tan = cmath.sin, cmath.cos, cmath.tan
-    asin, acos, atan = cmath.asin, cmath.acos, cmath.atan
-    sinh, cosh, tanh = cmath.sinh, cmath.cosh, cmath.tanh
-    exp, log, sqrt = cmath.exp, cmath.log, cmath.sqrt
-    fabs = abs
-
-    @staticmethod
-    def log1p(z: complex) -> complex:
-        # Precise enough for the complex step: the imaginary part, h / (1 + x), is exact.
-        return cmath.log(1 + z)
-
-
 def scalar_function(expr: Expr) -> Callable[[np.ndarray], Any]:
     """A float64 evaluator f(x) of the expression, x in variable order.
 
-    Real input is computed with math, complex input (the complex step) with cmath, using the
-    table's scalar implementations over a flat program of our AST; no source is generated.
+    Real input is computed with math, complex input (the complex step) with complex
+    numbers: the table's scalar column over a flat program of our AST; no source is
+    generated.
     """
-    program: list[tuple[Node, tuple[int, ...]]] = []
+    var_index = {n: i for i, n in enumerate(expr.variables)}
+    program: list[tuple[Any, tuple[int, ...]]] = []
     slot: dict[int, int] = {}
     for node in postorder(expr.root):
         slot[id(node)] = len(program)
-        program.append((node, tuple(slot[id(a)] for a in node.args)))
-    var_index = {n: i for i, n in enumerate(expr.variables)}
+        args = tuple(slot[id(a)] for a in node.args)
+        if not node.args:
+            program.append((_leaf_reader(node, var_index), ()))
+        else:
+            program.append((row_of(node).scalar, args))
 
     def f(x: np.ndarray) -> Any:
         arr = np.asarray(x).reshape(-1)
         if np.iscomplexobj(arr):
-            mod: Any = _ComplexMath
+            ns: Any = COMPLEX
             xs: list[Any] = [complex(v) for v in arr]
         else:
-            mod, xs = math, [float(v) for v in arr]
+            ns, xs = MATH, [float(v) for v in arr]
         vals: list[Any] = []
-        for node, args in program:
-            vals.append(_scalar_step(node, [vals[a] for a in args], xs, var_index, mod))
+        for step, args in program:
+            vals.append(step(ns, *[vals[a] for a in args]) if args else step(xs))
         return vals[-1]
 
     return f
 
 
-def _scalar_step(
-    node: Node, a: list[Any], xs: list[Any], var_index: dict[str, int], mod: Any
-) -> Any:
-    kind = node.kind
-    if kind == "num":
-        return float(node.value)  # type: ignore[arg-type]
-    if kind == "var":
-        return xs[var_index[str(node.value)]]
-    if kind == "const":
-        return CONSTANT_VALUES[str(node.value)]
-    if kind == "neg":
-        return -a[0]
-    if kind == "call":
-        return FUNCTIONS[str(node.value)].scalar(mod, *a)
-    if kind == "+":
-        return a[0] + a[1]
-    if kind == "-":
-        return a[0] - a[1]
-    if kind == "*":
-        return a[0] * a[1]
-    if kind == "/":
-        return a[0] / a[1]
-    if isinstance(a[0], float) and isinstance(a[1], float):
-        # Python's float ** float silently turns complex for a negative base.
-        return math.pow(a[0], a[1])
-    return a[0] ** a[1]
+def _leaf_reader(node: Node, var_index: dict[str, int]) -> Callable[[list[Any]], Any]:
+    if node.kind == "var":
+        k = var_index[str(node.value)]
+        return lambda xs: xs[k]
+    value = float(node.value) if node.kind == "num" else CONSTANT_VALUES[str(node.value)]  # type: ignore[arg-type]
+    return lambda xs: value
 
 
 def numeric_derivatives(
