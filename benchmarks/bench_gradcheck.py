@@ -1,26 +1,41 @@
 """Our gradcheck against torch.autograd.gradcheck on the same catalogue of custom Functions.
 
-Run: python benchmarks/bench_gradcheck.py
+Run: python benchmarks/bench_gradcheck.py [--rounds 5] [--sizes 10,100,1000] [--skip-catalogue]
 
 The catalogue (tests/engine/autograd/test_gradcheck.py, `make_catalogue`) holds custom
 Functions with correct and deliberately wrong backwards, written against PyTorch's names, so
 that ours runs it on `engine` and torch's on `torch`.  Both checkers are called with their
 defaults (eps=1e-6, atol=1e-5, rtol=1e-3) in full and fast mode, in float64 and float32.
 Cases marked "2nd" are judged by gradgradcheck.  Then: fast-mode gradcheck with 1,000 inputs.
+
+Then the checker's cost (issue 16): functions of n inputs, elementwise (sin(x) e^(x/2)), dense
+(tanh(W x), n outputs) and a dense reduction (sum tanh(W x)^2, one output), checked by ours on
+engine and by torch.autograd.gradcheck on torch, default and fast mode, float64.  Each round
+runs the four checks back to back and records ours/torch per mode; the figures are the median
+time and the median of the per-round ratios.  Evaluations per input coordinate count every
+call of the function (forward for the outputs, re-runs and numeric evaluations), for both.
 """
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
+import os
+import statistics
 import sys
 import time
 import warnings
 from pathlib import Path
 
-import numpy as np
+# One BLAS thread (set before NumPy loads it): the machine's cores are shared, and a dense
+# function's matrix products on two contended threads ran several times slower.
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
 
-import engine
-from engine.autograd import gradcheck, gradgradcheck
+import numpy as np  # noqa: E402
+
+import engine  # noqa: E402
+from engine.autograd import gradcheck, gradgradcheck  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -51,7 +66,7 @@ def _rates(results: list[tuple[bool, bool]]) -> tuple[str, str]:
     return f"{sum(wrong)}/{len(wrong)}", f"{sum(right)}/{len(right)}"
 
 
-def main() -> int:
+def catalogue() -> bool:
     import torch
 
     cat = _catalogue_module()
@@ -132,7 +147,95 @@ def main() -> int:
         if lab.startswith("ours")
     )
     fast_ok = all(best < 1.0 and ok for lab, _, best, ok in timings if lab == "ours")
-    return 0 if (ours_ok and superset and fast_ok) else 1
+    return ours_ok and superset and fast_ok
+
+
+_KINDS = ("elementwise", "dense", "reduction")
+
+
+def _function(lib, kind: str, n: int, calls: list[int]):
+    """The benchmark function of n inputs for lib (engine or torch), counting its calls."""
+    W = np.random.default_rng(7).standard_normal((n, n)) / np.sqrt(n)
+    w = lib.tensor(W, dtype=lib.float64)
+
+    def f(a):
+        calls[0] += 1
+        if kind == "elementwise":
+            return lib.sin(a) * lib.exp(0.5 * a)
+        y = lib.tanh(w @ a)
+        return y if kind == "dense" else (y * y).sum()
+
+    return f
+
+
+def _timed(gc, f, x, fast: bool, calls: list[int]) -> tuple[float, bool, int]:
+    calls[0] = 0
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ok = gc(f, (x,), fast_mode=fast, raise_exception=False)
+    return time.perf_counter() - start, bool(ok), calls[0]
+
+
+def cost(sizes: list[int], rounds: int) -> bool:
+    """Time and evaluations of ours against torch's, per round, medians printed."""
+    import torch
+
+    print(
+        f"{'function':<12} {'n':>5} {'mode':>7} | {'ours':>9} {'torch':>9} {'ratio':>6}"
+        f" {'(min-max)':>11} | {'evals/coord ours':>16} {'torch':>6} | verdicts"
+    )
+    met = True
+    for kind in _KINDS:
+        for n in sizes:
+            x_np = np.random.default_rng(n).uniform(-1, 1, n)
+            ours_calls, torch_calls = [0], [0]
+            ours_f = _function(engine, kind, n, ours_calls)
+            torch_f = _function(torch, kind, n, torch_calls)
+            x_ours = engine.tensor(x_np, dtype=engine.float64, requires_grad=True)
+            x_torch = torch.tensor(x_np, dtype=torch.float64, requires_grad=True)
+            for fast in (False, True):
+                times = {"ours": [], "torch": []}
+                ratios, evals, verdicts = [], {}, set()
+                for _ in range(rounds):
+                    t_o, ok_o, c_o = _timed(gradcheck, ours_f, x_ours, fast, ours_calls)
+                    t_t, ok_t, c_t = _timed(
+                        torch.autograd.gradcheck, torch_f, x_torch, fast, torch_calls
+                    )
+                    times["ours"].append(t_o)
+                    times["torch"].append(t_t)
+                    ratios.append(t_o / t_t)
+                    evals = {"ours": c_o / n, "torch": c_t / n}
+                    verdicts.add((ok_o, ok_t))
+                ratio = statistics.median(ratios)
+                target = 3.0 if fast else 1.5
+                met &= ratio <= target and all(o for o, _ in verdicts)
+                mode = "fast" if fast else "default"
+                spread = f"{min(ratios):.2f}-{max(ratios):.2f}"
+                t_ours, t_torch = (1e3 * statistics.median(times[k]) for k in ("ours", "torch"))
+                print(
+                    f"{kind:<12} {n:>5} {mode:>7} | {t_ours:>7.1f}ms"
+                    f" {t_torch:>7.1f}ms {ratio:>5.2f}x"
+                    f" {spread:>11} | {evals['ours']:>16.2f} {evals['torch']:>6.2f} |"
+                    f" {' '.join('pass' if o else 'FAIL' for o, _ in sorted(verdicts))}"
+                )
+    print(f"targets (default <= 1.5x, fast <= 3x torch, every verdict pass): {met}")
+    return met
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--sizes", default="10,100,1000")
+    parser.add_argument("--skip-catalogue", action="store_true")
+    args = parser.parse_args()
+    import torch
+
+    torch.set_num_threads(1)
+    ok = True if args.skip_catalogue else catalogue()
+    print()
+    ok &= cost([int(v) for v in args.sizes.split(",")], args.rounds)
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

@@ -40,7 +40,21 @@ short, int, long = int16, int32, int64  # noqa: A001
 
 _ALL = (float16, float32, float64, int8, uint8, int16, int32, int64, bool_)
 _BY_NUMPY = {d.numpy: d for d in _ALL}
+# Rebound by set_default_dtype: read it as _dtype.DEFAULT_FLOAT, never import the name.
 DEFAULT_FLOAT = np.dtype(np.float32)
+
+
+def set_default_dtype(d: dtype) -> None:
+    """Set the dtype of Python floats and of float factories: float32 (torch's) or float64."""
+    global DEFAULT_FLOAT
+    if not isinstance(d, dtype) or d.numpy.kind != "f":
+        raise TypeError("only floating-point types are supported as the default type")
+    DEFAULT_FLOAT = d.numpy
+
+
+def get_default_dtype() -> dtype:
+    """The default floating dtype: float32 unless set_default_dtype changed it."""
+    return _BY_NUMPY[DEFAULT_FLOAT]
 
 
 def to_engine_dtype(np_dtype: np.dtype) -> dtype:

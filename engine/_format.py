@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from engine import _dtype
+
 PRECISION, THRESHOLD, EDGEITEMS, LINEWIDTH = 4, 1000, 3, 80
 
 
@@ -107,11 +109,12 @@ def tensor_repr(t: Any) -> str:
     prefix = "tensor("
     indent = len(prefix)
     suffixes = []
-    default = a.dtype in (np.float32, np.int64, np.bool_)
+    # torch omits the default float dtype (set_default_dtype), int64 and bool
+    default = a.dtype in (_dtype.DEFAULT_FLOAT, np.int64, np.bool_)
     if a.size == 0:
         if a.ndim != 1:
             suffixes.append(f"size={tuple(a.shape)}")
-        if a.dtype != np.float32:
+        if a.dtype != _dtype.DEFAULT_FLOAT:
             suffixes.append(f"dtype={t.dtype!r}")
         body = "[]"
     else:

@@ -25,9 +25,10 @@ from typing import Any
 import numpy as np
 
 from engine import _dtype
-from engine.autograd.grad_mode import state
+from engine._broadcast import sum_to
+from engine._grad_mode import state
 from engine.autograd.graph import FIT_ALL, FIT_NONE, FIT_SHAPE, record, record_one, record_pair
-from engine.tensor import Tensor, _wrap, _wrap_dim
+from engine.tensor import Tensor, _wrap, _wrap_dim, version_counter
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,8 +203,6 @@ def _share_storage(t: Tensor, base: Tensor) -> None:
     # A view shares its base's version counter, so writing through either is seen by both.
     if type(base._data) is not np.ndarray:
         return
-    from engine.tensor import version_counter
-
     t._vc = version_counter(base)
     root = base._x.get("base", base) if base._x else base
     t._x = {"base": root}
@@ -339,6 +338,88 @@ def _sigmoid(x: Any) -> Any:
 
 def _relu(x: Any) -> Any:
     return np.maximum(x, 0).astype(np.result_type(x), copy=False)
+
+
+# ---- ML activations (torch.nn.functional) ---------------------------------------------------
+_SQRT_2 = math.sqrt(2.0)
+_SQRT_2PI = math.sqrt(2.0 * math.pi)
+_TANH_K = math.sqrt(2.0 / math.pi)  # gelu's tanh approximation: tanh(k (x + c x^3))
+_TANH_C = 0.044715
+_erf_py = np.frompyfunc(math.erf, 1, 1)
+
+
+def _erf(x: Any) -> Any:
+    """erf elementwise in the input's dtype (C's erf through math.erf: exact to the ulp)."""
+    dt = np.result_type(x)
+    return np.asarray(_erf_py(np.asarray(x, dtype=np.float64)), dtype=dt)[()]
+
+
+def _float_only(kernel: str) -> Callable:
+    def check(x: Any) -> None:
+        if np.result_type(x).kind != "f":
+            name = _dtype.to_engine_dtype(np.result_type(x)).name.capitalize()
+            raise NotImplementedError(f'"{kernel}" not implemented for \'{name}\'')
+
+    return check
+
+
+def _gelu(x: Any, approximate: str) -> Any:
+    if approximate == "tanh":
+        inner = _TANH_K * (x + _TANH_C * x * x * x)
+        return (0.5 * x * (1 + np.tanh(inner))).astype(np.result_type(x), copy=False)
+    return (0.5 * x * (1 + _erf(x / _SQRT_2))).astype(np.result_type(x), copy=False)
+
+
+def _gelu_derivative(x: Any, approximate: str) -> Any:
+    """d gelu / dx on NumPy values."""
+    if approximate == "tanh":
+        u1 = _TANH_K * (1 + 3 * _TANH_C * x * x)
+        t = np.tanh(_TANH_K * (x + _TANH_C * x * x * x))
+        return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * u1
+    return 0.5 * (1 + _erf(x / _SQRT_2)) + x * np.exp(-0.5 * x * x) / _SQRT_2PI
+
+
+def _gelu_backward(g: Any, x: Any, approximate: str) -> Any:
+    return (g * _gelu_derivative(x, approximate)).astype(np.result_type(g, x), copy=False)
+
+
+def _gelu_second(gg: Tensor, g: Tensor, x: Tensor, approximate: str) -> Tensor:
+    # d^2 gelu / dx^2 in engine ops, so that third derivatives exist too.
+    if approximate == "tanh":
+        u1 = _TANH_K * (1 + 3 * _TANH_C * x * x)
+        t = tanh(_TANH_K * (x + _TANH_C * x * x * x))
+        return gg * g * (1 - t * t) * (u1 + 0.5 * x * (6 * _TANH_K * _TANH_C * x - 2 * t * u1 * u1))
+    return gg * g * exp(-0.5 * x * x) / _SQRT_2PI * (2 - x * x)
+
+
+def _silu(x: Any) -> Any:
+    return x * _sigmoid(x)
+
+
+def _silu_rule(g: Tensor, x: Tensor) -> Tensor:
+    s = sigmoid(x)
+    return g * s * (1 + x * (1 - s))
+
+
+def _elu(x: Any, alpha: float) -> Any:
+    # torch takes the negative branch at 0 itself (x <= 0), where both agree on the value.
+    return np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0))).astype(
+        np.result_type(x), copy=False)[()]
+
+
+def _negative_part(x: Tensor) -> Tensor:
+    # min(x, 0), so that the unused branch of a where never overflows (inf * 0 would be nan
+    # in the second derivative).
+    return unary(OPS["clamp"], x, None, 0.0)
+
+
+def _leaky_relu(x: Any, slope: float) -> Any:
+    return np.where(x > 0, x, x * slope).astype(np.result_type(x), copy=False)[()]
+
+
+def _logsigmoid(x: Any) -> Any:
+    # min(x, 0) - log1p(exp(-|x|)): exp never overflows, and large |x| keeps its digits.
+    return (np.minimum(x, 0) - np.log1p(np.exp(-np.abs(x)))).astype(np.result_type(x), copy=False)
 
 
 def _pow_exponent_rule(g: Tensor, a: Tensor, b: Tensor, out: Tensor) -> Tensor:
@@ -524,6 +605,402 @@ def _expand(x: Any, shape: tuple[int, ...]) -> np.ndarray:
         ) from None
 
 
+# ---- fused ops: one row where torch records one node ----------------------------------------
+def _addmm(bias: Any, a: Any, b: Any, beta: float, alpha: float) -> Any:
+    out = _mm_checked(a, b)
+    if alpha != 1:
+        out = out * alpha
+    return out + (bias if beta == 1 else bias * beta)
+
+
+def _scaled(g: Any, k: float) -> Any:
+    return g if k == 1 else g * k
+
+
+def _softmax(x: Any, dim: int) -> Any:
+    d = _wrap_dim(dim, np.ndim(x))
+    e = np.exp(x - np.max(x, axis=d, keepdims=True))
+    return e / np.sum(e, axis=d, keepdims=True)
+
+
+def _log_softmax(x: Any, dim: int) -> Any:
+    d = _wrap_dim(dim, np.ndim(x))
+    z = x - np.max(x, axis=d, keepdims=True)
+    return z - np.log(np.sum(np.exp(z), axis=d, keepdims=True))
+
+
+def _softmax_rule(g: Tensor, x: Tensor, dim: int, out: Tensor) -> Tensor:
+    return out * (g - (g * out).sum(dim=dim, keepdim=True))
+
+
+def _log_softmax_rule(g: Tensor, x: Tensor, dim: int, out: Tensor) -> Tensor:
+    return g - exp(out) * g.sum(dim=dim, keepdim=True)
+
+
+def _logsumexp(x: Any, dim: Any, keepdim: bool) -> Any:
+    axis = _reduced_dims(dim, np.ndim(x))
+    m = np.max(x, axis=axis, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0)  # all -inf (or an inf) along a row: no shift
+    out = np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True)) + m
+    return out if keepdim else np.squeeze(out, axis=axis)
+
+
+def _logsumexp_rule(g: Tensor, x: Tensor, dim: Any, keepdim: bool, out: Tensor) -> Tensor:
+    shape = x._data.shape
+    return _unreduce(g, shape, dim, keepdim) * exp(x - _unreduce(out, shape, dim, keepdim))
+
+
+def _var(x: Any, dim: Any, correction: float, keepdim: bool) -> Any:
+    axis = None if dim is None else _reduced_dims(dim, np.ndim(x))
+    return np.var(x, axis=axis, ddof=correction, keepdims=keepdim)
+
+
+def _var_rule(g: Tensor, x: Tensor, dim: Any, correction: float, keepdim: bool) -> Tensor:
+    shape = x._data.shape
+    n = _count(shape, dim)
+    centred = x - x.mean(dim=dim, keepdim=True) if dim is not None else x - x.mean()
+    return _unreduce(g, shape, dim, keepdim) * centred * (2.0 * _inverse(n - correction))
+
+
+def _inverse(k: float) -> float:
+    # 1 / (n - correction); inf when no degrees of freedom are left (torch's nan, 0 * inf).
+    return 1.0 / k if k > 0 else math.inf
+
+
+def _std(x: Any, dim: Any, correction: float, keepdim: bool) -> Any:
+    return np.sqrt(_var(x, dim, correction, keepdim))
+
+
+def _std_rule(g: Tensor, x: Tensor, dim: Any, correction: float, keepdim: bool,
+              out: Tensor) -> Tensor:
+    shape = x._data.shape
+    n = _count(shape, dim)
+    centred = x - x.mean(dim=dim, keepdim=True) if dim is not None else x - x.mean()
+    scale = _unreduce(g / out, shape, dim, keepdim) * _inverse(n - correction)
+    return scale * centred
+
+
+def _vector_norm(x: Any, ord: float, dim: Any, keepdim: bool) -> Any:  # noqa: A002
+    axis = None if dim is None else _reduced_dims(dim, np.ndim(x))
+    a = np.abs(x)
+    if ord == math.inf:
+        out = np.max(a, axis=axis, keepdims=keepdim)
+    elif ord == -math.inf:
+        out = np.min(a, axis=axis, keepdims=keepdim)
+    elif ord == 0:
+        out = np.sum(a != 0, axis=axis, keepdims=keepdim).astype(np.result_type(x))
+    elif ord == 1:
+        out = np.sum(a, axis=axis, keepdims=keepdim)
+    elif ord == 2:
+        out = np.sqrt(np.sum(a * a, axis=axis, keepdims=keepdim))
+    else:
+        out = np.sum(a ** ord, axis=axis, keepdims=keepdim) ** (1.0 / ord)
+    return np.asarray(out, dtype=np.result_type(x))[()]
+
+
+def _vector_norm_rule(g: Tensor, x: Tensor, ord: float, dim: Any, keepdim: bool,  # noqa: A002
+                      out: Tensor) -> Tensor:
+    shape = x._data.shape
+    g_full = _unreduce(g, shape, dim, keepdim)
+    n_full = _unreduce(out, shape, dim, keepdim)
+    if ord == 0:
+        return _zeros_like(x)
+    if ord == 1:
+        return g_full * const(np.sign(x._data))
+    if ord in (math.inf, -math.inf):
+        # torch spreads the gradient evenly over the elements at the extreme.
+        hit = np.abs(x._data) == n_full._data
+        count = np.sum(hit, axis=None if dim is None else _reduced_dims(dim, len(shape)),
+                       keepdims=True)
+        return g_full * const((np.sign(x._data) * hit / count).astype(x._data.dtype))
+    # |x|^(p-1) sign(x) / ||x||^(p-1); 0 where the norm is 0, as in torch.
+    zero = const(n_full._data == 0)
+    safe = where(1.0, n_full, zero)
+    if ord == 2:
+        return where(0.0, g_full * x / safe, zero)
+    ratio = abs(x) / safe
+    return where(0.0, g_full * const(np.sign(x._data)) * ratio ** (ord - 1), zero)
+
+
+def _cumsum(x: Any, dim: int) -> Any:
+    return np.cumsum(x, axis=_wrap_dim(dim, np.ndim(x)))
+
+
+def _cumsum_rule(g: Tensor, x: Tensor, dim: int) -> Tensor:
+    # The reversed cumulative sum of g.
+    return call(OPS["flip"], call(OPS["cumsum"], call(OPS["flip"], g, (dim,)), dim), (dim,))
+
+
+def _gather(x: Any, dim: int, index: np.ndarray) -> Any:
+    return np.take_along_axis(np.asarray(x), index, axis=_wrap_dim(dim, np.ndim(x)))
+
+
+def _gather_rule(g: Tensor, x: Tensor, dim: int, index: np.ndarray) -> Tensor:
+    return call(OPS["scatter_add"], const(np.zeros(x._data.shape, g._data.dtype)), g, dim, index)
+
+
+def _scatter_add(x: Any, src: Any, dim: int, index: np.ndarray) -> Any:
+    out = np.array(x, copy=True)
+    d = _wrap_dim(dim, out.ndim)
+    src = np.asarray(src)
+    # Every index position adds its src element along dim (repeated indices accumulate).
+    grid = list(np.indices(index.shape, sparse=True))
+    grid[d] = index
+    np.add.at(out, tuple(grid), src[tuple(slice(0, n) for n in index.shape)])
+    return out
+
+
+def _repeat(x: Any, reps: tuple[int, ...]) -> Any:
+    x = np.asarray(x)
+    x = x.reshape((1,) * (len(reps) - x.ndim) + x.shape)
+    return np.tile(x, reps)
+
+
+def _repeat_rule(g: Tensor, x: Tensor, reps: tuple[int, ...]) -> Tensor:
+    # Each tile's gradient adds up: split every dim into (repeats, size) and sum the repeats.
+    shape = (1,) * (len(reps) - x.ndim) + tuple(x._data.shape)
+    split = [n for r, s in zip(reps, shape, strict=True) for n in (r, s)]
+    summed = g.reshape(tuple(split)).sum(dim=tuple(range(0, 2 * len(reps), 2)))
+    return summed.reshape(x._data.shape)
+
+
+def _masked_fill(x: Any, mask: Any, value: Any) -> Any:
+    return np.where(mask, np.asarray(value, dtype=np.result_type(x)), x)[()]
+
+
+def _embedding(weight: Any, index: np.ndarray, padding_idx: int | None) -> Any:
+    return np.asarray(weight)[index]
+
+
+def _embedding_rule(g: Tensor, weight: Tensor, index: np.ndarray, padding_idx: int | None
+                    ) -> Tensor:
+    grad = call(OPS["index_put_add"], g, weight._data.shape, (index,))
+    if padding_idx is None:
+        return grad
+    keep = np.ones(weight._data.shape, dtype=bool)
+    keep[padding_idx] = False  # the padding row never learns, as in torch
+    return where(grad, 0.0, const(keep))
+
+
+def _mse_loss(a: Any, b: Any, reduction: str) -> Any:
+    d = a - b
+    return _reduced(d * d, reduction)
+
+
+def _reduced(v: Any, reduction: str) -> Any:
+    if reduction == "mean":
+        return np.mean(v)
+    if reduction == "sum":
+        return np.sum(v)
+    return v
+
+
+def _unreduced(g: Tensor, shape: tuple[int, ...], reduction: str) -> Tensor:
+    # The gradient of a loss's reduction, as the elementwise terms see it.
+    if reduction == "mean":
+        return _unreduce(g / math.prod(shape), shape, None, False)
+    if reduction == "sum":
+        return _unreduce(g, shape, None, False)
+    return g
+
+
+def _mse_rule_a(g: Tensor, a: Tensor, b: Tensor, reduction: str) -> Tensor:
+    return _unreduced(g, _broadcast_shape(a, b), reduction) * (2.0 * (a - b))
+
+
+def _mse_rule_b(g: Tensor, a: Tensor, b: Tensor, reduction: str) -> Tensor:
+    return _unreduced(g, _broadcast_shape(a, b), reduction) * (-2.0 * (a - b))
+
+
+def _broadcast_shape(a: Any, b: Any) -> tuple[int, ...]:
+    return np.broadcast_shapes(np.shape(a._data if isinstance(a, Tensor) else a),
+                               np.shape(b._data if isinstance(b, Tensor) else b))
+
+
+def _nll_loss(logp: Any, coef: np.ndarray, divisor: float, reduction: str) -> Any:
+    # -sum_c coef[n, c] * logp[n, c]: coef holds the target one-hot rows (weighted, smoothed).
+    per_sample = -np.sum(logp * coef, axis=1)
+    if reduction == "none":
+        return per_sample
+    total = np.sum(per_sample)
+    return total / divisor if reduction == "mean" else total
+
+
+def _nll_rule(g: Tensor, logp: Tensor, coef: np.ndarray, divisor: float, reduction: str
+              ) -> Tensor:
+    c = const(coef.astype(logp._data.dtype))
+    if reduction == "none":
+        return -g.unsqueeze(1) * c
+    scale = g / divisor if reduction == "mean" else g
+    return -scale * c
+
+
+def _conv_out(n: int, k: int, stride: int, pad: int, dil: int) -> int:
+    return (n + 2 * pad - dil * (k - 1) - 1) // stride + 1
+
+
+def _im2col(x: np.ndarray, kshape: tuple[int, ...], stride: tuple, pad: tuple, dil: tuple
+            ) -> np.ndarray:
+    """(N, C, *spatial) -> (N, C, *kernel, *out): every kernel offset's strided window, a view
+    of the padded input (no copy until the contraction)."""
+    nd = len(kshape)
+    if any(pad):
+        x = np.pad(x, [(0, 0), (0, 0), *((p, p) for p in pad)])
+    out = [_conv_out(x.shape[2 + i] - 2 * pad[i], kshape[i], stride[i], pad[i], dil[i])
+           for i in range(nd)]
+    s = x.strides
+    shape = (*x.shape[:2], *kshape, *out)
+    strides = (*s[:2], *(s[2 + i] * dil[i] for i in range(nd)),
+               *(s[2 + i] * stride[i] for i in range(nd)))
+    return np.lib.stride_tricks.as_strided(x, shape, strides, writeable=False)
+
+
+def _conv(x: Any, w: Any, b: Any, stride: tuple, pad: tuple, dil: tuple, groups: int) -> Any:
+    nd = w.ndim - 2
+    cols = _im2col(np.asarray(x), w.shape[2:], stride, pad, dil)
+    n, cin = cols.shape[:2]
+    cout = w.shape[0]
+    spatial = cols.shape[2 + nd:]
+    cg, og = cin // groups, cout // groups
+    outs = []
+    for k in range(groups):
+        c = cols[:, k * cg:(k + 1) * cg]
+        wk = w[k * og:(k + 1) * og]
+        # (N, Cg*K, L) contracted with (Og, Cg*K): one BLAS call per group.
+        c2 = c.reshape(n, cg * math.prod(w.shape[2:]), math.prod(spatial))
+        outs.append(np.matmul(wk.reshape(og, -1), c2))
+    out = (outs[0] if groups == 1 else np.concatenate(outs, axis=1)).reshape(n, cout, *spatial)
+    if b is not None:
+        out = out + np.asarray(b).reshape((1, cout) + (1,) * nd)
+    return out.astype(np.result_type(x, w), copy=False)
+
+
+def _conv_grad_input(g: Tensor, x: Tensor, w: Tensor, b: Any, stride: tuple, pad: tuple,
+                     dil: tuple, groups: int) -> Tensor:
+    return call(OPS["conv_transpose_input"], g, w, tuple(x._data.shape), stride, pad, dil, groups)
+
+
+def _conv_grad_weight(g: Tensor, x: Tensor, w: Tensor, b: Any, stride: tuple, pad: tuple,
+                      dil: tuple, groups: int) -> Tensor:
+    return call(OPS["conv_weight_grad"], g, x, tuple(w._data.shape), stride, pad, dil, groups)
+
+
+def _conv_grad_bias(g: Tensor, x: Tensor, w: Tensor, b: Any, stride: tuple, pad: tuple,
+                    dil: tuple, groups: int) -> Tensor:
+    return g.sum(dim=(0, *range(2, g.ndim)))
+
+
+def _col2im(cols: np.ndarray, xshape: tuple[int, ...], kshape: tuple, stride: tuple,
+            pad: tuple, dil: tuple) -> np.ndarray:
+    """The adjoint of _im2col: add every window back into a (padded) input of xshape."""
+    nd = len(kshape)
+    padded = np.zeros((*xshape[:2], *(xshape[2 + i] + 2 * pad[i] for i in range(nd))),
+                      dtype=cols.dtype)
+    out = cols.shape[2 + nd:]
+    for offset in np.ndindex(*kshape):
+        window = tuple(slice(offset[i] * dil[i], offset[i] * dil[i] + stride[i] * out[i],
+                             stride[i]) for i in range(nd))
+        padded[(slice(None), slice(None), *window)] += cols[(slice(None), slice(None), *offset)]
+    return padded[(slice(None), slice(None),
+                   *(slice(pad[i], pad[i] + xshape[2 + i]) for i in range(nd)))]
+
+
+def _conv_transpose_input(g: Any, w: Any, xshape: tuple, stride: tuple, pad: tuple, dil: tuple,
+                          groups: int) -> Any:
+    g = np.asarray(g)
+    n, cout = g.shape[:2]
+    spatial = g.shape[2:]
+    cg, og = xshape[1] // groups, cout // groups
+    ksize = math.prod(w.shape[2:])
+    parts = []
+    for k in range(groups):
+        wk = w[k * og:(k + 1) * og].reshape(og, cg * ksize)
+        gk = g[:, k * og:(k + 1) * og].reshape(n, og, -1)
+        parts.append(np.matmul(wk.T, gk).reshape(n, cg, *w.shape[2:], *spatial))
+    cols = parts[0] if groups == 1 else np.concatenate(parts, axis=1)
+    return _col2im(cols, xshape, w.shape[2:], stride, pad, dil).astype(g.dtype, copy=False)
+
+
+def _conv_weight_grad(g: Any, x: Any, wshape: tuple, stride: tuple, pad: tuple, dil: tuple,
+                      groups: int) -> Any:
+    cols = _im2col(np.asarray(x), wshape[2:], stride, pad, dil)
+    g = np.asarray(g)
+    n, cout = g.shape[:2]
+    cg, og = wshape[1], cout // groups
+    ksize = math.prod(wshape[2:])
+    parts = []
+    for k in range(groups):
+        c = cols[:, k * cg:(k + 1) * cg].reshape(n, cg * ksize, -1)
+        gk = g[:, k * og:(k + 1) * og].reshape(n, og, -1)
+        # sum over the batch and positions: (Og, L) x (L, Cg*K) per sample, summed.
+        parts.append(np.einsum("nol,nkl->ok", gk, c, optimize=True))
+    out = parts[0] if groups == 1 else np.concatenate(parts, axis=0)
+    return out.reshape(wshape).astype(g.dtype, copy=False)
+
+
+def _conv_transpose_input_rules() -> tuple:
+    # d/dg: the convolution of gg with w; d/dw: the weight gradient of g against gg.
+    def rule_g(gg: Tensor, g: Tensor, w: Tensor, xshape: tuple, stride: tuple, pad: tuple,
+               dil: tuple, groups: int) -> Tensor:
+        return call(OPS["conv"], gg, w, None, stride, pad, dil, groups)
+
+    def rule_w(gg: Tensor, g: Tensor, w: Tensor, xshape: tuple, stride: tuple, pad: tuple,
+               dil: tuple, groups: int) -> Tensor:
+        return call(OPS["conv_weight_grad"], g, gg, tuple(w._data.shape), stride, pad, dil,
+                    groups)
+
+    return rule_g, rule_w
+
+
+def _conv_weight_grad_rules() -> tuple:
+    def rule_g(gw: Tensor, g: Tensor, x: Tensor, wshape: tuple, stride: tuple, pad: tuple,
+               dil: tuple, groups: int) -> Tensor:
+        return call(OPS["conv"], x, gw, None, stride, pad, dil, groups)
+
+    def rule_x(gw: Tensor, g: Tensor, x: Tensor, wshape: tuple, stride: tuple, pad: tuple,
+               dil: tuple, groups: int) -> Tensor:
+        return call(OPS["conv_transpose_input"], g, gw, tuple(x._data.shape), stride, pad, dil,
+                    groups)
+
+    return rule_g, rule_x
+
+
+def _max_pool(x: Any, kernel: tuple, stride: tuple, pad: tuple, dil: tuple) -> Any:
+    return np.max(_pool_windows(x, kernel, stride, pad, dil), axis=tuple(range(2, 2 + len(kernel))))
+
+
+def _pool_windows(x: Any, kernel: tuple, stride: tuple, pad: tuple, dil: tuple) -> np.ndarray:
+    x = np.asarray(x)
+    if any(pad):  # padding never wins a max
+        x = np.pad(x, [(0, 0), (0, 0), *((p, p) for p in pad)], constant_values=-np.inf)
+        pad0 = (0,) * len(pad)
+    else:
+        pad0 = pad
+    return _im2col(x, kernel, stride, pad0, dil)
+
+
+def _max_pool_rule(g: Tensor, x: Tensor, kernel: tuple, stride: tuple, pad: tuple, dil: tuple
+                   ) -> Tensor:
+    # The whole gradient goes to the first maximum of each window (torch's indices): a
+    # scatter-add of g at those positions, which is itself differentiable in g.
+    return _index_backward(g, x._data.shape, _max_pool_index(x._data, kernel, stride, pad, dil))
+
+
+def _max_pool_index(x: Any, kernel: tuple, stride: tuple, pad: tuple, dil: tuple) -> tuple:
+    """For every output position, the index into x of its window's first maximum."""
+    nd = len(kernel)
+    win = _pool_windows(x, kernel, stride, pad, dil)
+    n, c = win.shape[:2]
+    out = win.shape[2 + nd:]
+    k = np.argmax(win.reshape(n, c, -1, *out), axis=2)  # flat kernel offset of the maximum
+    offsets = np.unravel_index(k, kernel)
+    grid = np.indices(out, sparse=True)
+    spatial = tuple(grid[i] * stride[i] + offsets[i] * dil[i] - pad[i] for i in range(nd))
+    lead = (np.arange(n).reshape((n,) + (1,) * (nd + 1)),
+            np.arange(c).reshape((1, c) + (1,) * nd))
+    return lead + spatial
+
+
 # ---- the table -----------------------------------------------------------------------------
 # fmt: off
 # Python's operators, not np.add & co: on NumPy scalars they are ten times faster, and on
@@ -573,6 +1050,23 @@ op("sigmoid", "SigmoidBackward0", _sigmoid,
    lambda g, x, out: g * out * (1 - out), saves_output=True, plain=True)
 # relu'(0) = 0, as torch's threshold_backward.
 op("relu", "ReluBackward0", _relu, lambda g, x, out: g * (out > 0), saves_output=True, plain=True)
+# ML activations with torch's semantics (torch.nn.functional). Second derivatives: the rules
+# are engine ops; gelu's is its own row, as torch's GeluBackwardBackward0.
+op("gelu", "GeluBackward0", _gelu,
+   lambda g, x, approximate: call(OPS["gelu_backward"], g, x, approximate), saves=(0,))
+op("gelu_backward", "GeluBackwardBackward0", _gelu_backward,
+   lambda gg, g, x, approximate: call(OPS["gelu_backward"], gg, x, approximate),
+   _gelu_second, saves=(0, 1), reads=((1,), (0, 1)))
+op("silu", "SiluBackward0", _silu, _silu_rule, saves=(0,))
+op("elu", "EluBackward0", _elu,
+   lambda g, x, alpha: where(g, g * alpha * exp(_negative_part(x)), const(x._data > 0)),
+   saves=(0,))
+op("leaky_relu", "LeakyReluBackward0", _leaky_relu,
+   lambda g, x, slope: where(g, g * slope, const(x._data > 0)), saves=(0,))
+# torch computes softsign as x / (1 + |x|): its node is the division's.
+op("softsign", "DivBackward0", lambda x: x / (1 + np.abs(x)),
+   lambda g, x: g / ((abs(x) + 1) * (abs(x) + 1)), saves=(0,))
+op("logsigmoid", "LogSigmoidBackward0", _logsigmoid, lambda g, x: g * sigmoid(-x), saves=(0,))
 op("clamp", "ClampBackward1", _clamp, lambda g, x, lo, hi: where(g, 0.0, _clamp_mask(x, lo, hi)),
    saves=(0,))
 op("clamp_tensor", "ClampBackward0", _clamp,
@@ -628,7 +1122,7 @@ op("squeeze_dims", "SqueezeBackward2", _squeeze,
    lambda g, x, dims: g.reshape(x._data.shape), view=True)
 op("unsqueeze", "UnsqueezeBackward0", lambda x, d: np.expand_dims(x, d),
    lambda g, x, d: g.reshape(x._data.shape), view=True)
-op("expand", "ExpandBackward0", _expand, lambda g, x, shape: sum_to_(g, x._data.shape), view=True)
+op("expand", "ExpandBackward0", _expand, lambda g, x, shape: sum_to(g, x._data.shape), view=True)
 op("transpose", "TransposeBackward0", lambda x, d0, d1: np.swapaxes(x, d0, d1),
    lambda g, x, d0, d1: g.transpose(d0, d1), view=True)
 op("permute", "PermuteBackward0", lambda x, dims: np.transpose(x, dims),
@@ -645,13 +1139,63 @@ op("copy_slices", "torch::autograd::CopySlices", _copy_slices,
    _copy_slices_self_rule, _copy_slices_value_rule, broadcasts=True)
 op("cat", "CatBackward0", _cat, _cat_rule, variadic=True, n_static=1)
 op("stack", "StackBackward0", _stack, _stack_rule, variadic=True, n_static=1)
+
+# Fused ops: torch records one node for each, with its own derivative.
+op("addmm", "AddmmBackward0", _addmm,
+   lambda g, bias, a, b, beta, alpha: _scaled(g, beta),
+   lambda g, bias, a, b, beta, alpha: _scaled(g @ b.mT, alpha),
+   lambda g, bias, a, b, beta, alpha: _scaled(a.mT @ g, alpha),
+   saves=(1, 2), reads=((), (2,), (1,)), broadcasts=True)
+# matmul's own squeeze of a 1-D operand's dimension (torch's squeeze.dims, in place).
+op("matmul_squeeze", "SqueezeBackward4", _squeeze,
+   lambda g, x, dims: g.reshape(x._data.shape), view=True)
+op("t", "TBackward0", lambda x: np.swapaxes(x, 0, 1) if np.ndim(x) == 2 else x,
+   lambda g, x: call(OPS["t"], g), view=True)
+op("bmm", "BmmBackward0", _mm_checked, _matmul_grad_a, _matmul_grad_b,
+   saves=(0, 1), reads=((1,), (0,)))
+op("softmax", "SoftmaxBackward0", _softmax, _softmax_rule, saves_output=True)
+op("log_softmax", "LogSoftmaxBackward0", _log_softmax, _log_softmax_rule, saves_output=True)
+op("logsumexp", "LogsumexpBackward0", _logsumexp, _logsumexp_rule, saves=(0,),
+   saves_output=True)
+op("var", "VarBackward0", _var, _var_rule, saves=(0,))
+op("std", "StdBackward0", _std, _std_rule, saves=(0,), saves_output=True)
+op("vector_norm", "LinalgVectorNormBackward0", _vector_norm, _vector_norm_rule, saves=(0,),
+   saves_output=True)
+op("cumsum", "CumsumBackward0", _cumsum, _cumsum_rule)
+op("flip", "FlipBackward0", lambda x, dims: np.flip(x, dims).copy(),
+   lambda g, x, dims: call(OPS["flip"], g, dims))
+op("gather", "GatherBackward0", _gather, _gather_rule)
+op("sort", "SortBackward0", _gather, _gather_rule)
+op("topk", "TopkBackward0", _gather, _gather_rule)
+op("scatter_add", "ScatterAddBackward0", _scatter_add,
+   lambda g, x, src, dim, index: g,
+   lambda g, x, src, dim, index: call(OPS["gather"], g, dim, index))
+op("index_select", "IndexSelectBackward0", lambda x, index: x[index],
+   lambda g, x, index: _index_backward(g, x._data.shape, index))
+op("split", "SplitBackward0", lambda x, index: x[index],
+   lambda g, x, index: _index_backward(g, x._data.shape, index), view=True)
+op("tril", "TrilBackward0", lambda x, k: np.tril(x, k), lambda g, x, k: call(OPS["tril"], g, k))
+op("triu", "TriuBackward0", lambda x, k: np.triu(x, k), lambda g, x, k: call(OPS["triu"], g, k))
+op("split_with_sizes", "SplitWithSizesBackward0", lambda x, index: x[index],
+   lambda g, x, index: _index_backward(g, x._data.shape, index), view=True)
+op("unbind", "UnbindBackward0", lambda x, index: x[index],
+   lambda g, x, index: _index_backward(g, x._data.shape, index), view=True)
+op("repeat", "RepeatBackward0", _repeat, _repeat_rule)
+op("masked_fill", "MaskedFillBackward0", _masked_fill,
+   lambda g, x, mask, value: where(0.0, g, const(np.asarray(mask, dtype=bool))),
+   broadcasts=True)
+op("embedding", "EmbeddingBackward0", _embedding, _embedding_rule)
+op("mse_loss", "MseLossBackward0", _mse_loss, _mse_rule_a, _mse_rule_b, saves=(0, 1),
+   broadcasts=True)
+op("nll_loss", "NllLossBackward0", _nll_loss, _nll_rule)
+op("conv", "ConvolutionBackward0", _conv, _conv_grad_input, _conv_grad_weight, _conv_grad_bias,
+   saves=(0, 1), reads=((1,), (0,), ()))
+op("conv_transpose_input", "ConvolutionBackwardBackward0", _conv_transpose_input,
+   *_conv_transpose_input_rules(), saves=(0, 1), reads=((1,), (0,)))
+op("conv_weight_grad", "ConvolutionBackwardBackward0", _conv_weight_grad,
+   *_conv_weight_grad_rules(), saves=(0, 1), reads=((1,), (0,)))
+op("max_pool", "MaxPool2DWithIndicesBackward0", _max_pool, _max_pool_rule, saves=(0,))
 # fmt: on
-
-
-def sum_to_(g: Tensor, shape: tuple[int, ...]) -> Tensor:
-    from engine._broadcast import sum_to
-
-    return sum_to(g, shape)
 
 
 # ---- the functions the rules and the public API use -------------------------------------------
@@ -687,6 +1231,52 @@ reciprocal = _unary_fn("reciprocal")
 sign = _unary_fn("sign")
 clone = _unary_fn("clone")
 arcsin, arccos, arctan, negative = asin, acos, atan, neg
+
+
+_check_gelu = _float_only("GeluKernelImpl")
+_check_silu = _float_only("silu_cpu")
+_check_elu = _float_only("elu_cpu")
+_check_leaky = _float_only("leaky_relu_cpu")
+_check_logsigmoid = _float_only("log_sigmoid_cpu")
+
+
+def gelu(x: Tensor, approximate: str = "none") -> Tensor:
+    """x * Phi(x) (Phi the standard normal CDF), or its tanh approximation."""
+    if approximate not in ("none", "tanh"):
+        raise RuntimeError("approximate argument must be either none or tanh.")
+    _check_gelu(x._data)
+    return unary(OPS["gelu"], x, approximate)
+
+
+def silu(x: Tensor) -> Tensor:
+    """x * sigmoid(x)."""
+    _check_silu(x._data)
+    return unary(OPS["silu"], x)
+
+
+def elu(x: Tensor, alpha: float = 1.0) -> Tensor:
+    """x for x > 0, else alpha * (exp(x) - 1)."""
+    _check_elu(x._data)
+    return unary(OPS["elu"], x, float(alpha))
+
+
+def leaky_relu(x: Tensor, negative_slope: float = 0.01) -> Tensor:
+    """x for x > 0, else negative_slope * x."""
+    _check_leaky(x._data)
+    return unary(OPS["leaky_relu"], x, float(negative_slope))
+
+
+def softsign(x: Tensor) -> Tensor:
+    """x / (1 + |x|)."""
+    if x._data.dtype.kind != "f":
+        x = x.to(_dtype.float32)  # as torch's true division of an integer tensor
+    return unary(OPS["softsign"], x)
+
+
+def logsigmoid(x: Tensor) -> Tensor:
+    """log(sigmoid(x)), computed without overflow."""
+    _check_logsigmoid(x._data)
+    return unary(OPS["logsigmoid"], x)
 
 
 def where(a: Any, b: Any, cond: Tensor) -> Tensor:

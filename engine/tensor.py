@@ -18,11 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from engine import _dtype
-from engine.autograd import grad_mode
+from engine import _device, _dtype
+from engine._format import tensor_repr
 
 _new = object.__new__
-_state = grad_mode.state
 
 NON_LEAF_GRAD_WARNING = (
     "The .grad attribute of a Tensor that is not a leaf Tensor is being accessed. Its .grad "
@@ -86,6 +85,10 @@ class Size(tuple):
     def __repr__(self) -> str:
         return f"engine.Size({list(self)})"
 
+    def __getitem__(self, index: Any) -> Any:
+        item = tuple.__getitem__(self, index)
+        return Size(item) if isinstance(index, slice) else item
+
     def numel(self) -> int:
         """The number of elements of a tensor of this shape."""
         return int(np.prod(self, dtype=np.int64))
@@ -107,8 +110,10 @@ class Tensor:
     )
 
     def __init__(self, data: Any = (), *, requires_grad: bool = False) -> None:
-        # torch.Tensor(data) builds a float32 tensor; engine.tensor() is the usual factory.
-        arr = np.array(data.numpy() if isinstance(data, Tensor) else data, dtype=np.float32)
+        # torch.Tensor(data) builds a tensor of the default float dtype; engine.tensor() is the
+        # usual factory.
+        arr = np.array(data.numpy() if isinstance(data, Tensor) else data,
+                       dtype=_dtype.DEFAULT_FLOAT)
         _init(self, arr, requires_grad)
 
     @staticmethod
@@ -243,8 +248,13 @@ class Tensor:
         return self._data.dtype.kind == "f"
 
     @property
-    def device(self) -> str:
-        return "cpu"
+    def device(self) -> _device.device:
+        return _device.CPU
+
+    is_cuda = False
+    is_sparse = False
+    is_quantized = False
+    is_meta = False
 
     # ---- leaving the graph ---------------------------------------------------------------
     @property
@@ -328,17 +338,8 @@ class Tensor:
         return (_rebuild, (np.array(self._data), self._requires_grad))
 
     # ---- gradients -----------------------------------------------------------------------
-    def backward(
-        self,
-        gradient: Tensor | None = None,
-        retain_graph: bool | None = None,
-        create_graph: bool = False,
-        inputs: Any = None,
-    ) -> None:
-        """Accumulate d(self)/d(leaf) into the .grad of every leaf that requires grad."""
-        import engine.autograd  # (a plain import: `from` a package runs importlib's Python)
-
-        engine.autograd.backward(self, gradient, retain_graph, create_graph, inputs=inputs)
+    # backward() is installed by engine/_api.py from engine/autograd/_grad.py, which imports
+    # this module (the loop needs tensors; tensors need not know the loop).
 
     def retain_grad(self) -> None:
         """Keep .grad for this non-leaf tensor after backward."""
@@ -363,8 +364,6 @@ class Tensor:
 
     # ---- printing ------------------------------------------------------------------------
     def __repr__(self) -> str:
-        from engine._format import tensor_repr
-
         return tensor_repr(self)
 
     __str__ = __repr__

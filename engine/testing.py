@@ -28,6 +28,7 @@ def assert_gradcheck(
     `gradcheck check` prints, in plain text, naming the node whose own derivative is wrong
     (the user's Function class and the file:line of its backward) when blame finds one.
     """
+    __tracebackhide__ = True  # pytest shows the user's call, not this function's source
     if order not in (1, 2):
         raise ValueError(f"order must be 1 or 2, not {order!r}")
     # Imported here: engine itself must not need the CLI's dependencies (Rich, SymPy).
@@ -53,4 +54,8 @@ def assert_gradcheck(
     )
     if result.status != "pass":
         outcome = Outcome(f"assert_gradcheck({target})", [result], 0.0)
-        raise AssertionError(to_plain_table([outcome], width=100).rstrip())
+        # The verdict comes first: it is the line pytest's `-r` summary and CI logs show.
+        word = "failed" if result.status == "fail" else "error"
+        reason = (result.message or "gradient mismatch").splitlines()[0]
+        verdict = f"gradcheck {word} for {target}: {reason}"
+        raise AssertionError(verdict + "\n" + to_plain_table([outcome], width=100).rstrip())

@@ -610,12 +610,11 @@ def check(
             notes.append(f"shard {shard[0]}/{shard[1]}")
         if ran < total:
             notes.append(f"stopped by --fail-fast, {total - ran} of {total} cases not run")
+        writer.finish()
         seconds = time.perf_counter() - start
         if form == "table":
             summary = render.summary_line(writer.tally, seconds, "; ".join(notes))
             writer.console.print(summary, soft_wrap=True)
-        else:
-            writer.finish()
     finally:
         if output is not None:
             stream.close()

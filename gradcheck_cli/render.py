@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from typing import IO, TYPE_CHECKING
 
 from rich import box
+from rich.cells import cell_len
 from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
 from rich.measure import Measurement
 from rich.padding import Padding
@@ -34,6 +35,13 @@ ERROR_NAMES = {
     "hessian_autograd_vs_symbolic": "Hessian autograd",
     "hessian_numeric_vs_symbolic": "Hessian numeric",
 }
+# The batch table's point column folds down to this width before a case name is folded;
+# below MIN_FOLD characters nothing is readable any more.
+POINT_MIN = 6
+MIN_FOLD = 4
+COLUMN_GAP = 2  # one space would run a case's name into its point
+STATUS_WIDTH = 7  # '! ERROR': every file's table starts its names in the same column
+DETAIL_INDENT = 2  # the explanation of a failed case, under its heading
 # Batches quicker than this finish before a progress bar would be worth its flicker.
 PROGRESS_DELAY = 0.5
 
@@ -84,9 +92,29 @@ class FirstThatFits:
 def _three_way_table(title: str, label: str, rows: Sequence[Row]) -> RenderableType:
     """Autograd, SymPy (formula and value) and numeric side by side, with their errors.
 
-    The formulas sit in the table when it fits the width, otherwise they are listed under it.
+    The formulas sit in the table when it fits the width, otherwise they are listed under it;
+    narrower still (60 columns), each derivative gets three rows, one per source, so that no
+    number is ever cut.
     """
-    return FirstThatFits(_numbers_table(title, label, rows, True), _split_table(title, label, rows))
+    return FirstThatFits(
+        _numbers_table(title, label, rows, True),
+        _split_table(title, label, rows),
+        _with_formulas(_long_table(title, label, rows), rows),
+    )
+
+
+def _titled_table(title: str, columns: Sequence[Column]) -> Table:
+    """The frame of every derivative table: a bold title, a rule under the header."""
+    return Table(
+        *columns,
+        title=title,
+        title_justify="left",
+        title_style="bold",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        padding=(0, 1, 0, 0),
+        pad_edge=False,
+    )
 
 
 def _numbers_table(title: str, label: str, rows: Sequence[Row], inline: bool) -> Table:
@@ -100,16 +128,7 @@ def _numbers_table(title: str, label: str, rows: Sequence[Row], inline: bool) ->
     if estimates:
         columns.append(Column("± est.", **number))
     columns += [Column("auto−sym", **number), Column("num−sym", **number)]
-    table = Table(
-        *columns,
-        title=title,
-        title_justify="left",
-        title_style="bold",
-        box=box.SIMPLE_HEAD,
-        show_edge=False,
-        padding=(0, 1, 0, 0),
-        pad_edge=False,
-    )
+    table = _titled_table(title, columns)
     for name, _, auto, formula, sym, num, estimate in rows:
         cells = [name, fmt(auto)] + ([formula] if inline else []) + [fmt(sym), fmt(num)]
         if estimates:
@@ -119,15 +138,40 @@ def _numbers_table(title: str, label: str, rows: Sequence[Row], inline: bool) ->
     return table
 
 
-def _split_table(title: str, label: str, rows: Sequence[Row]) -> Group:
-    """The table of numbers, then the formulas one per line."""
+def _long_table(title: str, label: str, rows: Sequence[Row]) -> Table:
+    """The numbers one source per row: autograd, SymPy, numeric, each with its error."""
+    estimates = any(row[6] is not None for row in rows)
+    number = {"justify": "right", "no_wrap": True}
+    columns: list[Column] = [
+        Column(label, style="bold", no_wrap=True),
+        Column("by", no_wrap=True),
+        Column("value", **number),
+        Column("vs SymPy", **number),
+    ]
+    if estimates:
+        columns.append(Column("± est.", **number))
+    table = _titled_table(title, columns)
+    for name, _, auto, _, sym, num, estimate in rows:
+        table.add_row(name, "autograd", fmt(auto), fmt_error(_abs_diff(auto, sym)))
+        table.add_row("", "SymPy", fmt(sym), "")
+        extra = [fmt_error(estimate) if estimate is not None else ""] if estimates else []
+        table.add_row("", "numeric", fmt(num), fmt_error(_abs_diff(num, sym)), *extra)
+    return table
+
+
+def _with_formulas(table: Table, rows: Sequence[Row]) -> Group:
+    """A table of numbers, then the SymPy formulas one per line."""
     formulas = Table.grid(padding=(0, 1))
     formulas.add_column(style="bold", no_wrap=True)
     formulas.add_column(overflow="fold")
     for row in rows:
         formulas.add_row(f"{row[1]} =", row[3])
-    table = _numbers_table(title, label, rows, False)
     return Group(table, Text("SymPy formulas", style="bold"), formulas)
+
+
+def _split_table(title: str, label: str, rows: Sequence[Row]) -> Group:
+    """The table of numbers, then the formulas one per line."""
+    return _with_formulas(_numbers_table(title, label, rows, False), rows)
 
 
 def gradient_table(result: CaseResult) -> RenderableType:
@@ -267,7 +311,13 @@ def v_plot(scan: StepScan, height: int = 12) -> Text:
 
 
 class BatchTable:
-    """Streams batch results as fixed-width rows, one header per file, details under misses."""
+    """Batch results as one table per file, sized from its content, then the misses explained.
+
+    A file's rows are collected until the next file (or `finish`) so that Rich can size the
+    columns from what they hold: numbers keep their width and are never cut, names and
+    points wrap at word boundaries when the width is short. Under the table, each failed or
+    errored case gets its explanation at the full width of the console.
+    """
 
     HEADERS = ("status", "case", "point", "value", "auto−sym", "num−sym")
 
@@ -275,72 +325,111 @@ class BatchTable:
         self.console = console
         self.tally = Tally()
         self._path: str | None = None
-
-    def _row(self, cells: Sequence[Text | str], header: bool = False) -> Table:
-        """A one-row grid with the same fixed columns as every other row."""
-        width = self.console.width
-        fixed = [8, 0, 18, 13, 9, 9]
-        name_width = max(12, width - sum(fixed) - len(fixed))
-        table = Table.grid(padding=(0, 1))
-        for i, w in enumerate(fixed):
-            table.add_column(
-                width=w or name_width,
-                no_wrap=True,
-                overflow="ellipsis",
-                justify="right" if i >= 3 else "left",
-                style="bold" if header else None,
-            )
-        table.add_row(*cells)
-        return table
+        self._results: list[CaseResult] = []
+        self._printed = False
 
     def add(self, outcome: Outcome) -> None:
-        """Print the rows of one case."""
+        """Collect the rows of one case (a file's table is printed when the file is done)."""
         if outcome.path != self._path:
+            self._flush()
             self._path = outcome.path
-            self.console.print(Text(outcome.path, style="bold underline"))
-            self.console.print(self._row(self.HEADERS, header=True))
         for result in outcome.results:
             self.tally.add(result.status)
-            autograd_err = result.error.get("autograd_vs_symbolic")
-            numeric_err = result.error.get("numeric_vs_symbolic")
-            self.console.print(
-                self._row(
-                    (
-                        status_text(result.status),
-                        result.name,
-                        fmt_point(result.point) or getattr(result, "shapes", ""),
-                        fmt(result.value),
-                        fmt_error(autograd_err),
-                        fmt_error(numeric_err),
-                    )
-                )
-            )
+            self._results.append(result)
+
+    def finish(self) -> None:
+        """Print what is still collected."""
+        self._flush()
+
+    def _flush(self) -> None:
+        if self._path is None:
+            return
+        if self._printed:
+            self.console.print()
+        self._printed = True
+        self.console.print(Text(self._path, style="bold underline"))
+        self.console.print(batch_table(self._results, self.console.width))
+        for result in self._results:
             if result.status != "pass":
-                self._details(detail_lines(result))
+                self.console.print()
+                self.console.print(case_details(result))
+        self._path, self._results = None, []
 
-    def _details(self, lines: Sequence[str]) -> None:
-        """The explanation under a failed row, indented past the status column.
 
-        Lines that start with a space are preformatted columns (gradcheck's table of worst
-        elements): they are printed whole, never wrapped into a jumble, at any width.
-        """
-        wrapped: list[str] = []
-        for line in [*lines, ""]:
-            if line.startswith(" ") or not line:
-                if wrapped:
-                    self.console.print(
-                        Group(
-                            *(
-                                Padding(Text(w, style="dim"), (0, 0, 0, 9), expand=False)
-                                for w in wrapped
-                            )
-                        )
-                    )
-                    wrapped = []
-                if line:
-                    self.console.print(Text(" " * 9 + line, style="dim"), soft_wrap=True)
-            else:
-                wrapped.append(line)
+def _row_cells(result: CaseResult) -> tuple[Text, str, str, str, str, str]:
+    """The cells of one result's row in the batch table."""
+    return (
+        status_text(result.status),
+        result.name,
+        fmt_point(result.point) or getattr(result, "shapes", ""),
+        fmt(result.value),
+        fmt_error(result.error.get("autograd_vs_symbolic")),
+        fmt_error(result.error.get("numeric_vs_symbolic")),
+    )
+
+
+def batch_table(results: Sequence[CaseResult], width: int) -> Table:
+    """One row per result: status, case, point, value and the two errors.
+
+    Rich sizes the columns from their content. Numbers keep the width of their longest cell,
+    so they are never cut. When the table would be wider than `width`, the case and point
+    columns share what is left: names stay whole where they can, both wrap at word
+    boundaries (folding only a word longer than the column), never into an ellipsis.
+    """
+    rows = [_row_cells(result) for result in results]
+    headers = BatchTable.HEADERS
+    widths = [max(len(h), *(cell_len(str(row[i])) for row in rows)) for i, h in enumerate(headers)]
+    widths[0] = STATUS_WIDTH
+    fixed = widths[0] + sum(widths[3:]) + COLUMN_GAP * (len(headers) - 1)
+    flexible = width - fixed
+    name, point = widths[1], widths[2]
+    if name + point > flexible:
+        # The point column gets its longest entry ('w=-0.3618417408,') if the names can
+        # still keep their longest word; names take the rest, whole if they fit.
+        words = max((cell_len(w) for row in rows for w in row[1].split()), default=MIN_FOLD)
+        entries = max((cell_len(w) for row in rows for w in row[2].split()), default=MIN_FOLD)
+        point = max(POINT_MIN, min(entries, flexible - words))
+        if name + point <= flexible:
+            point = flexible - name
+        name = max(MIN_FOLD, flexible - point)
+        point = max(MIN_FOLD, point)
+    # Narrower still: the numbers fold rather than be cropped at the edge of the screen.
+    fits = flexible >= name + point
+    table = Table(
+        Column(headers[0], no_wrap=True, width=STATUS_WIDTH),
+        Column(headers[1], overflow="fold", width=name),
+        Column(headers[2], overflow="fold", width=point),
+        *(
+            Column(header, justify="right", no_wrap=fits, overflow="fold")
+            for header in headers[3:]
+        ),
+        box=None,
+        show_edge=False,
+        padding=(0, COLUMN_GAP, 0, 0),
+        pad_edge=False,
+        header_style="bold",
+    )
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
+def case_details(result: CaseResult) -> RenderableType:
+    """Why a case failed or errored: its heading, then message, numbers and notes."""
+    head = Text.assemble(status_text(result.status), "  ", (result.name, "bold"))
+    where = fmt_point(result.point) or getattr(result, "shapes", "")
+    if where:
+        head.append(f"  {where}")
+    body: list[RenderableType] = [head]
+    for line in detail_lines(result):
+        # Lines that start with a space are preformatted columns (a case's output): printed
+        # whole, never wrapped into a jumble.
+        if line.startswith(" "):
+            text = Text(line, style="dim", no_wrap=True, overflow="ignore")
+        else:
+            text = Text(line, style="dim", overflow="fold")
+        body.append(Padding(text, (0, 0, 0, DETAIL_INDENT), expand=False))
+    return Group(*body)
 
 
 def to_plain_table(outcomes: Sequence[Outcome], width: int = 100, summary: bool = False) -> str:
@@ -354,6 +443,7 @@ def to_plain_table(outcomes: Sequence[Outcome], width: int = 100, summary: bool 
     table = BatchTable(console)
     for outcome in outcomes:
         table.add(outcome)
+    table.finish()
     if summary:
         console.print(summary_line(table.tally, sum(o.seconds for o in outcomes)), soft_wrap=True)
     # Rich pads every wrapped line to the width; trailing blanks are noise in a message.

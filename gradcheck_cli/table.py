@@ -12,6 +12,7 @@ Columns take their library as the first argument (``E`` the engine, ``S`` SymPy 
 kink-aware functions, ``m`` a math-like namespace from gradcheck_cli/scalars.py, ``T`` the
 tape), so this module imports none of them: ``gradcheck --help`` reads it and stays fast.
 
+The ML activations lower to engine.nn.functional (torch.nn.functional's rows).
 Kinks follow torch: abs'(0) = sign' = floor' = ceil' = 0, relu'(0) = 0, leaky_relu'(0) = the
 slope, elu'(0) = alpha, clamp passes the gradient at its bounds, min/max split ties 0.5/0.5,
 atan2's derivative at the origin is 0 (the origin is outside its domain here: no angle).
@@ -249,50 +250,9 @@ def _softplus_engine(E: Any, x: Any) -> Any:
     return E.log1p(E.exp(E.clamp(x, max=40.0))) + E.relu(x - 40.0)
 
 
-def _nn(E: Any, name: str) -> Callable[..., Any] | None:
-    # The activations live in engine.nn.functional (torch.nn.functional) once lane 15's rows
-    # land; until then the composites below, in the same torch semantics, stand in.
-    functional = getattr(getattr(E, "nn", None), "functional", None)
-    return getattr(functional, name, None)
-
-
-def _gelu_engine(E: Any, x: Any) -> Any:
-    fn = _nn(E, "gelu")
-    if fn is not None:
-        return fn(x)
-    return 0.5 * x * (1 + E.erf(x * (1 / math.sqrt(2))))
-
-
-def _silu_engine(E: Any, x: Any) -> Any:
-    fn = _nn(E, "silu")
-    return fn(x) if fn is not None else x * E.sigmoid(x)
-
-
-def _elu_engine(E: Any, x: Any, alpha: float = 1.0) -> Any:
-    fn = _nn(E, "elu")
-    if fn is not None:
-        return fn(x, alpha=float(alpha))
-    # torch's elu_backward takes the x <= 0 branch at 0: derivative alpha there.  The clamp
-    # keeps expm1 finite on the branch that is not taken (its zero gradient times inf is NaN).
-    return E.where(x > 0, x, float(alpha) * E.expm1(E.clamp(x, max=0.0)))
-
-
-def _leaky_engine(E: Any, x: Any, slope: float = 0.01) -> Any:
-    fn = _nn(E, "leaky_relu")
-    if fn is not None:
-        return fn(x, float(slope))
-    # torch: x > 0 ? g : g * slope, so the slope at 0.
-    return E.where(x > 0, x, float(slope) * x)
-
-
-def _softsign_engine(E: Any, x: Any) -> Any:
-    fn = _nn(E, "softsign")
-    return fn(x) if fn is not None else x / (1 + E.abs(x))
-
-
-def _logsigmoid_engine(E: Any, x: Any) -> Any:
-    fn = _nn(E, "logsigmoid")
-    return fn(x) if fn is not None else -_softplus_engine(E, -x)
+def _functional(E: Any) -> Any:
+    """engine.nn.functional (torch.nn.functional): where the ML activations live."""
+    return E.nn.functional
 
 
 def _cbrt_engine(E: Any, x: Any) -> Any:
@@ -519,21 +479,25 @@ ROWS: dict[str, OpRow] = {
                   kink=_at(_near_zero), smooth=False),
         _function("softplus", engine=_softplus_engine, sympy=lambda S, x: S.log(1 + S.exp(x)),
                   scalar=_softplus_scalar, heads=()),
-        _function("gelu", engine=_gelu_engine,
+        _function("gelu", engine=lambda E, x: _functional(E).gelu(x),
                   sympy=lambda S, x: x * (1 + S.erf(x / S.sqrt(2))) / 2,
                   scalar=lambda m, x: x * (1 + m.erf(x / m.sqrt(2))) / 2, heads=()),
-        _function("silu", engine=_silu_engine, sympy=lambda S, x: x / (1 + S.exp(-x)),
+        _function("silu", engine=lambda E, x: _functional(E).silu(x),
+                  sympy=lambda S, x: x / (1 + S.exp(-x)),
                   scalar=lambda m, x: x * _sigmoid_scalar(m, x), heads=()),
-        _function("elu", engine=_elu_engine, sympy=lambda S, x, a=1.0: S.Elu(x, a),
+        _function("elu", engine=lambda E, x, a=1.0: _functional(E).elu(x, alpha=float(a)),
+                  sympy=lambda S, x, a=1.0: S.Elu(x, a),
                   scalar=_elu_scalar, arity=(1, 2), heads=("Elu",), literals=(1,), fixed=(1,),
                   kink=_at(lambda x, a=1.0: _near_zero(x) and a != 1), smooth=False),
-        _function("leaky_relu", engine=_leaky_engine,
+        _function("leaky_relu",
+                  engine=lambda E, x, s=0.01: _functional(E).leaky_relu(x, float(s)),
                   sympy=lambda S, x, s=0.01: S.LeakyRelu(x, s), scalar=_leaky_scalar,
                   arity=(1, 2), heads=("LeakyRelu",), literals=(1,), fixed=(1,),
                   kink=_at(lambda x, s=0.01: _near_zero(x) and s != 1), smooth=False),
-        _function("softsign", engine=_softsign_engine, sympy=lambda S, x: x / (1 + S.RealAbs(x)),
+        _function("softsign", engine=lambda E, x: _functional(E).softsign(x),
+                  sympy=lambda S, x: x / (1 + S.RealAbs(x)),
                   scalar=lambda m, x: x / (1 + m.fabs(x)), heads=(), smooth=False),
-        _function("logsigmoid", engine=_logsigmoid_engine,
+        _function("logsigmoid", engine=lambda E, x: _functional(E).logsigmoid(x),
                   sympy=lambda S, x: -S.log(1 + S.exp(-x)),
                   scalar=lambda m, x: -_softplus_scalar(m, -x), heads=()),
         _function("min", engine=lambda E, *a: _chain(E.minimum, a),

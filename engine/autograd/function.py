@@ -12,7 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from engine.autograd.grad_mode import no_grad, state
+from engine._broadcast import sum_to
+from engine._grad_mode import no_grad, state
 from engine.autograd.graph import _MANY, FREED_MESSAGE, _modified_message, edge
 from engine.tensor import Tensor, VersionCounter, _wrap
 
@@ -159,8 +160,6 @@ def _reduce_to(g: Tensor, shape: tuple[int, ...], name: str, i: int) -> Tensor:
             f"Function {name} returned an invalid gradient at index {i} - got "
             f"{list(g._data.shape)} but expected shape compatible with {list(shape)}"
         )
-    from engine._broadcast import sum_to
-
     return sum_to(g, shape)
 
 

@@ -1,4 +1,7 @@
-"""jacobian and hessian of a function of tensors, built on autograd.grad."""
+"""jacobian and hessian of a function of tensors, built on autograd.grad.
+
+Loaded by engine/__init__.py after the op table, whose `stack` it uses.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,9 @@ from typing import Any
 
 import numpy as np
 
-from engine.autograd.grad_mode import enable_grad
+from engine._api import stack
+from engine._grad_mode import enable_grad
+from engine.autograd._grad import grad
 from engine.tensor import Tensor, _wrap
 
 
@@ -24,8 +29,6 @@ def jacobian(
     strategy: str = "reverse-mode",
 ) -> Any:
     """d func(inputs) / d inputs, shaped output.shape + input.shape, per output and input."""
-    from engine.autograd import grad
-
     ins, single_in = _as_tuple(inputs)
     with enable_grad():
         ins = tuple(t.detach().requires_grad_(True) for t in ins)
@@ -47,12 +50,12 @@ def jacobian(
                         blocks[j][k] = g._data
             row = []
             for j, t in enumerate(ins):
+                # (a tuple: with 0-d outputs and inputs the shape is empty)
+                shape = (*out.shape, *t.shape)
                 if create_graph and graph_blocks[j]:
-                    from engine._api import stack
-
-                    row.append(stack(graph_blocks[j]).reshape(*out.shape, *t.shape))
+                    row.append(stack(graph_blocks[j]).reshape(shape))
                 else:
-                    row.append(_wrap(blocks[j].reshape(*out.shape, *t.shape)))
+                    row.append(_wrap(blocks[j].reshape(shape)))
             rows.append(row[0] if single_in else tuple(row))
     return rows[0] if single_out else tuple(rows)
 
@@ -66,8 +69,6 @@ def hessian(
     outer_jacobian_strategy: str = "reverse-mode",
 ) -> Any:
     """Second derivatives of a scalar function, shaped input_i.shape + input_j.shape."""
-    from engine.autograd import grad
-
     ins, single_in = _as_tuple(inputs)
 
     def gradient(*xs: Tensor) -> tuple[Tensor, ...]:

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from types import ModuleType
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 
 from . import numeric
+from .frameworks import Adapter, BackwardError, for_inputs
 
 __all__ = ["GradcheckError", "gradcheck", "gradgradcheck"]
 
@@ -24,8 +24,65 @@ _ERROR_FACTOR = 4.0  # how many numeric error estimates a difference may hide be
 _WORST = 5  # elements listed in a failure message
 
 
+@dataclass(frozen=True)
+class WorstElement:
+    """One element of a Jacobian mismatch: where, both values, their gap and the estimate."""
+
+    index: str  # '(3,), (0,)': output index, input index; 'projection 2' in fast mode
+    analytic: float
+    numeric: float
+    error: float  # |analytic - numeric|
+    estimate: float  # the numeric derivative's own error estimate
+
+
+@dataclass(frozen=True)
+class JacobianMismatch:
+    """Why one (output, input) block of the Jacobian failed, as data (see `lines`)."""
+
+    output: int
+    input: int
+    differing: int  # how many elements differ
+    size: int
+    projected: bool  # fast mode: the elements are projections v^T J u
+    worst: tuple[WorstElement, ...]
+    scale: float  # of the whole Jacobian: the tolerances are relative to it
+    undefined: tuple[int, ...] = ()  # flat elements whose numeric derivative is NaN/inf
+    hint: str | None = None
+
+    def lines(self) -> list[str]:
+        """The failure message: headline, the worst elements as columns, the hint."""
+        lines = [f"Jacobian mismatch for output {self.output} with respect to input {self.input},"]
+        if self.undefined:
+            lines.append(
+                f"the numeric derivative is undefined (NaN/inf) at flat elements "
+                f"{list(self.undefined)}"
+            )
+        which = "projections" if self.projected else "elements (output index, input index)"
+        lines.append(f"{self.differing} of {self.size} elements differ; worst {which}:")
+        lines.append(
+            f"  {'index':<24} {'analytic':>14} {'numeric':>14} {'error':>11} {'estimate':>11}"
+        )
+        for w in self.worst:
+            lines.append(
+                f"  {w.index:<24} {w.analytic:>14.8g} {w.numeric:>14.8g} {w.error:>11.3g}"
+                f" {w.estimate:>11.3g}"
+            )
+        lines.append(
+            f"  (estimate: the numeric error estimate; scale of the Jacobian {self.scale:.3g})"
+        )
+        if self.hint:
+            lines.append(f"hint: {self.hint}")
+        return lines
+
+
 class GradcheckError(RuntimeError):
-    """Raised by gradcheck and gradgradcheck when a check fails and raise_exception is set."""
+    """Raised by gradcheck and gradgradcheck when a check fails and raise_exception is set.
+
+    `mismatch` holds the failing Jacobian block as data when that is the reason (None for
+    other failures), for tools that lay the worst elements out themselves.
+    """
+
+    mismatch: JacobianMismatch | None = None
 
 
 @dataclass
@@ -33,6 +90,18 @@ class _Failure:
     """One reason a check failed, with a message for humans."""
 
     message: str
+    mismatch: JacobianMismatch | None = None
+
+    def after(self, note: str) -> _Failure:
+        """The same failure, its message prefixed by `note`."""
+        return _Failure(note + self.message, self.mismatch)
+
+
+def _raise(error_type: type[RuntimeError] | None, message: str, failure: Any) -> NoReturn:
+    """Raise the framework's error (GradcheckError by default), with the mismatch as data."""
+    error = (error_type or GradcheckError)(message)
+    error.mismatch = getattr(failure, "mismatch", None)  # type: ignore[attr-defined]
+    raise error from None  # gradgradcheck's first failure is in the message already
 
 
 @dataclass
@@ -61,18 +130,7 @@ class _Run:
     note: str = ""
 
 
-def _lib() -> ModuleType:
-    # Imported lazily: engine.autograd imports this module while engine is initialising.
-    import engine
-
-    return engine
-
-
 # ------------------------------------------------------------------------------ helpers
-
-
-def _is_tensor(lib: ModuleType, obj: Any) -> bool:
-    return isinstance(obj, lib.Tensor)
 
 
 def _as_tuple(obj: Any) -> tuple:
@@ -81,22 +139,6 @@ def _as_tuple(obj: Any) -> tuple:
     if isinstance(obj, list):
         return tuple(obj)
     return (obj,)
-
-
-def _to_numpy(t: Any) -> np.ndarray:
-    return np.asarray(t.detach().numpy())
-
-
-def _is_floating(lib: ModuleType, t: Any) -> bool:
-    return np.issubdtype(_to_numpy(t).dtype, np.floating)
-
-
-def _np_dtype(t: Any) -> np.dtype:
-    return _to_numpy(t).dtype
-
-
-def _lib_dtype(lib: ModuleType, dtype: np.dtype) -> Any:
-    return lib.float64 if dtype == np.float64 else lib.float32
 
 
 def _tolerance_scale(dtype_eps: float, scale_tolerances: bool) -> float:
@@ -120,7 +162,7 @@ class _Checker:
 
     def __init__(
         self,
-        lib: ModuleType,
+        adapter: Adapter,
         func: Callable,
         inputs: tuple,
         *,
@@ -135,7 +177,7 @@ class _Checker:
         projections: int,
         seed: int,
     ):
-        self.lib = lib
+        self.adapter = adapter
         self.func = func
         self.inputs = inputs
         self.eps = eps
@@ -148,15 +190,15 @@ class _Checker:
         self.scale_tolerances = scale_tolerances
         self.projections = projections
         self.seed = seed
-        self.diff = [i for i, t in enumerate(inputs) if _is_tensor(lib, t) and t.requires_grad]
+        self.diff = adapter.diff_indices(inputs)
         if not self.diff:
             raise ValueError("gradcheck expects at least one input tensor to require gradient")
         for i in self.diff:
-            if not _is_floating(lib, inputs[i]):
+            if not adapter.is_floating(inputs[i]):
                 raise ValueError(f"input {i} requires gradient but is not floating point")
-        self.x0 = [_to_numpy(inputs[i]).astype(np.float64) for i in self.diff]
+        self.x0 = [adapter.to_numpy(inputs[i]).astype(np.float64) for i in self.diff]
         self.in_shapes = [tuple(inputs[i].shape) for i in self.diff]
-        self.in_dtypes = [_np_dtype(inputs[i]) for i in self.diff]
+        self.in_dtypes = [adapter.dtype_of(inputs[i]) for i in self.diff]
         self.sizes = [int(x.size) for x in self.x0]
         self.offsets = np.concatenate([[0], np.cumsum(self.sizes)]).astype(int)
 
@@ -164,27 +206,34 @@ class _Checker:
 
     def _call(self, flat: np.ndarray, dtype: np.dtype | None) -> tuple:
         """func at the diff inputs given by flat; other floating inputs cast to dtype."""
-        lib = self.lib
+        fw = self.adapter
         args = list(self.inputs)
         for k, i in enumerate(self.diff):
             chunk = flat[self.offsets[k] : self.offsets[k + 1]].reshape(self.in_shapes[k])
             target = self.in_dtypes[k] if dtype is None else dtype
-            args[i] = lib.tensor(chunk.astype(target), dtype=_lib_dtype(lib, np.dtype(target)))
             # Keep the flags: gradgradcheck's function calls autograd.grad inside.
-            args[i].requires_grad_(True)
+            args[i] = fw.from_numpy(chunk.astype(target), requires_grad=True)
         if dtype is not None:
-            for i, t in enumerate(self.inputs):
-                if i not in self.diff and _is_tensor(lib, t) and _is_floating(lib, t):
-                    cast = lib.tensor(_to_numpy(t).astype(dtype), dtype=_lib_dtype(lib, dtype))
-                    args[i] = cast.requires_grad_(True) if t.requires_grad else cast
-        return _as_tuple(self.func(*args))
+            args = self._cast(args, dtype)
+        return fw.call(self.func, args)
+
+    def _cast(self, args: list, dtype: np.dtype) -> list:
+        """args with their floating inputs other than the differentiated ones cast to dtype."""
+        fw = self.adapter
+        return [
+            fw.from_numpy(fw.to_numpy(t).astype(dtype), requires_grad=fw.requires_grad(t))
+            if i not in self.diff and fw.is_floating(t)
+            else t
+            for i, t in enumerate(args)
+        ]
 
     def _flat_outputs(self, outs: tuple) -> np.ndarray:
-        parts = [_to_numpy(o).astype(np.float64).reshape(-1) for o in self._float_outputs(outs)]
+        to_numpy = self.adapter.to_numpy
+        parts = [to_numpy(o).astype(np.float64).reshape(-1) for o in self._float_outputs(outs)]
         return np.concatenate(parts) if parts else np.zeros(0)
 
     def _float_outputs(self, outs: tuple) -> list:
-        return [o for o in outs if _is_tensor(self.lib, o) and _is_floating(self.lib, o)]
+        return [o for o in outs if self.adapter.is_floating(o)]
 
     def _reference(self) -> tuple[Callable[[np.ndarray], np.ndarray], np.dtype]:
         """The function the numeric side differentiates, in float64 when func allows it.
@@ -225,22 +274,19 @@ class _Checker:
 
     def _vjp(self, run: _Run, grad_outputs: list) -> list[np.ndarray] | _Failure:
         """Input gradients for the given output cotangents, checked for shape and dtype."""
-        lib = self.lib
-        diff_inputs = [run.inputs[i] for i in self.diff]
+        fw = self.adapter
         zipped = zip(run.outs, grad_outputs, strict=True)
-        pairs = [(o, g) for o, g in zipped if o.requires_grad]
+        pairs = [(o, g) for o, g in zipped if fw.requires_grad(o)]
         if not pairs:
             return [np.zeros(s) for s in self.in_shapes]
         try:
-            grads = lib.autograd.grad(
-                [p[0] for p in pairs],
-                diff_inputs,
-                grad_outputs=[p[1] for p in pairs],
-                retain_graph=True,
-                allow_unused=True,
+            grads = fw.vjp(
+                self.func, run.inputs, self.diff, [p[0] for p in pairs], [p[1] for p in pairs]
             )
+        except BackwardError as exc:
+            return _Failure(str(exc))
         except Exception as exc:  # noqa: BLE001 - a broken backward is a failed check
-            return _Failure(f"backward raised {type(exc).__name__}: {exc}")
+            return _Failure(f"{fw.backward_name} raised {type(exc).__name__}: {exc}")
         result = []
         for k, g in enumerate(grads):
             if g is None:
@@ -259,21 +305,18 @@ class _Checker:
                     f"wrong-shaped gradient for input {self.diff[k]}: got {list(shape)}, "
                     f"expected {list(self.in_shapes[k])}{hint}"
                 )
-            expected = _np_dtype(diff_inputs[k])
-            if self.check_grad_dtypes and _np_dtype(g) != expected:
+            expected = fw.dtype_of(run.inputs[self.diff[k]])
+            if self.check_grad_dtypes and fw.dtype_of(g) != expected:
                 return _Failure(
-                    f"gradient for input {self.diff[k]} has dtype {_np_dtype(g)}, "
+                    f"gradient for input {self.diff[k]} has dtype {fw.dtype_of(g)}, "
                     f"expected {expected}"
                 )
-            result.append(_to_numpy(g).astype(np.float64))
+            result.append(fw.to_numpy(g).astype(np.float64))
         return result
 
     def _cotangent(self, out: Any, values: np.ndarray) -> Any:
-        lib = self.lib
-        dtype = _np_dtype(out)
-        return lib.tensor(
-            values.astype(dtype).reshape(tuple(out.shape)), dtype=_lib_dtype(lib, dtype)
-        )
+        fw = self.adapter
+        return fw.from_numpy(values.astype(fw.dtype_of(out)).reshape(tuple(out.shape)))
 
     def _analytic_full(self, run: _Run) -> list[list[np.ndarray]] | _Failure:
         """jac[o][k]: (numel(out o), numel(input k)) by one backward per output element."""
@@ -302,7 +345,7 @@ class _Checker:
 
     def run(self) -> _Failure | None:
         """None when every check passes, else the first failure."""
-        self.outputs = _as_tuple(self.func(*self.inputs))
+        self.outputs = self.adapter.call(self.func, self.inputs)
         outs = self._float_outputs(self.outputs)
         if not outs:
             return None
@@ -310,7 +353,7 @@ class _Checker:
         self.flat0 = np.concatenate([x.reshape(-1) for x in self.x0])
         self.out_sizes = [int(np.prod(o.shape, dtype=np.int64)) for o in outs]
         self.out_offsets = np.concatenate([[0], np.cumsum(self.out_sizes)]).astype(int)
-        if self.check_undefined_grad and any(o.requires_grad for o in outs):
+        if self.check_undefined_grad and any(map(self.adapter.requires_grad, outs)):
             zeros = [
                 self._cotangent(o, np.zeros(s)) for o, s in zip(outs, self.out_sizes, strict=True)
             ]
@@ -343,53 +386,125 @@ class _Checker:
         """
         if self.ref_dtype != np.float64 or all(d == np.float64 for d in self.in_dtypes):
             return []
-        lib = self.lib
-        args = list(self.inputs)
-        for i, t in enumerate(self.inputs):
-            if _is_tensor(lib, t) and _is_floating(lib, t):
-                cast = lib.tensor(_to_numpy(t).astype(np.float64), dtype=lib.float64)
-                args[i] = cast.requires_grad_(True) if t.requires_grad else cast
+        fw = self.adapter
+        args = [
+            fw.from_numpy(fw.to_numpy(t).astype(np.float64), requires_grad=i in self.diff)
+            if fw.is_floating(t)
+            else t
+            for i, t in enumerate(self.inputs)
+        ]
         try:
-            outs = self._float_outputs(_as_tuple(self.func(*args)))
+            outs = self._float_outputs(fw.call(self.func, args))
         except Exception:  # noqa: BLE001 - no float64 re-run for this func
             return []
-        if len(outs) != len(self.out_sizes) or any(_np_dtype(o) != np.float64 for o in outs):
+        if len(outs) != len(self.out_sizes) or any(fw.dtype_of(o) != np.float64 for o in outs):
             return []
         note = "(float32 inputs; this is the backward re-run in float64, held to float64 "
         note += "tolerances)\n"
         return [_Run(tuple(args), outs, float(np.finfo(np.float64).eps), note)]
 
-    def _numeric_full(self) -> numeric.NumericResult:
-        step = None if self.eps == _DEFAULT_EPS else self.eps
-        return numeric.jacobian(
-            self.f_ref, self.flat0, complex_safe=False, dtype=self.ref_dtype, step=step
+    def _step(self) -> float | None:
+        """None: steps chosen per element; an explicit eps is PyTorch's fixed central step."""
+        return None if self.eps == _DEFAULT_EPS else self.eps
+
+    def _numeric_full(self, runs: list[_Run], jacs: list) -> numeric.NumericResult:
+        """The numeric Jacobian, as precise as the verdicts on these analytic ones need."""
+        blocks = [(int(self.offsets[k]), int(self.offsets[k + 1])) for k in range(len(self.diff))]
+        # Structure detection costs 2 log2(n) evaluations; it is worth trying only where the
+        # analytic Jacobian looks gather-shaped (a wrong one costs time, never a verdict).
+        detect = [
+            all(
+                np.all(np.count_nonzero(np.vstack([j[k] for j in jac]), axis=1) <= 1)
+                for jac in jacs
+            )
+            for k in range(len(self.diff))
+        ]
+
+        def undecided(value: np.ndarray, error: np.ndarray) -> np.ndarray:
+            need = np.zeros(value.shape, dtype=bool)
+            for run, jac in zip(runs, jacs, strict=True):
+                need |= self._undecided(run, jac, value, error)
+            return need
+
+        return numeric.staged_jacobian(
+            self.f_ref,
+            self.flat0,
+            undecided,
+            blocks=blocks,
+            detect=detect,
+            dtype=self.ref_dtype,
+            step=self._step(),
         )
+
+    def _undecided(self, run: _Run, jac: list, value: np.ndarray, error: np.ndarray) -> np.ndarray:
+        """Elements whose verdict a more precise numeric reference could change.
+
+        An element is decided (it passes) when |A - N| + 4 E fits in the tolerance computed
+        from lower bounds of the scales (|N| - 4 E for |N|): the truth lies within 4 E of N
+        (the rule's own premise), so any refined N passes it too.  Everything else, and in
+        particular every element that would fail, is refined before it is judged, so a
+        first estimate can neither raise an alarm nor hide one the refined reference sees.
+        """
+        usable = np.isfinite(value) & np.isfinite(error)
+        low = np.where(usable, np.maximum(np.abs(value) - _ERROR_FACTOR * error, 0.0), 0.0)
+        global_low = float(np.max(low, initial=0.0))
+        need = np.ones(value.shape, dtype=bool)
+        for o in range(len(self.out_sizes)):
+            rows = slice(self.out_offsets[o], self.out_offsets[o + 1])
+            for k in range(len(self.diff)):
+                cols = slice(self.offsets[k], self.offsets[k + 1])
+                a, n, e, lo = jac[o][k], value[rows, cols], error[rows, cols], low[rows, cols]
+                both = usable[rows, cols] & np.isfinite(a)
+                local = max(
+                    float(np.max(np.abs(a[both]), initial=0.0)),
+                    float(np.max(lo[both], initial=0.0)),
+                )
+                scale = max(local, 1e-3 * global_low)
+                tau = _tolerance_scale(self._pair_eps(o, k, run), self.scale_tolerances)
+                with np.errstate(invalid="ignore"):
+                    tol = tau * (self.atol * scale + self.rtol * lo)
+                    ok = both & (np.abs(a - n) + _ERROR_FACTOR * e <= tol)
+                need[rows, cols] = ~ok
+        return need
 
     def _pair_eps(self, o: int, k: int, run: _Run) -> float:
         if run.eps is not None:
             return run.eps
-        return max(np.finfo(self.in_dtypes[k]).eps, np.finfo(_np_dtype(run.outs[o])).eps)
+        out_dtype = self.adapter.dtype_of(run.outs[o])
+        return max(np.finfo(self.in_dtypes[k]).eps, np.finfo(out_dtype).eps)
 
-    def _full(self, runs: list[_Run]) -> _Failure | None:
-        num = self._numeric_full()
-        for run in runs:
-            failure = self._full_run(run, num)
-            if failure is not None:
-                return _Failure(run.note + failure.message)
-        return None
-
-    def _full_run(self, run: _Run, num: numeric.NumericResult) -> _Failure | None:
-        outs = run.outs
+    def _analytic_checked(self, run: _Run) -> list[list[np.ndarray]] | _Failure:
+        """The analytic Jacobian, computed twice: the backward must be reentrant."""
         first = self._analytic_full(run)
         if isinstance(first, _Failure):
             return first
         second = self._analytic_full(run)
         if isinstance(second, _Failure):
             return second
-        for o in range(len(outs)):
+        for o in range(len(run.outs)):
             failure = self._reentrant(first[o], second[o], o)
             if failure is not None:
                 return failure
+        return first
+
+    def _full(self, runs: list[_Run]) -> _Failure | None:
+        jacs = []
+        for run in runs:
+            jac = self._analytic_checked(run)
+            if isinstance(jac, _Failure):
+                return jac.after(run.note)
+            jacs.append(jac)
+        num = self._numeric_full(runs, jacs)
+        for run, jac in zip(runs, jacs, strict=True):
+            failure = self._full_run(run, jac, num)
+            if failure is not None:
+                return failure.after(run.note)
+        return None
+
+    def _full_run(
+        self, run: _Run, jac: list[list[np.ndarray]], num: numeric.NumericResult
+    ) -> _Failure | None:
+        outs = run.outs
         pairs = []
         for o in range(len(outs)):
             rows = slice(self.out_offsets[o], self.out_offsets[o + 1])
@@ -401,7 +516,7 @@ class _Checker:
                         self.diff[k],
                         tuple(outs[o].shape),
                         self.in_shapes[k],
-                        first[o][k],
+                        jac[o][k],
                         num.value[rows, cols],
                         num.error[rows, cols],
                         self._pair_eps(o, k, run),
@@ -454,42 +569,30 @@ class _Checker:
         unusable = ~np.isfinite(pair.numeric) | ~np.isfinite(pair.error)
         if verdict.ok and not np.any(unusable & np.isfinite(pair.analytic)):
             return None
-        return _Failure(_mismatch_message(pair, verdict, unusable))
+        mismatch = _mismatch(pair, verdict, unusable)
+        return _Failure("\n".join(mismatch.lines()), mismatch)
 
     # ---------------------------------------------------------------- fast mode
 
     def _fast(self, runs: list[_Run]) -> _Failure | None:
-        """Several signed random projections v^T J u, compared as scalars."""
+        """Signed random projections w^T J u, each one directional derivative, as scalars.
+
+        u spans all inputs at once, each input's share scaled by 1 / the size of its
+        analytic gradients (a power of two; the largest weight where they vanish) so that
+        no input hides behind a larger one.  The numeric side is a first estimate along u
+        (three evaluations), refined on the Richardson ladder only where it cannot decide.
+        """
         rng = np.random.default_rng(self.seed)
-        n_out = len(self.out_sizes)
-        step = None if self.eps == _DEFAULT_EPS else self.eps
-        # u[p][k]: direction in input k; w[p][o]: weights on output o.
-        u = [[rng.choice([-1.0, 1.0], size=n) for n in self.sizes] for _ in range(self.projections)]
-        w = [
-            [rng.choice([-1.0, 1.0], size=m) for m in self.out_sizes]
-            for _ in range(self.projections)
-        ]
-        num = np.zeros((self.projections, n_out, len(self.diff)))
-        err = np.zeros_like(num)
-        for p in range(self.projections):
-            for k in range(len(self.diff)):
-                direction = np.zeros(self.flat0.size)
-                direction[self.offsets[k] : self.offsets[k + 1]] = u[p][k]
-                res = numeric.directional(
-                    self.f_ref,
-                    self.flat0,
-                    direction,
-                    complex_safe=False,
-                    dtype=self.ref_dtype,
-                    step=step,
-                )
-                for o in range(n_out):
-                    rows = slice(self.out_offsets[o], self.out_offsets[o + 1])
-                    num[p, o, k] = float(w[p][o] @ res.value[rows])
-                    err[p, o, k] = float(np.sum(res.error[rows]))
+        n_out, count, size = len(self.out_sizes), self.projections, self.flat0.size
+        # Random sizes as well as signs: with +-1 entries an error in two elements of equal
+        # size cancels in half the projections; with sizes in [0.5, 1.5] it cancels in none.
+        w = [[_random_entries(rng, m) for m in self.out_sizes] for _ in range(count)]
+        signs = _random_entries(rng, (count, size))
+        # vjps[r][p, o]: the flat input gradient for cotangent w[p][o] on output o, run r.
+        vjps = []
         for run in runs:
-            analytic = np.zeros_like(num)
-            for p in range(self.projections):
+            grads_r = np.zeros((count, n_out, size))
+            for p in range(count):
                 for o in range(n_out):
                     cot = [
                         self._cotangent(q, w[p][o] if q_i == o else np.zeros(self.out_sizes[q_i]))
@@ -497,35 +600,67 @@ class _Checker:
                     ]
                     grads = self._vjp(run, cot)
                     if isinstance(grads, _Failure):
-                        return _Failure(run.note + grads.message)
+                        return grads.after(run.note)
                     if p == 0:
-                        again = self._vjp(run, cot)
-                        failure = self._reentrant(grads, again, o)
+                        failure = self._reentrant(grads, self._vjp(run, cot), o)
                         if failure is not None:
-                            return _Failure(run.note + failure.message)
-                    for k, g in enumerate(grads):
-                        analytic[p, o, k] = float(u[p][k] @ g.reshape(-1))
+                            return failure.after(run.note)
+                    grads_r[p, o] = np.concatenate([g.reshape(-1) for g in grads])
+            vjps.append(grads_r)
+        weights = np.ones(size)
+        sizes = []
+        for k in range(len(self.diff)):
+            block = vjps[0][:, :, self.offsets[k] : self.offsets[k + 1]]
+            sizes.append(float(np.max(np.abs(np.nan_to_num(block)), initial=0.0)))
+        positive = [s for s in sizes if s > 0 and np.isfinite(s)]
+        for k, s in enumerate(sizes):
+            ref = s if s in positive else (min(positive) if positive else 1.0)
+            weights[self.offsets[k] : self.offsets[k + 1]] = 2.0 ** -np.round(np.log2(ref))
+        dirs = signs * (weights / np.max(weights))
+
+        def projected(r: int, value, error, realised) -> list[tuple]:
+            """Per output: analytic, numeric and error of the count projections."""
+            out = []
             for o in range(n_out):
-                for k in range(len(self.diff)):
-                    pair = _Pair(
-                        o,
-                        self.diff[k],
-                        (self.projections,),
-                        (),
-                        analytic[:, o, k],
-                        num[:, o, k],
-                        err[:, o, k],
-                        self._pair_eps(o, k, run),
-                        projected=True,
-                    )
-                    failure = self._judge(pair, 0.0)
-                    if failure is not None:
-                        return _Failure(
-                            run.note
-                            + "fast mode: the random projections v^T J u disagree.\n"
-                            + failure.message
-                        )
+                rows = slice(self.out_offsets[o], self.out_offsets[o + 1])
+                a = np.array([vjps[r][p, o] @ realised[p] for p in range(count)])
+                n = np.array([w[p][o] @ value[rows, p] for p in range(count)])
+                e = np.array([np.abs(w[p][o]) @ error[rows, p] for p in range(count)])
+                out.append((a, n, e))
+            return out
+
+        def undecided(value, error, realised) -> np.ndarray:
+            need = np.zeros(count, dtype=bool)
+            for r, run in enumerate(runs):
+                for o, (a, n, e) in enumerate(projected(r, value, error, realised)):
+                    usable = np.isfinite(a) & np.isfinite(n) & np.isfinite(e)
+                    low = np.where(usable, np.maximum(np.abs(n) - _ERROR_FACTOR * e, 0.0), 0.0)
+                    scale = max(float(np.max(np.abs(a[usable]), initial=0.0)), float(np.max(low)))
+                    tau = _tolerance_scale(self._fast_eps(o, run), self.scale_tolerances)
+                    with np.errstate(invalid="ignore"):
+                        tol = tau * (self.atol * scale + self.rtol * low)
+                        need |= ~(usable & (np.abs(a - n) + _ERROR_FACTOR * e <= tol))
+            return need
+
+        res, realised = numeric.staged_directional(
+            self.f_ref, self.flat0, dirs, undecided, dtype=self.ref_dtype, step=self._step()
+        )
+        for r, run in enumerate(runs):
+            for o, (a, n, e) in enumerate(projected(r, res.value, res.error, realised)):
+                pair = _Pair(o, -1, (count,), (), a, n, e, self._fast_eps(o, run), projected=True)
+                failure = self._judge(pair, 0.0)
+                if failure is not None:
+                    return failure.after(run.note)
         return None
+
+    def _fast_eps(self, o: int, run: _Run) -> float:
+        """A projection mixes every input: judged at the loosest of their precisions."""
+        return max(self._pair_eps(o, k, run) for k in range(len(self.diff)))
+
+
+def _random_entries(rng: np.random.Generator, shape: Any) -> np.ndarray:
+    """Random signs times random sizes in [0.5, 1.5]: projection vectors for fast mode."""
+    return rng.choice([-1.0, 1.0], size=shape) * rng.uniform(0.5, 1.5, size=shape)
 
 
 # ------------------------------------------------------------------------------ messages
@@ -573,58 +708,61 @@ def _hint(pair: _Pair, mismatch: np.ndarray, bound: np.ndarray) -> str | None:
     return None
 
 
-def _mismatch_message(pair: _Pair, verdict: numeric.Comparison, unusable: np.ndarray) -> str:
+def _mismatch(pair: _Pair, verdict: numeric.Comparison, unusable: np.ndarray) -> JacobianMismatch:
+    """The failing block as data: counts, the worst elements by excess over the bound."""
     a, n, e = pair.analytic, pair.numeric, pair.error
-    lines = [
-        f"Jacobian mismatch for output {pair.out_index} with respect to input {pair.in_index},"
-    ]
+    undefined: tuple[int, ...] = ()
     if np.any(unusable & np.isfinite(a)):
-        idx = np.flatnonzero(unusable.ravel())[:_WORST]
-        lines.append(
-            f"the numeric derivative is undefined (NaN/inf) at flat elements {idx.tolist()}"
-        )
+        undefined = tuple(int(i) for i in np.flatnonzero(unusable.ravel())[:_WORST])
     mismatch = verdict.mismatch
     with np.errstate(invalid="ignore", divide="ignore"):
         excess = np.where(mismatch, np.abs(a - n) / np.maximum(verdict.bound, 1e-300), -np.inf)
     order = np.argsort(-excess, axis=None)[: min(_WORST, int(np.count_nonzero(mismatch)))]
     fast = pair.projected
-    lines.append(
-        f"{int(np.count_nonzero(mismatch))} of {a.size} elements differ; worst "
-        + ("projections" if fast else "elements (output index, input index)")
-        + ":"
-    )
-    lines.append(f"  {'index':<24} {'analytic':>14} {'numeric':>14} {'error':>11} {'estimate':>11}")
+    worst = []
     for flat in order:
         if fast:
             label = f"projection {int(flat)}"
         else:
             r, c = np.unravel_index(int(flat), a.shape)
             label = f"{_fmt_index(r, pair.out_shape)}, {_fmt_index(c, pair.in_shape)}"
-        ai, ni, ei = a.flat[flat], n.flat[flat], e.flat[flat]
-        lines.append(f"  {label:<24} {ai:>14.8g} {ni:>14.8g} {abs(ai - ni):>11.3g} {ei:>11.3g}")
-    lines.append(
-        f"  (estimate: the numeric error estimate; scale of the Jacobian {verdict.scale:.3g})"
+        ai, ni, ei = float(a.flat[flat]), float(n.flat[flat]), float(e.flat[flat])
+        worst.append(WorstElement(label, ai, ni, abs(ai - ni), ei))
+    return JacobianMismatch(
+        output=pair.out_index,
+        input=pair.in_index,
+        differing=int(np.count_nonzero(mismatch)),
+        size=int(a.size),
+        projected=fast,
+        worst=tuple(worst),
+        scale=float(verdict.scale),
+        undefined=undefined,
+        hint=None if fast else _hint(pair, mismatch, verdict.bound),
     )
-    hint = None if fast else _hint(pair, mismatch, verdict.bound)
-    if hint:
-        lines.append(f"hint: {hint}")
-    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------- public API
 
 
-def _unsupported(**flags: bool) -> None:
-    for name, value in flags.items():
-        if value:
-            raise NotImplementedError(
-                f"gradcheck: {name}=True is not supported: engine has no forward-mode AD, "
-                "vmap or masked tensors"
-            )
+def _unsupported(adapter: Adapter, **flags: bool) -> dict[str, bool]:
+    """The flags set (torch runs its own checks for them); an error for other frameworks."""
+    wanted = {name: value for name, value in flags.items() if value}
+    if wanted and adapter.name != "torch":
+        name = next(iter(wanted))
+        why = {
+            "engine": "engine has no forward-mode AD, vmap or masked tensors",
+            "jax": "use jax.test_util.check_grads(modes=['fwd']) for forward mode",
+        }.get(adapter.name, f"{adapter.name} code has no forward-mode AD")
+        raise NotImplementedError(f"gradcheck: {name}=True is not supported: {why}")
+    return wanted
+
+
+def _adapter_for(inputs: tuple, adapter: Adapter | None) -> Adapter:
+    return adapter if adapter is not None else for_inputs(inputs)
 
 
 def _gradcheck(
-    lib: ModuleType,
+    adapter: Adapter | None,
     func: Callable,
     inputs: Any,
     *,
@@ -638,14 +776,16 @@ def _gradcheck(
     check_backward_ad: bool = True,
     fast_mode: bool = False,
     scale_tolerances: bool = True,
-    projections: int = 4,
+    projections: int = 2,
     seed: int = 0,
 ) -> bool:
-    """gradcheck on any module with PyTorch's names (engine, or torch for comparisons)."""
+    """gradcheck through a framework adapter (None: the one the inputs' arrays call for)."""
+    tupled = _as_tuple(inputs)
+    fw = _adapter_for(tupled, adapter)
     checker = _Checker(
-        lib,
+        fw,
         func,
-        _as_tuple(inputs),
+        tupled,
         eps=eps,
         atol=atol,
         rtol=rtol,
@@ -663,7 +803,7 @@ def _gradcheck(
     if failure is None:
         return True
     if raise_exception:
-        raise GradcheckError(failure.message)
+        _raise(fw.error_type, fw.note(checker.in_dtypes) + failure.message, failure)
     return False
 
 
@@ -685,15 +825,27 @@ def gradcheck(
     fast_mode: bool = False,
     masked: bool | None = None,
     scale_tolerances: bool = True,
-    projections: int = 4,
+    projections: int = 2,
     seed: int = 0,
 ) -> bool:
     """Check func's analytic gradients against finite differences; True or GradcheckError.
 
+    inputs may be engine tensors, torch.Tensors (func is then a PyTorch function and the
+    analytic side is torch's autograd) or JAX arrays (func is a JAX function, the analytic
+    side is jax.vjp, and every floating input is differentiated); the numeric side and the
+    verdict are the same for all three.
+
     The verdict rule, per (output, input) pair with analytic Jacobian A, numeric N and
-    numeric error estimate E (Richardson extrapolation, see engine.autograd.numeric):
+    numeric error estimate E (see engine.autograd.numeric):
 
         mismatch where |A - N| > 4 * E + tau * (atol * S + rtol * |N|)
+
+    N and E are, per element, a cheap first estimate (three evaluations per input, or per
+    block of inputs that no output element reads two of) where it already settles the
+    verdict, that is where |A - N| + 4 E fits the tolerance even at the lowest scales
+    consistent with the estimates, else Richardson extrapolation; so every element judged
+    a mismatch was judged on the Richardson reference, and no element passes that the
+    Richardson reference would fail unless the first estimate's error bound is dishonest.
 
     S is the scale of the pair's Jacobian, max |A|, |N| (floored at 1e-3 of the largest
     pair's scale), so atol is relative: a wrong gradient of size 1e-9 is still caught and
@@ -708,20 +860,25 @@ def gradcheck(
 
     eps: the default (1e-6) chooses steps automatically; any other value forces central
     differences with that absolute step, as in PyTorch.  fast_mode compares `projections`
-    random signed projections v^T J u; if one disagrees, the full check locates the failure
-    and gives the verdict.
+    random projections w^T J u (u over all inputs at once, each one directional derivative
+    of three evaluations, refined like the elements above); if one disagrees, the full check
+    locates the failure and gives the verdict.
     A backward that raises, returns a wrong shape (or, with check_grad_dtypes, dtype), is
     not reentrant within nondet_tol, or gives non-zero gradients for zero grad_outputs
     (check_undefined_grad) fails the check.
+    With torch inputs, check_batched_grad, check_batched_forward_grad, check_forward_ad and
+    masked are torch's own checks, run by torch.autograd.gradcheck after ours passes.
     """
-    _unsupported(
+    adapter = for_inputs(_as_tuple(inputs))
+    torch_checks = _unsupported(
+        adapter,
         check_batched_grad=check_batched_grad,
         check_batched_forward_grad=check_batched_forward_grad,
         check_forward_ad=check_forward_ad,
         masked=bool(masked),
     )
-    return _gradcheck(
-        _lib(),
+    ours = _gradcheck(
+        adapter,
         func,
         inputs,
         eps=eps,
@@ -737,10 +894,21 @@ def gradcheck(
         projections=projections,
         seed=seed,
     )
+    if not (ours and torch_checks):
+        return ours
+    # Batched grads need torch's backward pass; ours has judged the backward already.
+    return adapter.own_check(
+        "gradcheck",
+        (func, inputs),
+        dict(eps=eps, atol=atol, rtol=rtol, raise_exception=raise_exception,
+             nondet_tol=nondet_tol, check_undefined_grad=False,
+             check_grad_dtypes=check_grad_dtypes, check_backward_ad=check_batched_grad,
+             fast_mode=fast_mode, **torch_checks),
+    )
 
 
 def _gradgradcheck(
-    lib: ModuleType,
+    adapter: Adapter | None,
     func: Callable,
     inputs: Any,
     grad_outputs: Any = None,
@@ -748,50 +916,34 @@ def _gradgradcheck(
     seed: int = 0,
     **kwargs: Any,
 ) -> bool:
-    """gradgradcheck on any module with PyTorch's names."""
+    """gradgradcheck through a framework adapter (None: the one the inputs call for)."""
     tupled = _as_tuple(inputs)
-    diff = [i for i, t in enumerate(tupled) if _is_tensor(lib, t) and t.requires_grad]
-    outputs = _as_tuple(func(*tupled))
+    fw = _adapter_for(tupled, adapter)
+    diff = fw.diff_indices(tupled)
     if grad_outputs is None:
         rng = np.random.default_rng(seed)
         grad_outputs = tuple(
-            lib.tensor(
-                rng.standard_normal(tuple(o.shape)).astype(_np_dtype(o)),
-                dtype=_lib_dtype(lib, _np_dtype(o)),
-                requires_grad=True,
+            fw.from_numpy(
+                rng.standard_normal(tuple(o.shape)).astype(fw.dtype_of(o)), requires_grad=True
             )
-            for o in outputs
-            if _is_tensor(lib, o) and _is_floating(lib, o) and o.requires_grad
+            for o in fw.call(func, tupled)
+            if fw.is_floating(o) and fw.requires_grad(o)
         )
     grad_outputs = _as_tuple(grad_outputs)
     n_in = len(tupled)
     raise_exception = kwargs.pop("raise_exception", True)
-
-    def first_derivative(*args: Any) -> tuple:
-        ins, gos = args[:n_in], args[n_in:]
-        outs = [
-            o
-            for o in _as_tuple(func(*ins))
-            if _is_tensor(lib, o) and _is_floating(lib, o) and o.requires_grad
-        ]
-        grads = lib.autograd.grad(
-            outs,
-            [ins[i] for i in diff],
-            grad_outputs=list(gos),
-            create_graph=True,
-            allow_unused=True,
-        )
-        return tuple(g for g in grads if g is not None)
-
+    first_derivative = fw.first_derivative(func, n_in, diff)
     try:
-        return _gradcheck(lib, first_derivative, tupled + grad_outputs, seed=seed, **kwargs)
+        return _gradcheck(fw, first_derivative, tupled + grad_outputs, seed=seed, **kwargs)
     except GradcheckError as exc:
         if not raise_exception:
             return False
-        raise GradcheckError(
+        _raise(
+            fw.error_type,
             f"gradgradcheck: output k below is the gradient for differentiable input k, and "
-            f"inputs {n_in}.. are the grad_outputs.\n{exc}"
-        ) from None
+            f"inputs {n_in}.. are the grad_outputs.\n{exc}",
+            exc,
+        )
 
 
 def gradgradcheck(
@@ -813,35 +965,50 @@ def gradgradcheck(
     fast_mode: bool = False,
     masked: bool = False,
     scale_tolerances: bool = True,
-    projections: int = 4,
+    projections: int = 2,
     seed: int = 0,
 ) -> bool:
     """Check the gradients of func's backward (built with create_graph) by gradcheck.
 
     grad_outputs default to seeded random normals that require grad, as in PyTorch; the
     verdict rule is gradcheck's.  gen_non_contig_grad_outputs is accepted and ignored
-    (engine arrays have no strides to vary).
+    (engine arrays have no strides to vary).  torch and JAX inputs as for gradcheck; with
+    torch inputs, check_batched_grad and check_fwd_over_rev are torch's own checks.
     """
-    del gen_non_contig_grad_outputs
-    _unsupported(
-        check_batched_grad=check_batched_grad, check_fwd_over_rev=check_fwd_over_rev, masked=masked
+    adapter = for_inputs(_as_tuple(inputs))
+    torch_checks = _unsupported(
+        adapter,
+        check_batched_grad=check_batched_grad,
+        check_fwd_over_rev=check_fwd_over_rev,
+        masked=masked,
     )
-    if not check_rev_over_rev:
-        return True
-    return _gradgradcheck(
-        _lib(),
-        func,
-        inputs,
-        grad_outputs,
-        seed=seed,
-        eps=eps,
-        atol=atol,
-        rtol=rtol,
-        raise_exception=raise_exception,
-        nondet_tol=nondet_tol,
-        check_undefined_grad=check_undefined_grad,
-        check_grad_dtypes=check_grad_dtypes,
-        fast_mode=fast_mode,
-        scale_tolerances=scale_tolerances,
-        projections=projections,
+    ours = True
+    if check_rev_over_rev:
+        ours = _gradgradcheck(
+            adapter,
+            func,
+            inputs,
+            grad_outputs,
+            seed=seed,
+            eps=eps,
+            atol=atol,
+            rtol=rtol,
+            raise_exception=raise_exception,
+            nondet_tol=nondet_tol,
+            check_undefined_grad=check_undefined_grad,
+            check_grad_dtypes=check_grad_dtypes,
+            fast_mode=fast_mode,
+            scale_tolerances=scale_tolerances,
+            projections=projections,
+        )
+    if not (ours and torch_checks):
+        return ours
+    return adapter.own_check(
+        "gradgradcheck",
+        (func, inputs, grad_outputs),
+        dict(eps=eps, atol=atol, rtol=rtol, raise_exception=raise_exception,
+             nondet_tol=nondet_tol, check_undefined_grad=False,
+             check_grad_dtypes=check_grad_dtypes, check_rev_over_rev=check_batched_grad,
+             gen_non_contig_grad_outputs=gen_non_contig_grad_outputs, fast_mode=fast_mode,
+             **torch_checks),
     )

@@ -14,14 +14,15 @@ import functools
 import gc
 import re
 import sys
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
-from engine._broadcast import sum_to_array
-from engine.autograd.grad_mode import state
-from engine.tensor import WRITES, Tensor, VersionCounter, _wrap
+from engine._broadcast import sum_to, sum_to_array
+from engine._grad_mode import state
+from engine.tensor import WRITES, Tensor, VersionCounter, _HookHandle, _wrap
 
 _new = object.__new__
 _LOOP_REFS = 3  # references to a popped gradient: the loop's variable, a parameter, getrefcount
@@ -259,22 +260,16 @@ class Node:
         hooks.setdefault(("retain", nr), []).append(ref)
 
     def _add_tensor_hook(self, nr: int, hook: Callable) -> Any:
-        from engine.tensor import _HookHandle
-
         hooks = self._hooks = self._hooks or {}
         return _HookHandle(hooks.setdefault(("pre", nr), []), hook)
 
     def register_hook(self, fn: Callable) -> Any:
         """Call fn(grad_inputs, grad_outputs) after this node runs."""
-        from engine.tensor import _HookHandle
-
         hooks = self._hooks = self._hooks or {}
         return _HookHandle(hooks.setdefault("post", []), fn)
 
     def register_prehook(self, fn: Callable) -> Any:
         """Call fn(grad_outputs) before this node runs; it may return replacements."""
-        from engine.tensor import _HookHandle
-
         hooks = self._hooks = self._hooks or {}
         return _HookHandle(hooks.setdefault("prenode", []), fn)
 
@@ -289,8 +284,6 @@ class AccumulateGrad:
     _hooks = None
 
     def __init__(self, variable: Tensor) -> None:
-        import weakref
-
         # A weak reference: the leaf holds this node, and a cycle would defeat refcounting.
         self._variable = weakref.ref(variable)
 
@@ -512,8 +505,6 @@ def _fit(g: Tensor, like: Any) -> Tensor:
         return g
     shape = like._data.shape
     if g._data.shape != shape:
-        from engine._broadcast import sum_to
-
         g = sum_to(g, shape)
     if g._data.dtype != like._data.dtype:
         g = g.to(like.dtype)

@@ -41,6 +41,8 @@ __all__ = [
     "hessian",
     "jacobian",
     "scan_steps",
+    "staged_directional",
+    "staged_jacobian",
 ]
 
 _EPS = float(np.finfo(np.float64).eps)
@@ -504,6 +506,301 @@ def _complex_probe(
         if not np.all(np.isfinite(value)) or np.any(diff > bound):
             raise ValueError("complex step disagrees with the real-valued function")
     return evals
+
+
+# ------------------------------------------------------------------- staged estimates
+
+# gradcheck needs a verdict per element, not the best derivative: most elements are decided
+# by one cheap estimate with an honest error bound, and only the rest pay for the ladder.
+# The cheap estimate sits on the nodes -h, 0, h, 2h (f(x) is known already): the central
+# difference (nodes -h, 0, h) and the cubic fit through all four differ by the central
+# difference's truncation error to leading order, which is the error estimate, with the
+# rounding floor of f added.  Three evaluations per coordinate, or three per block of
+# coordinates when every output element depends on at most one of them (elementwise ops,
+# broadcasting, indexing): then one evaluation perturbs the whole block.
+_FIRST_NODES = (-1.0, 1.0, 2.0)  # multiples of the step, besides the centre
+_FIRST_FACTOR = 2.0  # the first step is _FIRST_FACTOR * cbrt(eps) * sqrt(max(|x|, 1))
+_RETRY = 16.0  # the second look's step, in first steps
+_SEED = 0x16
+
+
+def _derivative_weights(nodes: list[np.ndarray]) -> list[np.ndarray]:
+    """w_j with sum_j w_j p(z_j) = p'(0) for every polynomial p of degree < len(nodes).
+
+    nodes: distinct offsets z_j (0 may be among them), arrays that broadcast together;
+    Lagrange's derivative at 0, in closed form for the few nodes of a stencil.
+    """
+    weights = []
+    for j, zj in enumerate(nodes):
+        others = nodes[:j] + nodes[j + 1 :]
+        denom = 1.0
+        for zi in others:
+            denom = denom * (zj - zi)
+        numer = 0.0
+        for k in range(len(others)):
+            term = 1.0
+            for i, zi in enumerate(others):
+                if i != k:
+                    term = term * -zi
+            numer = numer + term
+        weights.append(numer / denom)
+    return weights
+
+
+def _first_step(x: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """The first step per coordinate: a power of two near 2 cbrt(eps) sqrt(max(|x|, 1)).
+
+    Not proportional to |x|: four samples cannot tell a smooth function from an aliased
+    wiggle, and sin(x) sampled every 2048 at x = 1e8 looks smooth and slow, with a small
+    error estimate.  A step growing like sqrt(|x|) keeps features of unit size resolved up
+    to |x| ~ 1e8 (where the ladder's own smallest steps are ~1e-3) and stays above the
+    rounding of x; where f's rounding noise over this step is too large, the estimate's
+    error says so and the element is refined.
+    """
+    scale = np.sqrt(np.maximum(np.abs(x), 1.0))
+    h = _FIRST_FACTOR * np.cbrt(np.finfo(dtype).eps) * scale
+    return 2.0 ** np.round(np.log2(h))
+
+
+def _stencil(
+    ev: _Counted, f0: np.ndarray, values: list[np.ndarray], nodes: list[np.ndarray], central: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """Estimate and error from the values at the realised nodes for -h, h, 2h (broadcast).
+
+    The estimate is the cubic fit's derivative (central=False) or the central difference
+    (central=True: PyTorch's value for an explicit eps); the error is their difference plus
+    the rounding floor of f (2 ulps of each value through the weights).
+    """
+    vals = [values[0], f0, values[1], values[2]]
+    z = [np.asarray(nodes[0]), np.zeros(()), np.asarray(nodes[1]), np.asarray(nodes[2])]
+    with np.errstate(all="ignore"):
+        w3 = _derivative_weights(z)
+        w2 = _derivative_weights(z[:3])
+        d3 = sum(w * v for w, v in zip(w3, vals, strict=True))
+        d2 = sum(w * v for w, v in zip(w2, vals[:3], strict=True))
+        noise = sum(
+            np.abs(w) * (2.0 * ev.eps * np.abs(v) + _QUANTUM) for w, v in zip(w3, vals, strict=True)
+        )
+        error = np.abs(d3 - d2) + noise
+    value = d2 if central else d3
+    bad = ~(np.isfinite(value) & np.isfinite(error))
+    return np.where(bad, np.nan, value), np.where(bad, np.nan, error)
+
+
+def _owners(
+    ev: _Counted, x: np.ndarray, f0: np.ndarray, cols: np.ndarray, h: np.ndarray
+) -> np.ndarray | None:
+    """For each output element, the one coordinate of cols it depends on (-1: none), or None.
+
+    Coordinates are split by each bit of their index; each half is perturbed (by about twice
+    the first step, random sizes and signs so that changes cannot cancel) while the other
+    stays, and an output element that depends on one coordinate only changes in exactly one
+    half per bit, which spells that coordinate's index.  Changes are exact comparisons: an
+    elementwise function gives bit-identical outputs where its input is unchanged, and any
+    other function (one that mixes, rounds differently, or is not deterministic) shows as
+    dependent.  2 ceil(log2 n) evaluations; a dense function is rejected after the first 2.
+    """
+    n = cols.size
+    rng = np.random.default_rng(_SEED)
+    delta = h[cols] * (1.25 + 0.5 * rng.random(n)) * rng.choice([-1.0, 1.0], size=n)
+    index = np.arange(n)
+    code = np.zeros(f0.size, dtype=np.int64)
+    moved = np.zeros(f0.size, dtype=bool)
+    still = np.zeros(f0.size, dtype=bool)
+    for bit in range(max(1, int(np.ceil(np.log2(n))))):
+        upper = (index >> bit) & 1 == 1
+        changed = []
+        for side in (upper, ~upper):
+            p = x.copy()
+            p[cols[side]] += delta[side]
+            changed.append(~(ev(ev.point(p)) == f0))
+        if np.any(changed[0] & changed[1]):
+            return None
+        code |= changed[0].astype(np.int64) << bit
+        moved |= changed[0] | changed[1]
+        still |= ~(changed[0] | changed[1])
+    if np.any(moved & still) or np.any(code[moved] >= n):
+        return None
+    return np.where(moved, code, -1)
+
+
+def _first_block(
+    ev: _Counted,
+    x: np.ndarray,
+    f0: np.ndarray,
+    cols: np.ndarray,
+    h: np.ndarray,
+    owner: np.ndarray | None,
+    central: bool,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The first estimate (m, len(cols)) and its error for one block of coordinates."""
+    m, n = f0.size, cols.size
+    if owner is None:
+        values = [np.empty((m, n)) for _ in _FIRST_NODES]
+        nodes = [np.empty(n) for _ in _FIRST_NODES]
+        for j, c in enumerate(cols):
+            for t, node in enumerate(_FIRST_NODES):
+                p = x.copy()
+                p[c] += node * h[c]
+                p = ev.point(p)
+                values[t][:, j] = ev(p)
+                nodes[t][j] = p[c] - x[c]
+        return _stencil(ev, f0[:, None], values, nodes, central)
+    # One perturbation of the whole block: output element r sees only coordinate owner[r].
+    values, nodes = [], []
+    for t in _FIRST_NODES:
+        p = x.copy()
+        p[cols] += t * h[cols]
+        p = ev.point(p)
+        values.append(ev(p))
+        nodes.append(p[cols] - x[cols])
+    mine = np.maximum(owner, 0)
+    d, e = _stencil(ev, f0, values, [z[mine] for z in nodes], central)
+    # Elsewhere the derivative is zero, resolved to an ulp of f over the detection steps.
+    error = (ev.eps * np.abs(f0) + _QUANTUM)[:, None] / h[cols][None, :]
+    value = np.zeros((m, n))
+    rows = np.flatnonzero(owner >= 0)
+    value[rows, owner[rows]] = d[rows]
+    error[rows, owner[rows]] = e[rows]
+    return value, error
+
+
+def _first_directions(
+    ev: _Counted, x: np.ndarray, f0: np.ndarray, dirs: np.ndarray, steps: np.ndarray, central: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """First estimates (m, d) along the rows of dirs, their errors and realised directions."""
+    d, m = dirs.shape[0], f0.size
+    value, error = np.empty((m, d)), np.empty((m, d))
+    realised = np.empty_like(dirs)
+    for i, t in enumerate(steps):
+        values, offsets = [], []
+        for node in _FIRST_NODES:
+            p = ev.point(x + node * t * dirs[i])
+            values.append(ev(p))
+            offsets.append(p - x)
+        nodes = [np.array(node * t) for node in _FIRST_NODES]
+        value[:, i], error[:, i] = _stencil(ev, f0, values, nodes, central)
+        stencil = [-t, 0.0, t] if central else [-t, 0.0, t, 2 * t]
+        weights = _derivative_weights([np.float64(z) for z in stencil])
+        offsets = [offsets[0], np.zeros_like(x), offsets[1], offsets[2]]
+        realised[i] = sum(w * o for w, o in zip(weights, offsets, strict=False))
+    return value, error, realised
+
+
+def staged_jacobian(
+    f: Callable,
+    x: np.ndarray | float,
+    undecided: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    *,
+    blocks: list[tuple[int, int]] | None = None,
+    detect: list[bool] | None = None,
+    dtype: type | np.dtype | None = None,
+    step: float | None = None,
+) -> NumericResult:
+    """Jacobian (m, n) by a cheap first estimate, refined by Richardson only where needed.
+
+    undecided(value, error) -> bool (m, n): the elements whose verdict the first estimate
+    cannot settle; their columns are recomputed on the Richardson ladder (see `jacobian`)
+    and those elements take the refined numbers.  blocks: (start, stop) column ranges
+    (gradcheck's inputs) searched for independence structure where detect[k] is true.
+    step: PyTorch's fixed central difference with that step, never refined.
+    """
+    ev = _Counted(f, None, dtype=np.float64 if dtype is None else dtype)
+    xv = ev.point(_prepare(x))
+    f0 = ev(xv)
+    n = xv.size
+    blocks = [(0, n)] if blocks is None else blocks
+    detect = [True] * len(blocks) if detect is None else detect
+    h = _first_step(xv, ev.dtype) if step is None else np.full(n, float(step))
+    value, error = np.empty((f0.size, n)), np.empty((f0.size, n))
+    owners = []
+    for (lo, hi), look in zip(blocks, detect, strict=True):
+        cols = np.arange(lo, hi)
+        owners.append(_owners(ev, xv, f0, cols, h) if look and cols.size > 1 else None)
+        value[:, lo:hi], error[:, lo:hi] = _first_block(
+            ev, xv, f0, cols, h, owners[-1], step is not None
+        )
+    if step is not None:
+        return NumericResult(value, error, ev.count, "central", h)
+    need = np.asarray(undecided(value, error), dtype=bool)
+    method = "first estimate"
+    if np.any(need):
+        # A second look at _RETRY times the step, three evaluations per undecided column (or
+        # block): it divides f's rounding noise (a sum of many terms, a large offset) by
+        # _RETRY, and decides where the first estimate's truncation error was tiny.
+        wide = np.empty_like(value), np.empty_like(error)
+        for (lo, hi), owner in zip(blocks, owners, strict=True):
+            cols = np.arange(lo, hi)
+            if owner is None:
+                cols = cols[np.any(need[:, lo:hi], axis=0)]
+            elif not np.any(need[:, lo:hi]):
+                continue
+            if cols.size:
+                wide[0][:, cols], wide[1][:, cols] = _first_block(
+                    ev, xv, f0, cols, _RETRY * h, owner, False
+                )
+        value = np.where(need, wide[0], value)
+        error = np.where(need, wide[1], error)
+        need &= np.asarray(undecided(value, error), dtype=bool)
+    cols = np.flatnonzero(np.any(need, axis=0))
+    if cols.size:
+        rv, re, rs, methods = _richardson(ev, xv, f0, np.eye(n)[cols])
+        sub = need[:, cols]
+        value[:, cols] = np.where(sub, rv, value[:, cols])
+        error[:, cols] = np.where(sub, re, error[:, cols])
+        h = h.copy()
+        h[cols] = rs
+        method = "one-sided" if "one-sided" in methods else "richardson"
+    return NumericResult(value, error, ev.count, method, h)
+
+
+def staged_directional(
+    f: Callable,
+    x: np.ndarray | float,
+    dirs: np.ndarray,
+    undecided: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray],
+    *,
+    dtype: type | np.dtype | None = None,
+    step: float | None = None,
+) -> tuple[NumericResult, np.ndarray]:
+    """Derivatives (m, d) along the rows of dirs, first estimates refined where needed.
+
+    Returns the result and the directions (d, n) the numbers are derivatives along: for a
+    first estimate the direction floating point realised (the stencil's weights applied to
+    the offsets x + t h v actually reached, so no rounding of x + t h v is lost), for a
+    refined one dirs itself.  undecided(value, error, realised) -> bool (d,).
+    """
+    ev = _Counted(f, None, dtype=np.float64 if dtype is None else dtype)
+    xv = ev.point(_prepare(x))
+    f0 = ev(xv)
+    dirs = np.asarray(dirs, dtype=np.float64)
+    if step is None:
+        scales = [
+            np.min(np.maximum(np.abs(xv[nz]), 1.0) / np.abs(row[nz]))
+            for row, nz in ((row, np.flatnonzero(row)) for row in dirs)
+        ]
+        steps = _first_step(np.array(scales), ev.dtype)
+    else:
+        steps = np.full(dirs.shape[0], float(step))
+    value, error, realised = _first_directions(ev, xv, f0, dirs, steps, step is not None)
+    if step is not None:
+        return NumericResult(value, error, ev.count, "central", steps), realised
+    need = np.asarray(undecided(value, error, realised), dtype=bool)
+    if np.any(need):
+        # The second look at _RETRY times the step, as in staged_jacobian.
+        retry = np.flatnonzero(need)
+        wide = _first_directions(ev, xv, f0, dirs[retry], _RETRY * steps[retry], False)
+        value[:, retry], error[:, retry], realised[retry] = wide
+        steps[retry] *= _RETRY
+        need[retry] = np.asarray(undecided(value, error, realised), dtype=bool)[retry]
+    need = np.flatnonzero(need)
+    method = "first estimate"
+    if need.size:
+        rv, re, rs, methods = _richardson(ev, xv, f0, dirs[need])
+        value[:, need], error[:, need], steps[need] = rv, re, rs
+        realised[need] = dirs[need]
+        method = "one-sided" if "one-sided" in methods else "richardson"
+    return NumericResult(value, error, ev.count, method, steps), realised
 
 
 # ------------------------------------------------------------------------------ public

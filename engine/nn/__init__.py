@@ -1,27 +1,88 @@
 """Neural-network building blocks with PyTorch's names: modules, losses, init, functional."""
 
-from engine.nn import functional, init
-from engine.nn.activation import LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
-from engine.nn.container import Sequential
+from engine.nn import functional, init, utils
+from engine.nn.activation import (
+    ELU,
+    GELU,
+    LeakyReLU,
+    LogSigmoid,
+    LogSoftmax,
+    ReLU,
+    Sigmoid,
+    SiLU,
+    Softmax,
+    Softplus,
+    Softsign,
+    Tanh,
+)
+from engine.nn.container import ModuleDict, ModuleList, Sequential
+from engine.nn.layers import (
+    AvgPool2d,
+    BatchNorm1d,
+    BatchNorm2d,
+    Conv1d,
+    Conv2d,
+    Dropout,
+    Embedding,
+    Flatten,
+    LayerNorm,
+    MaxPool2d,
+    Unflatten,
+)
 from engine.nn.linear import Identity, Linear
-from engine.nn.loss import CrossEntropyLoss, MSELoss, NLLLoss
+from engine.nn.loss import (
+    BCELoss,
+    BCEWithLogitsLoss,
+    CrossEntropyLoss,
+    HuberLoss,
+    L1Loss,
+    MSELoss,
+    NLLLoss,
+    SmoothL1Loss,
+)
 from engine.nn.module import Module
 from engine.nn.parameter import Parameter
 
 __all__ = [
+    "AvgPool2d",
+    "BCELoss",
+    "BCEWithLogitsLoss",
+    "BatchNorm1d",
+    "BatchNorm2d",
+    "Conv1d",
+    "Conv2d",
     "CrossEntropyLoss",
+    "Dropout",
+    "ELU",
+    "Embedding",
+    "Flatten",
+    "GELU",
+    "HuberLoss",
     "Identity",
+    "L1Loss",
+    "LayerNorm",
+    "LeakyReLU",
     "Linear",
+    "LogSigmoid",
     "LogSoftmax",
     "MSELoss",
+    "MaxPool2d",
     "Module",
+    "ModuleDict",
+    "ModuleList",
     "NLLLoss",
     "Parameter",
     "ReLU",
     "Sequential",
+    "SiLU",
     "Sigmoid",
+    "SmoothL1Loss",
     "Softmax",
+    "Softplus",
+    "Softsign",
     "Tanh",
+    "Unflatten",
     "functional",
     "init",
+    "utils",
 ]

@@ -7,10 +7,35 @@ import warnings
 import numpy as np
 
 import engine
-from engine import Tensor
+from engine import Tensor, _api, _creation, _ops
 
 __all__ = [
+    "avg_pool2d",
+    "batch_norm",
+    "bilinear",
+    "binary_cross_entropy",
+    "binary_cross_entropy_with_logits",
+    "conv1d",
+    "conv2d",
+    "dropout",
+    "embedding",
+    "huber_loss",
+    "l1_loss",
+    "layer_norm",
+    "max_pool2d",
+    "normalize",
+    "one_hot",
+    "pad",
+    "smooth_l1_loss",
+    "softmin",
+    "softplus",
     "cross_entropy",
+    "elu",
+    "gelu",
+    "leaky_relu",
+    "logsigmoid",
+    "silu",
+    "softsign",
     "linear",
     "log_softmax",
     "mse_loss",
@@ -39,9 +64,58 @@ def sigmoid(input: Tensor) -> Tensor:
     return input.sigmoid()
 
 
+def gelu(input: Tensor, approximate: str = "none") -> Tensor:
+    """x * Phi(x), Phi the standard normal CDF (``approximate='tanh'``: its tanh form)."""
+    return _ops.gelu(input, approximate)
+
+
+def silu(input: Tensor, inplace: bool = False) -> Tensor:
+    """x * sigmoid(x)."""
+    return _maybe_inplace(input, _ops.silu(input), inplace)
+
+
+def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
+    """x for x > 0, else alpha * (exp(x) - 1)."""
+    return _maybe_inplace(input, _ops.elu(input, alpha), inplace)
+
+
+def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
+    """x for x > 0, else negative_slope * x."""
+    return _maybe_inplace(input, _ops.leaky_relu(input, negative_slope), inplace)
+
+
+def softsign(input: Tensor) -> Tensor:
+    """x / (1 + |x|)."""
+    return _ops.softsign(input)
+
+
+def logsigmoid(input: Tensor) -> Tensor:
+    """log(sigmoid(x)), without overflow."""
+    return _ops.logsigmoid(input)
+
+
+def _maybe_inplace(input: Tensor, out: Tensor, inplace: bool) -> Tensor:
+    # inplace=True writes the result into the input, with torch's in-place rules (copy_).
+    return input.copy_(out) if inplace else out
+
+
 def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
-    """Compute ``input @ weight.T + bias``."""
-    out = input @ weight.T
+    """``input @ weight.T + bias``: one AddmmBackward0 node for a batch of rows, as in torch."""
+    if bias is None:
+        return input @ weight.t()
+    if input.ndim == 2:
+        return _api.addmm(bias, input, weight.t())
+    # Other ranks fold into rows and back (ViewBackward0 over AddmmBackward0, as torch).
+    lead = tuple(input.shape[:-1])
+    rows = input.reshape(-1, input.shape[-1])
+    return _api.addmm(bias, rows, weight.t()).view(*lead, weight.shape[0])
+
+
+def bilinear(input1: Tensor, input2: Tensor, weight: Tensor, bias: Tensor | None = None
+             ) -> Tensor:
+    """x1^T W_k x2 (+ b_k) for every output k."""
+    out = ((input1.unsqueeze(-2).unsqueeze(-2) @ weight) @ input2.unsqueeze(-2).unsqueeze(-1))
+    out = out.squeeze(-1).squeeze(-1)
     return out if bias is None else out + bias
 
 
@@ -56,32 +130,28 @@ def _implicit_dim(ndim: int) -> int:
     return 0 if ndim in (0, 1, 3) else 1
 
 
-def _shifted(input: Tensor, dim: int) -> Tensor:
-    # Subtracting the row maximum keeps exp() from overflowing (logits of 1000 stay finite).
-    # The shift is a constant: softmax does not depend on it, so it needs no gradient, and
-    # keeping it out of the graph leaves first and second derivatives exact.
-    shift = input.detach().max(dim=dim, keepdim=True).values
-    return input - shift
-
-
-def log_softmax(input: Tensor, dim: int | None = None) -> Tensor:
-    """Compute log(softmax(x)) along ``dim`` stably, as ``z - log(sum(exp(z)))``."""
+def log_softmax(input: Tensor, dim: int | None = None, _stacklevel: int = 3,
+                dtype: object = None) -> Tensor:
+    """log(softmax(x)) along ``dim``, stably: one LogSoftmaxBackward0 node."""
     if dim is None:
         dim = _implicit_dim(input.ndim)
-    if input.ndim == 0:
-        return input - input.detach()
-    z = _shifted(input, dim)
-    return z - z.exp().sum(dim=dim, keepdim=True).log()
+    return _api.log_softmax(input, dim, dtype)
 
 
-def softmax(input: Tensor, dim: int | None = None) -> Tensor:
-    """Compute exp(x) / sum(exp(x)) along ``dim`` stably."""
+def softmax(input: Tensor, dim: int | None = None, _stacklevel: int = 3,
+            dtype: object = None) -> Tensor:
+    """exp(x) / sum(exp(x)) along ``dim``, stably: one SoftmaxBackward0 node."""
     if dim is None:
         dim = _implicit_dim(input.ndim)
-    if input.ndim == 0:
-        return (input - input.detach()).exp()
-    e = _shifted(input, dim).exp()
-    return e / e.sum(dim=dim, keepdim=True)
+    return _api.softmax(input, dim, dtype)
+
+
+def softmin(input: Tensor, dim: int | None = None, _stacklevel: int = 3,
+            dtype: object = None) -> Tensor:
+    """softmax(-x) along ``dim``."""
+    if dim is None:
+        dim = _implicit_dim(input.ndim)
+    return _api.softmax(-input, dim, dtype)
 
 
 def _check_reduction(reduction: str) -> None:
@@ -108,8 +178,9 @@ def mse_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
             UserWarning,
             stacklevel=2,
         )
-    diff = input - target
-    return _reduce(diff * diff, reduction)
+    if input.dtype != target.dtype:
+        target = target.to(input.dtype)
+    return _ops.call(_ops.OPS["mse_loss"], input, target, reduction)
 
 
 def _to_numpy(t: Tensor) -> np.ndarray:
@@ -227,13 +298,288 @@ def _indexed_loss(
         ignore_index,
         label_smoothing,
     )
-    # Picking -log p[target] as a product with a constant one-hot matrix keeps the loss a
-    # plain mul + sum, differentiable to any order, with weights and ignored rows folded in.
-    per_sample = -(logp * engine.tensor(coef, dtype=logp.dtype)).sum(dim=1)
-    if reduction == "sum":
-        return per_sample.sum()
-    if reduction == "mean":
-        return per_sample.sum() / float(sample_weight.sum())
+    # -log p[target] as a product with a constant one-hot matrix (weights, smoothing and
+    # ignored rows folded in): one NllLossBackward0 node, differentiable to any order.
+    loss = _ops.call(_ops.OPS["nll_loss"], logp, coef.astype(logp._data.dtype),
+                     float(sample_weight.sum()), reduction)
+    if reduction != "none":
+        return loss
     if unbatched:
-        return per_sample.reshape(())
-    return per_sample.reshape(tuple(target.shape))
+        return loss.reshape(())
+    return loss.reshape(tuple(target.shape))
+
+
+# ---- losses written in engine ops ------------------------------------------------------------
+def _pair_loss(input: Tensor, target: Tensor, reduction: str) -> Tensor:
+    _check_reduction(reduction)
+    if tuple(target.shape) != tuple(input.shape):
+        warnings.warn(
+            f"Using a target size ({target.shape}) that is different to the input size "
+            f"({input.shape}). This will likely lead to incorrect results due to "
+            "broadcasting. Please ensure they have the same size.",
+            UserWarning,
+            stacklevel=3,
+        )
+    return input - target
+
+
+def l1_loss(input: Tensor, target: Tensor, size_average: object = None, reduce: object = None,
+            reduction: str = "mean") -> Tensor:
+    """Mean (or summed) absolute error."""
+    return _reduce(_pair_loss(input, target, reduction).abs(), reduction)
+
+
+def smooth_l1_loss(input: Tensor, target: Tensor, size_average: object = None,
+                   reduce: object = None, reduction: str = "mean", beta: float = 1.0) -> Tensor:
+    """0.5 d^2 / beta where |d| < beta, else |d| - 0.5 beta."""
+    d = _pair_loss(input, target, reduction)
+    if beta == 0:
+        return _reduce(d.abs(), reduction)
+    a = d.abs()
+    return _reduce(engine.where(a < beta, 0.5 * d * d / beta, a - 0.5 * beta), reduction)
+
+
+def huber_loss(input: Tensor, target: Tensor, reduction: str = "mean", delta: float = 1.0,
+               weight: Tensor | None = None) -> Tensor:
+    """0.5 d^2 where |d| < delta, else delta (|d| - 0.5 delta)."""
+    d = _pair_loss(input, target, reduction)
+    a = d.abs()
+    loss = engine.where(a < delta, 0.5 * d * d, delta * (a - 0.5 * delta))
+    return _reduce(loss if weight is None else loss * weight, reduction)
+
+
+def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
+                         size_average: object = None, reduce: object = None,
+                         reduction: str = "mean") -> Tensor:
+    """-(t log x + (1 - t) log(1 - x)), each log clamped at -100 as torch does."""
+    _check_reduction(reduction)
+    if tuple(target.shape) != tuple(input.shape):
+        raise ValueError(
+            f"Using a target size ({target.shape}) that is different to the input size "
+            f"({input.shape}) is deprecated. Please ensure they have the same size."
+        )
+    data = input.detach().numpy()
+    if data.size and (data.min() < 0 or data.max() > 1):
+        raise RuntimeError("all elements of input should be between 0 and 1")
+    log_x = input.log().clamp(min=-100)
+    log_1mx = (1 - input).log().clamp(min=-100)
+    loss = -(target * log_x + (1 - target) * log_1mx)
+    if weight is not None:
+        loss = loss * weight
+    return _reduce(loss, reduction)
+
+
+def binary_cross_entropy_with_logits(input: Tensor, target: Tensor,
+                                     weight: Tensor | None = None, size_average: object = None,
+                                     reduce: object = None, reduction: str = "mean",
+                                     pos_weight: Tensor | None = None) -> Tensor:
+    """BCE on logits, stably: (1 - t) x + l (log1p(exp(-|x|)) + max(-x, 0)), l = 1 + (pw-1) t."""
+    _check_reduction(reduction)
+    if tuple(target.shape) != tuple(input.shape):
+        raise ValueError(
+            f"Target size ({target.shape}) must be the same as input size ({input.shape})"
+        )
+    softplus_neg = (-input.abs()).exp().log1p() + (-input).clamp(min=0)
+    if pos_weight is None:
+        loss = (1 - target) * input + softplus_neg
+    else:
+        loss = (1 - target) * input + (1 + (pos_weight - 1) * target) * softplus_neg
+    if weight is not None:
+        loss = loss * weight
+    return _reduce(loss, reduction)
+
+
+def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
+    """log(1 + exp(beta x)) / beta, linear above `threshold` as torch."""
+    bx = input * beta
+    soft = ((-bx.abs()).exp().log1p() + bx.clamp(min=0)) / beta
+    return engine.where(bx > threshold, input, soft)
+
+
+# ---- layers' functional forms ------------------------------------------------------------------
+def _tuple(v: object, n: int) -> tuple:
+    return tuple(v) if isinstance(v, tuple | list) else (v,) * n
+
+
+def _conv(input: Tensor, weight: Tensor, bias: Tensor | None, stride: object, padding: object,
+          dilation: object, groups: int, nd: int) -> Tensor:
+    unbatched = input.ndim == nd + 1
+    if unbatched:
+        input = input.unsqueeze(0)
+    if input.ndim != nd + 2:
+        raise RuntimeError(
+            f"Expected {nd + 1}D (unbatched) or {nd + 2}D (batched) input to conv{nd}d, but got "
+            f"input of size: {list(input.shape)}"
+        )
+    if input.shape[1] != weight.shape[1] * groups:
+        raise RuntimeError(
+            f"Given groups={groups}, weight of size {list(weight.shape)}, expected input"
+            f"{list(input.shape)} to have {weight.shape[1] * groups} channels, but got "
+            f"{input.shape[1]} channels instead"
+        )
+    stride, dilation = _tuple(stride, nd), _tuple(dilation, nd)
+    if padding == "valid":
+        padding = 0
+    if padding == "same":
+        padding = tuple(d * (k - 1) // 2 for d, k in zip(dilation, weight.shape[2:], strict=True))
+    padding = _tuple(padding, nd)
+    out = _ops.call(_ops.OPS["conv"], input, weight, bias, stride, padding, dilation, groups)
+    return out.squeeze(0) if unbatched else out
+
+
+def conv1d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride: object = 1,
+           padding: object = 0, dilation: object = 1, groups: int = 1) -> Tensor:
+    """1-D convolution (cross-correlation) over (N, C, L) inputs."""
+    return _conv(input, weight, bias, stride, padding, dilation, groups, 1)
+
+
+def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride: object = 1,
+           padding: object = 0, dilation: object = 1, groups: int = 1) -> Tensor:
+    """2-D convolution (cross-correlation) over (N, C, H, W) inputs."""
+    return _conv(input, weight, bias, stride, padding, dilation, groups, 2)
+
+
+def max_pool2d(input: Tensor, kernel_size: object, stride: object = None, padding: object = 0,
+               dilation: object = 1, ceil_mode: bool = False,
+               return_indices: bool = False) -> Tensor:
+    """The maximum of each window (the gradient goes to each window's first maximum)."""
+    if ceil_mode or return_indices:
+        raise NotImplementedError("engine: max_pool2d with ceil_mode or return_indices")
+    kernel = _tuple(kernel_size, 2)
+    stride = kernel if stride is None or stride == [] else _tuple(stride, 2)
+    unbatched = input.ndim == 3
+    if unbatched:
+        input = input.unsqueeze(0)
+    out = _ops.call(_ops.OPS["max_pool"], input, kernel, stride, _tuple(padding, 2),
+                    _tuple(dilation, 2))
+    return out.squeeze(0) if unbatched else out
+
+
+def avg_pool2d(input: Tensor, kernel_size: object, stride: object = None, padding: object = 0,
+               ceil_mode: bool = False, count_include_pad: bool = True,
+               divisor_override: object = None) -> Tensor:
+    """The mean of each window, as a convolution with a constant kernel per channel."""
+    kernel = _tuple(kernel_size, 2)
+    stride = kernel if stride is None else _tuple(stride, 2)
+    c = input.shape[-3]
+    k = engine.full((c, 1, *kernel), 1.0 / (kernel[0] * kernel[1]), dtype=input.dtype)
+    return _conv(input, k, None, stride, padding, 1, c, 2)
+
+
+def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False
+            ) -> Tensor:
+    """Zero each element with probability p and scale the rest by 1/(1-p) (training only)."""
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+    if not training or p == 0.0:
+        return input
+    if p == 1.0:
+        return _maybe_inplace(input, input * 0.0, inplace)
+    keep = _creation.source.bernoulli(tuple(input.shape), input._data.dtype, 1.0 - p)
+    mask = engine.tensor(keep / (1.0 - p), dtype=input.dtype)
+    return _maybe_inplace(input, input * mask, inplace)
+
+
+def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None,
+              max_norm: float | None = None, norm_type: float = 2.0,
+              scale_grad_by_freq: bool = False, sparse: bool = False) -> Tensor:
+    """Rows of `weight` picked by the integer tensor `input`."""
+    if input.dtype.is_floating_point:
+        raise RuntimeError(
+            "Expected tensor for argument #1 'indices' to have one of the following scalar "
+            f"types: Long, Int; but got torch.{input.dtype.name.capitalize()}Tensor instead"
+        )
+    idx = np.asarray(input.numpy(), dtype=np.int64)
+    n = weight.shape[0]
+    if idx.size and (idx.min() < 0 or idx.max() >= n):
+        raise IndexError("index out of range in self")
+    if padding_idx is not None and padding_idx < 0:
+        padding_idx += n
+    return _ops.call(_ops.OPS["embedding"], weight, idx, padding_idx)
+
+
+def layer_norm(input: Tensor, normalized_shape: object, weight: Tensor | None = None,
+               bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
+    """(x - mean) / sqrt(var + eps) over the last dims, then * weight + bias."""
+    shape = _tuple(normalized_shape, 1)
+    if tuple(input.shape[input.ndim - len(shape):]) != shape:
+        raise RuntimeError(
+            f"Given normalized_shape={list(shape)}, expected input with shape "
+            f"[*, {', '.join(map(str, shape))}], but got input of size{list(input.shape)}"
+        )
+    dims = tuple(range(input.ndim - len(shape), input.ndim))
+    mean = input.mean(dim=dims, keepdim=True)
+    centred = input - mean
+    var = (centred * centred).mean(dim=dims, keepdim=True)
+    out = centred / (var + eps).sqrt()
+    if weight is not None:
+        out = out * weight
+    if bias is not None:
+        out = out + bias
+    return out
+
+
+def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor | None,
+               weight: Tensor | None = None, bias: Tensor | None = None,
+               training: bool = False, momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
+    """Normalise each channel (dim 1) by batch statistics (training) or running ones (eval)."""
+    dims = (0, *range(2, input.ndim))
+    shape = (1, input.shape[1]) + (1,) * (input.ndim - 2)
+    if training:
+        n = input.numel() // input.shape[1]
+        if n <= 1:
+            raise ValueError(
+                f"Expected more than 1 value per channel when training, got input size "
+                f"{input.shape}"
+            )
+        mean = input.mean(dim=dims, keepdim=True)
+        centred = input - mean
+        var = (centred * centred).mean(dim=dims, keepdim=True)
+        if running_mean is not None and running_var is not None:
+            with engine.no_grad():  # running statistics use the unbiased variance, as torch
+                running_mean.mul_(1 - momentum).add_(mean.detach().reshape(-1) * momentum)
+                running_var.mul_(1 - momentum).add_(
+                    var.detach().reshape(-1) * (momentum * n / (n - 1)))
+        out = centred / (var + eps).sqrt()
+    else:
+        out = (input - running_mean.reshape(shape)) / (running_var.reshape(shape) + eps).sqrt()
+    if weight is not None:
+        out = out * weight.reshape(shape)
+    if bias is not None:
+        out = out + bias.reshape(shape)
+    return out
+
+
+def normalize(input: Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12) -> Tensor:
+    """x / max(||x||_p, eps) along `dim`."""
+    return input / input.norm(p, dim, keepdim=True).clamp(min=eps).expand_as(input)
+
+
+def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
+    """Integer classes as one-hot rows (int64)."""
+    idx = np.asarray(tensor.numpy(), dtype=np.int64)
+    n = int(idx.max()) + 1 if num_classes < 0 else num_classes
+    if idx.size and (idx.min() < 0 or idx.max() >= n):
+        raise RuntimeError("Class values must be smaller than num_classes.")
+    return engine.tensor(np.eye(n, dtype=np.int64)[idx])
+
+
+def pad(input: Tensor, pad: object, mode: str = "constant", value: float = 0.0) -> Tensor:
+    """Pad the last dims by (left, right, top, bottom, ...) with a constant."""
+    if mode != "constant":
+        raise NotImplementedError(f"engine: pad mode {mode!r}")
+    widths = list(pad)
+    out = input
+    for k in range(len(widths) // 2):
+        d = input.ndim - 1 - k
+        lo, hi = widths[2 * k], widths[2 * k + 1]
+        parts = []
+        if lo:
+            parts.append(engine.full((*out.shape[:d], lo, *out.shape[d + 1:]), value,
+                                     dtype=out.dtype))
+        parts.append(out)
+        if hi:
+            parts.append(engine.full((*out.shape[:d], hi, *out.shape[d + 1:]), value,
+                                     dtype=out.dtype))
+        out = engine.cat(parts, dim=d) if len(parts) > 1 else out
+    return out

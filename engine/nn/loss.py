@@ -1,12 +1,17 @@
-"""Loss modules: ``MSELoss`` and ``CrossEntropyLoss``."""
+"""Loss modules over engine.nn.functional, with torch's constructor arguments."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from engine import Tensor
 from engine.nn import functional as F
 from engine.nn.module import Module
 
-__all__ = ["CrossEntropyLoss", "MSELoss", "NLLLoss"]
+__all__ = [
+    "BCELoss", "BCEWithLogitsLoss", "CrossEntropyLoss", "HuberLoss", "L1Loss", "MSELoss",
+    "NLLLoss", "SmoothL1Loss",
+]
 
 
 class MSELoss(Module):
@@ -70,3 +75,75 @@ class NLLLoss(Module):
             ignore_index=self.ignore_index,
             reduction=self.reduction,
         )
+
+
+class _PairLoss(Module):
+    """A loss of (input, target) with a ``reduction``; subclasses name the functional form."""
+
+    _fn: Any
+    _extra: tuple[str, ...] = ()
+
+    def __init__(self, size_average: Any = None, reduce: Any = None, reduction: str = "mean",
+                 **options: Any) -> None:
+        super().__init__()
+        self.reduction = reduction
+        for name, value in options.items():
+            setattr(self, name, value)
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        """Return the loss."""
+        options = {name: getattr(self, name) for name in self._extra}
+        return type(self)._fn(input, target, reduction=self.reduction, **options)
+
+
+class L1Loss(_PairLoss):
+    """Mean absolute error."""
+
+    _fn = staticmethod(F.l1_loss)
+
+
+class SmoothL1Loss(_PairLoss):
+    """Quadratic below ``beta``, linear above."""
+
+    _fn = staticmethod(F.smooth_l1_loss)
+    _extra = ("beta",)
+
+    def __init__(self, size_average: Any = None, reduce: Any = None, reduction: str = "mean",
+                 beta: float = 1.0) -> None:
+        super().__init__(size_average, reduce, reduction, beta=beta)
+
+
+class HuberLoss(_PairLoss):
+    """Quadratic below ``delta``, delta-scaled linear above."""
+
+    _fn = staticmethod(F.huber_loss)
+    _extra = ("delta",)
+
+    def __init__(self, reduction: str = "mean", delta: float = 1.0) -> None:
+        super().__init__(None, None, reduction, delta=delta)
+
+
+class BCELoss(_PairLoss):
+    """Binary cross-entropy on probabilities."""
+
+    _fn = staticmethod(F.binary_cross_entropy)
+    _extra = ("weight",)
+
+    def __init__(self, weight: Tensor | None = None, size_average: Any = None,
+                 reduce: Any = None, reduction: str = "mean") -> None:
+        super().__init__(size_average, reduce, reduction)
+        self.register_buffer("weight", weight)
+
+
+class BCEWithLogitsLoss(_PairLoss):
+    """Binary cross-entropy on logits (a sigmoid folded in, stably)."""
+
+    _fn = staticmethod(F.binary_cross_entropy_with_logits)
+    _extra = ("weight", "pos_weight")
+
+    def __init__(self, weight: Tensor | None = None, size_average: Any = None,
+                 reduce: Any = None, reduction: str = "mean",
+                 pos_weight: Tensor | None = None) -> None:
+        super().__init__(size_average, reduce, reduction)
+        self.register_buffer("weight", weight)
+        self.register_buffer("pos_weight", pos_weight)

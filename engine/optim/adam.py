@@ -98,6 +98,8 @@ class Adam(Optimizer):
         if group["amsgrad"]:
             second = _storage(state["max_exp_avg_sq"])
             np.maximum(second, exp_avg_sq, out=second)
+        if step_size == 0:
+            return  # lr 0 (a schedule's end): the moments moved, the parameter does not
         # PyTorch's capturable form: the step size is folded into the denominator, which
         # saves a full pass over the parameter against lr / bc1 * m / (sqrt(v) / bc2 + eps).
         denom = np.sqrt(second, out=w1)

@@ -110,13 +110,78 @@ CASES: dict[str, OpCase] = {
     "hypot": OpCase(lambda a, b: _lib(a).hypot(a, b), ((3,), (2, 3))),
     "floor": OpCase(lambda a: a.floor() * a, ((4,),), smooth=False),
     "ceil": OpCase(lambda a: a.ceil() * a, ((4,),), smooth=False),
+    "gelu": OpCase(lambda a: _F(a).gelu(a), ((5,),)),
+    "gelu_backward": OpCase(lambda a: _grad_of(a, lambda x: _F(x).gelu(x, approximate="tanh")),
+                            ((5,),)),
+    "silu": OpCase(lambda a: _F(a).silu(a), ((5,),)),
+    "elu": OpCase(lambda a: _F(a).elu(a, alpha=1.5), ((5,),)),
+    "leaky_relu": OpCase(lambda a: _F(a).leaky_relu(a, 0.2), ((5,),)),
+    "softsign": OpCase(lambda a: _F(a).softsign(a), ((5,),)),
+    "logsigmoid": OpCase(lambda a: _F(a).logsigmoid(a), ((5,),)),
+    # fused rows: one node where torch records one
+    "matmul_squeeze": OpCase(lambda a, b: a @ b, ((3,), (3, 4))),
+    "t": OpCase(lambda a: a.t(), ((2, 3),)),
+    "addmm": OpCase(lambda c, a, b: _lib(a).addmm(c, a, b, beta=0.5, alpha=2.0),
+                    ((4,), (2, 3), (3, 4))),
+    "bmm": OpCase(lambda a, b: _lib(a).bmm(a, b), ((2, 2, 3), (2, 3, 4))),
+    "softmax": OpCase(lambda a: a.softmax(dim=1), ((2, 3),)),
+    "log_softmax": OpCase(lambda a: _F(a).log_softmax(a, dim=-1), ((2, 3),)),
+    "logsumexp": OpCase(lambda a: a.logsumexp(dim=1), ((2, 3),)),
+    "var": OpCase(lambda a: a.var(dim=0), ((3, 2),)),
+    "std": OpCase(lambda a: a.std(), ((2, 3),)),
+    "vector_norm": OpCase(lambda a: a.norm(dim=1), ((2, 3),)),
+    "cumsum": OpCase(lambda a: a.cumsum(dim=1), ((2, 3),)),
+    "flip": OpCase(lambda a: a.flip(0), ((3, 2),)),
+    "gather": OpCase(lambda a: a.gather(1, _lib(a).tensor([[0, 0], [2, 1]])), ((2, 3),)),
+    "sort": OpCase(lambda a: a.sort(dim=1, descending=True).values, ((2, 3),)),
+    "topk": OpCase(lambda a: a.topk(2, dim=1).values, ((2, 3),)),
+    "scatter_add": OpCase(lambda a, b: a.scatter_add(1, _lib(a).tensor([[0, 0], [2, 1]]), b),
+                          ((2, 3), (2, 2))),
+    "index_select": OpCase(lambda a: a.index_select(0, _lib(a).tensor([2, 0, 2])), ((3, 2),)),
+    "split": OpCase(lambda a: a.split(2, dim=1)[1], ((2, 3),)),
+    "split_with_sizes": OpCase(lambda a: a.split([1, 2], dim=1)[1], ((2, 3),)),
+    "unbind": OpCase(lambda a: a.unbind(1)[2], ((2, 3),)),
+    "tril": OpCase(lambda a: a.tril(), ((3, 3),)),
+    "triu": OpCase(lambda a: a.triu(1), ((3, 4),)),
+    "repeat": OpCase(lambda a: a.repeat(2, 1, 2), ((2, 3),)),
+    "masked_fill": OpCase(lambda a: a.masked_fill(a > 0, 0.5), ((2, 3),), smooth=False),
+    "embedding": OpCase(lambda w: _F(w).embedding(_lib(w).tensor([[0, 2], [2, 1]]), w),
+                        ((3, 2),)),
+    "mse_loss": OpCase(lambda a, b: _F(a).mse_loss(a, b), ((2, 3), (2, 3))),
+    "nll_loss": OpCase(lambda a: _F(a).nll_loss(a, _lib(a).tensor([0, 2])), ((2, 3),)),
+    "conv": OpCase(lambda x, w, b: _F(x).conv2d(x, w, b, padding=1), ((2, 2, 4, 4), (3, 2, 3, 3),
+                                                                      (3,))),
+    "conv_transpose_input": OpCase(lambda x, w: _grad_of(x, lambda v: _sq_conv(v, w)),
+                                   ((1, 2, 4, 4), (2, 2, 3, 3))),
+    "conv_weight_grad": OpCase(lambda x, w: _grad_of(w, lambda v: _sq_conv(x, v)),
+                               ((1, 2, 4, 4), (2, 2, 3, 3))),
+    "max_pool": OpCase(lambda x: _F(x).max_pool2d(x, 3, stride=2, padding=1), ((1, 2, 5, 5),),
+                       smooth=False),
 }
 
 
+def _sq_conv(x: Any, w: Any) -> Any:
+    out = _F(x).conv2d(x, w, stride=2, padding=1)
+    return out * out
+
+
 def _lib(t: Any) -> Any:
+    """The library (engine or torch) a tensor belongs to."""
     import sys
 
     return sys.modules[type(t).__module__.split(".")[0]]
+
+
+def _F(t: Any) -> Any:  # noqa: N802 - torch's spelling of nn.functional
+    return _lib(t).nn.functional
+
+
+def _grad_of(a: Any, fn: Callable[[Any], Any]) -> Any:
+    """The gradient of sum(fn(a)), as a differentiable tensor (a double-backward row)."""
+    lib = _lib(a)
+    with lib.enable_grad():  # (finite differences evaluate the case under no_grad)
+        x = a if a.requires_grad else a.detach().requires_grad_()
+        return lib.autograd.grad(fn(x).sum(), x, create_graph=True)[0]
 
 
 def _setitem(a: Any, b: Any) -> Any:
@@ -126,14 +191,8 @@ def _setitem(a: Any, b: Any) -> Any:
 
 
 def _cat(a: Any, b: Any) -> Any:
-    import sys
-
-    lib = sys.modules[type(a).__module__.split(".")[0]]
-    return lib.cat([a, b], dim=0)
+    return _lib(a).cat([a, b], dim=0)
 
 
 def _stack(a: Any, b: Any) -> Any:
-    import sys
-
-    lib = sys.modules[type(a).__module__.split(".")[0]]
-    return lib.stack([a, b], dim=1)
+    return _lib(a).stack([a, b], dim=1)

@@ -39,6 +39,12 @@ ERRORS = {
     "stack unequal": lambda t: t.stack([t.ones(2), t.ones(3)]),
     "non-leaf requires_grad=False": lambda t: _unflag(t),
     "int to float in place": lambda t: t.tensor([1, 2]).add_(0.5),
+    "gelu of int": lambda t: t.nn.functional.gelu(t.tensor([1, 2])),
+    "gelu approximate": lambda t: t.nn.functional.gelu(t.ones(2), approximate="erf"),
+    "silu of int": lambda t: t.nn.functional.silu(t.tensor([1, 2])),
+    "elu of int": lambda t: t.nn.functional.elu(t.tensor([1, 2])),
+    "leaky_relu of int": lambda t: t.nn.functional.leaky_relu(t.tensor([1, 2])),
+    "logsigmoid of int": lambda t: t.nn.functional.logsigmoid(t.tensor([1, 2])),
 }
 
 
@@ -84,6 +90,18 @@ FLAGS = {
         t.tensor([[1.5, -2.25], [1e-3, 100.0]]), t.tensor([1e10, 1.0]),
         t.arange(12).reshape(3, 4), t.tensor([True, False]), t.ones(2, dtype=t.float64),
         t.tensor(0.1234567), t.tensor([-0.0, 0.5]), t.zeros(3, requires_grad=True)]],
+    "activation modules": lambda t: [repr(m) for m in [
+        t.nn.GELU(), t.nn.GELU("tanh"), t.nn.SiLU(), t.nn.ELU(alpha=0.5), t.nn.LeakyReLU(0.2),
+        t.nn.Softsign(), t.nn.LogSigmoid()]],
+    "activations at kinks and extremes": lambda t: [
+        [round(v, 6) for v in f(x).tolist()] + [round(v, 6) for v in g.tolist()]
+        for x in [t.tensor([-1e3, -0.0, 0.0, 1e3], dtype=t.float64, requires_grad=True)]
+        for f in [t.nn.functional.gelu, t.nn.functional.silu, t.nn.functional.elu,
+                  lambda v: t.nn.functional.leaky_relu(v, 0.3), t.nn.functional.softsign,
+                  t.nn.functional.logsigmoid]
+        for g in t.autograd.grad(f(x).sum(), x)],
+    "softsign of int": lambda t: [str(t.nn.functional.softsign(t.tensor([1, -3])).dtype)
+                                  .split(".")[1]],
 }
 
 

@@ -445,45 +445,6 @@ def test_trace_case_by_pytest_id_works_for_expression_cases_too() -> None:
     assert ambiguous.exit_code == 2 and "zeroing gradients[x=3]" in ambiguous.output
 
 
-# ---------------------------------------------------------------- the CI example files
-
-
-def _ci_commands() -> list[list[str]]:
-    """The gradcheck command lines of the example workflow and pre-commit hook."""
-    import shlex
-
-    import yaml
-
-    workflow = yaml.safe_load((CI / ".github" / "workflows" / "gradcheck.yml").read_text())
-    hooks = yaml.safe_load((CI / ".pre-commit-config.yaml").read_text())
-    lines = [
-        step["run"].replace("${{ matrix.shard }}", "1")
-        for step in workflow["jobs"]["gradcheck"]["steps"]
-        if step.get("run", "").startswith("gradcheck ")
-    ]
-    lines += [hook["entry"] for repo in hooks["repos"] for hook in repo["hooks"]]
-    return [shlex.split(line)[1:] for line in lines]
-
-
-def test_the_workflow_and_the_hook_run_the_check(monkeypatch: pytest.MonkeyPatch) -> None:
-    commands = _ci_commands()
-    assert len(commands) == 3
-    monkeypatch.chdir(CI)
-    for args in commands:
-        result = run(*args, env={"GRADCHECK_ALLOW_PYTHON": "1"})
-        no_traceback(result)
-        # Shard 1 of 2 holds log_cosh_loss; the hook runs everything: both fail on purpose.
-        assert result.exit_code == 1, result.output
-        if "--output" in args:
-            report = CI / args[args.index("--output") + 1]
-            try:
-                assert "LogCosh.backward" in report.read_text()
-            finally:
-                report.unlink()
-        else:
-            assert "blame: LogCosh.backward at mathops/ops.py:" in result.output
-
-
 def test_an_expression_trace_marks_an_engine_op_whose_rule_is_wrong() -> None:
     from engine._ops import OPS
 

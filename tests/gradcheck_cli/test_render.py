@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import io
 import math
+import os
 import sys
 from pathlib import Path
 
+import pytest
+from rich.cells import cell_len
 from rich.console import RenderableType
 
-from gradcheck_cli.batch import Outcome
+from gradcheck_cli.batch import Outcome, error_result
 from gradcheck_cli.checks import CaseResult
 from gradcheck_cli.render import (
     BatchTable,
@@ -157,37 +160,126 @@ def test_trace_tree_golden() -> None:
     assert render(trace_tree(graph_of_quadratic())) == TREE_GOLDEN
 
 
-BATCH_GOLDEN = """\
-seed.toml
-status   case                                  point                      value  auto−sym   num−sym
-✓ PASS   quadratic                             x=3                           16         0   1.2e-11
-✗ FAIL   wrong                                 x=3                           16   1.0e+00   1.2e-11
-         autograd disagrees with SymPy
-         d/dx: autograd 9, symbolic 8 (2*x + 2), numeric 8
-         errors: autograd_vs_symbolic 1.0e+00, numeric_vs_symbolic 1.2e-11
-other.yaml
-status   case                                  point                      value  auto−sym   num−sym
-! ERROR  bad key                                                              -         -         -
-         other.yaml: case 1 (bad key): unknown key 'expct' (did you mean 'expect'?)
-1 passed, 1 failed, 1 error in 0.25s (shard 1/2)"""
+# Golden text at the widths people meet: 60 (a split pane), 80 (every pipe and CI log), 120.
+# The files are golden/<view>-<width>.txt; GRADCHECK_UPDATE_GOLDEN=1 rewrites them from the
+# current code (then read the diff before committing it).
+WIDTHS = (60, 80, 120)
+GOLDEN = Path(__file__).parent / "golden"
 
 
-def test_batch_table_streams_rows_golden() -> None:
-    from gradcheck_cli.batch import error_result
+def assert_golden(view: str, width: int, text: str) -> None:
+    """Compare with golden/<view>-<width>.txt (or rewrite it, when asked to)."""
+    path = GOLDEN / f"{view}-{width}.txt"
+    if os.environ.get("GRADCHECK_UPDATE_GOLDEN"):
+        path.write_text(text + "\n", encoding="utf-8")
+    assert text + "\n" == path.read_text(encoding="utf-8"), f"{path} differs"
 
+
+def two_variable_result() -> CaseResult:
+    """sin(x)*exp(-y**2) at x=1, y=0.5 with the Hessian: long numbers, long formulas."""
+    g = {"x": 0.4207878589, "y": -0.6553382619}
+    xx, xy, yy = -0.6553382619, -0.4207878589, -0.6553382619
+    h = {"x": {"x": xx, "y": xy}, "y": {"x": xy, "y": yy}}
+    off = {"x": {"x": xx + 1.6e-12, "y": xy + 2.7e-12}, "y": {"x": xy, "y": yy + 7e-12}}
+    return CaseResult(
+        name="sin(x)*exp(-y**2)",
+        expr="sin(x)*exp(-y**2)",
+        point={"x": 1.0, "y": 0.5},
+        status="pass",
+        value=0.6553382619,
+        derivative={"x": "exp(-y**2)*cos(x)", "y": "-2*y*exp(-y**2)*sin(x)"},
+        gradient={"autograd": dict(g), "symbolic": dict(g), "numeric": dict(g)},
+        error={
+            "autograd_vs_symbolic": 0.0,
+            "numeric_vs_symbolic": 0.0,
+            "hessian_autograd_vs_symbolic": 0.0,
+            "hessian_numeric_vs_symbolic": 7e-12,
+        },
+        hessian={"autograd": h, "symbolic": h, "numeric": off},
+        numeric_error={"x": 4.3e-16, "y": 6.9e-16},
+        hessian_derivative={
+            "x": {"x": "-exp(-y**2)*sin(x)", "y": "-2*y*exp(-y**2)*cos(x)"},
+            "y": {"y": "4*y**2*exp(-y**2)*sin(x) - 2*exp(-y**2)*sin(x)"},
+        },
+    )
+
+
+def batch_text(width: int) -> str:
+    """Two files: a pass, a failure, a long name with a long point, and an error row."""
     buffer = io.StringIO()
     console = make_console(False, file=buffer)
-    console.width = WIDTH
+    console.width = width
     table = BatchTable(console)
     wrong = make_result("fail", name="wrong", auto=9.0, message="autograd disagrees with SymPy")
-    table.add(Outcome("seed.toml", [make_result(), wrong], 0.1))
+    long = make_result(name="logistic loss of a linear model, second order")
+    long.point = {"weight": -0.3618417408, "bias": 0.2110743488, "x": 3.0}
+    long.value = -1234567.891
+    table.add(Outcome("seed.toml", [make_result(), wrong, long], 0.1))
     message = "other.yaml: case 1 (bad key): unknown key 'expct' (did you mean 'expect'?)"
     bad = error_result("bad key", "x", message, "other.yaml: case 1 (bad key)")
     table.add(Outcome("other.yaml", [bad], 0.0))
+    table.finish()
     console.print(summary_line(table.tally, 0.25, "shard 1/2"))
-    text = "\n".join(line.rstrip() for line in buffer.getvalue().splitlines())
-    assert text == BATCH_GOLDEN
+    return "\n".join(line.rstrip() for line in buffer.getvalue().splitlines())
+
+
+def softplus_graph() -> TraceGraph:
+    """log(1 + exp(alpha*beta)) at alpha=0.7, beta=-1.2, the culprit marked."""
+    blame = "Softplus.backward at examples/ci/mathops/ops.py:32: off by a factor of 2"
+    nodes = (
+        TraceNode(0, "alpha", "var", None, 0.7, -0.3618417408, (), True),
+        TraceNode(1, "beta", "var", None, -1.2, 0.2110743488, (), True),
+        TraceNode(2, "alpha*beta", "mul", "MulBackward0", -0.84, 0.3015347840, (0, 1), False),
+        TraceNode(3, "exp(alpha*beta)", "exp", "ExpBackward0", 0.4317105234, 0.698467, (2,), False),
+        TraceNode(4, "1", "const", None, 1.0, None, (), False),
+        TraceNode(5, "1 + exp(alpha*beta)", "add", "AddBackward0", 1.43171, 0.69847, (4, 3), False),
+        TraceNode(
+            6, "log(1 + exp(alpha*beta))", "log", "LogBackward0", 0.35887, 1.0, (5,), False, blame
+        ),
+    )
+    return TraceGraph("log(1 + exp(alpha*beta))", {"alpha": 0.7, "beta": -1.2}, nodes, blame)
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_grad_view_golden_at_three_widths(width: int) -> None:
+    assert_golden("grad", width, render(grad_view(two_variable_result()), width=width))
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_batch_table_golden_at_three_widths(width: int) -> None:
+    assert_golden("batch", width, batch_text(width))
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_trace_tree_golden_at_three_widths(width: int) -> None:
+    assert_golden("tree", width, render(trace_tree(softplus_graph()), width=width))
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_no_number_is_ever_cut_and_no_line_is_too_long(width: int) -> None:
+    texts = [
+        batch_text(width),
+        render(grad_view(two_variable_result()), width=width),
+        render(trace_tree(softplus_graph()), width=width),
+    ]
+    numbers = ["0.4207878589", "-0.6553382619", "-1234567.891", "1.2e-11", "7.0e-12"]
+    for text in texts:
+        assert max(cell_len(line) for line in text.splitlines()) <= width
+        assert "…" not in text
+    joined = "\n".join(texts[:2])
+    for number in numbers:
+        assert number in joined, number
+
+
+def test_batch_table_counts_every_result() -> None:
+    buffer = io.StringIO()
+    table = BatchTable(make_console(False, file=buffer))
+    table.add(Outcome("seed.toml", [make_result(), make_result("fail", auto=9.0)], 0.1))
+    table.add(Outcome("other.yaml", [make_result("error")], 0.0))
     assert table.tally == Tally(total=3, passed=1, failed=1, errors=1)
+    assert buffer.getvalue().count("status") == 1  # the last file waits for finish()
+    table.finish()
+    assert buffer.getvalue().count("status") == 2
 
 
 def test_summary_line_words() -> None:

@@ -268,6 +268,58 @@ def test_transposed_jacobian_hint():
     assert "transposed" in _failure(Linear.apply, (x,))
 
 
+@pytest.mark.parametrize("fast_mode", [False, True])
+def test_the_error_carries_the_mismatch_as_data_matching_its_message(fast_mode: bool):
+    func, args = _case("factor 2").build(engine.float64)
+    with pytest.raises(GradcheckError) as info:
+        gradcheck(func, args, fast_mode=fast_mode)
+    mismatch = info.value.mismatch
+    assert mismatch is not None
+    assert "\n".join(mismatch.lines()) in str(info.value)  # the message is made from it
+    assert 0 < len(mismatch.worst) <= mismatch.differing <= mismatch.size
+    for worst in mismatch.worst:
+        assert worst.analytic == pytest.approx(2 * worst.numeric, rel=1e-6)
+        assert worst.error == pytest.approx(abs(worst.analytic - worst.numeric))
+        assert 0 <= worst.estimate < worst.error
+    assert mismatch.projected or "a factor of 2" in mismatch.hint
+    # Other failures carry no table.
+
+    class Broken(engine.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x * 2
+
+        @staticmethod
+        def backward(ctx, g):
+            raise ValueError("boom")
+
+    with pytest.raises(GradcheckError, match="boom") as info:
+        gradcheck(Broken.apply, args)
+    assert info.value.mismatch is None
+
+
+def test_gradgradcheck_keeps_the_mismatch_data():
+    class DoubleWrong(engine.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.save_for_backward(x)
+            return x**3
+
+        @staticmethod
+        def backward(ctx, g):
+            (x,) = ctx.saved_tensors
+            return g * 3 * x * x.detach()  # the second derivative loses a factor of 2
+
+    x = engine.tensor([0.5, -1.0, 2.0], dtype=engine.float64, requires_grad=True)
+    gradcheck(DoubleWrong.apply, (x,))
+    with pytest.raises(GradcheckError) as info:
+        gradgradcheck(DoubleWrong.apply, (x,))
+    mismatch = info.value.mismatch
+    assert mismatch is not None and "\n".join(mismatch.lines()) in str(info.value)
+    assert str(info.value).startswith("gradgradcheck: ")
+    assert info.value.__suppress_context__  # one message, not two tracebacks
+
+
 def test_wrong_shaped_gradient_is_a_failed_check_not_a_crash():
     class Flat(engine.autograd.Function):
         @staticmethod
@@ -381,24 +433,30 @@ def test_user_eps_means_a_fixed_central_step():
     assert gradcheck(lambda a: engine.sin(a), (x,), eps=1e-4)
 
 
-def test_fast_mode_catches_an_error_confined_to_one_element_of_many():
-    n = 400
-    m = np.ones(n)
-    m[123] = 1.5
+def _scaled_backward(forward: Callable, derivative: Callable, m: np.ndarray) -> Callable:
+    """A Function forward(x) whose backward is right except for the factors m."""
 
-    class Sin(engine.autograd.Function):
+    class Op(engine.autograd.Function):
         @staticmethod
         def forward(ctx, x):
             ctx.save_for_backward(x)
-            return engine.sin(x)
+            return forward(x)
 
         @staticmethod
         def backward(ctx, g):
             (x,) = ctx.saved_tensors
-            return g * engine.cos(x) * engine.tensor(m, dtype=g.dtype)
+            return g * derivative(x) * engine.tensor(m, dtype=g.dtype)
 
+    return Op.apply
+
+
+def test_fast_mode_catches_an_error_confined_to_one_element_of_many():
+    n = 400
+    m = np.ones(n)
+    m[123] = 1.5
+    sin = _scaled_backward(engine.sin, engine.cos, m)
     x = engine.tensor(np.linspace(-1, 1, n), dtype=engine.float64, requires_grad=True)
-    message = _failure(lambda a: Sin.apply(a).sum(), (x,), fast_mode=True)
+    message = _failure(lambda a: sin(a).sum(), (x,), fast_mode=True)
     # The full check located it.
     assert "(), (123,)" in message
 
@@ -514,3 +572,73 @@ def test_no_false_alarm_on_a_wiggle_over_a_large_trend(values, dtype):
     x = engine.tensor(np.array(values), dtype=DTYPES[dtype], requires_grad=True)
     assert gradcheck(Op.apply, (x,))
     assert gradcheck(Op.apply, (x,), fast_mode=True)
+
+
+# --------------------------------------------------------------------- checker cost
+
+
+def _counted(func: Callable) -> tuple[Callable, list[int]]:
+    calls = [0]
+
+    def wrapped(*args: Any) -> Any:
+        calls[0] += 1
+        return func(*args)
+
+    return wrapped, calls
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=list(DTYPES))
+def test_an_elementwise_function_costs_a_few_evaluations_not_two_per_input(dtype: str):
+    x = engine.tensor(np.linspace(-2, 2, 256), dtype=DTYPES[dtype], requires_grad=True)
+    func, calls = _counted(lambda a: engine.sin(a) * engine.exp(0.5 * a))
+    assert gradcheck(func, (x,))
+    # One forward for the outputs (and a float64 re-run for float32), the centre, 2 log2(256)
+    # structure probes and the three perturbations of the first estimate; torch: 512.
+    assert calls[0] <= 2 + 1 + 16 + 3 + (1 if dtype == "float32" else 0)
+
+
+def test_a_dense_function_costs_three_evaluations_per_input():
+    rng = np.random.default_rng(2)
+    W = engine.tensor(rng.standard_normal((30, 40)), dtype=engine.float64)
+    x = engine.tensor(rng.uniform(-1, 1, 40), dtype=engine.float64, requires_grad=True)
+    func, calls = _counted(lambda a: engine.tanh(W @ a / 6))
+    assert gradcheck(func, (x,))
+    assert calls[0] <= 2 + 3 * 40
+
+
+def test_fast_mode_costs_three_evaluations_per_projection():
+    x = engine.tensor(np.linspace(-2, 2, 500), dtype=engine.float64, requires_grad=True)
+    y = engine.tensor(np.linspace(1, 3, 500), dtype=engine.float64, requires_grad=True)
+    func, calls = _counted(lambda a, b: (engine.sin(a) * b).sum() + engine.tanh(a * b).mean())
+    assert gradcheck(func, (x, y), fast_mode=True, projections=4)
+    assert calls[0] <= 2 + 3 * 4
+
+
+@pytest.mark.parametrize("fast_mode", [False, True], ids=["full", "fast"])
+def test_a_backward_that_claims_elementwise_for_a_mixing_function_is_caught(fast_mode: bool):
+    """The structure comes from the function's own values, never from the analytic side."""
+
+    class Leak(engine.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.save_for_backward(x)
+            return x * x + 0.01 * x[0]  # every output also reads x[0]
+
+        @staticmethod
+        def backward(ctx, g):
+            (x,) = ctx.saved_tensors
+            return 2 * x * g  # diagonal: the x[0] column is missing
+
+    x = engine.tensor(np.linspace(0.5, 1.5, 64), dtype=engine.float64, requires_grad=True)
+    message = _failure(Leak.apply, (x,), fast_mode=fast_mode)
+    assert "Jacobian mismatch" in message and ", (0,)" in message
+
+
+@pytest.mark.parametrize("fast_mode", [False, True], ids=["full", "fast"])
+def test_large_elementwise_check_with_one_wrong_element(fast_mode: bool):
+    m = np.ones(1000)
+    m[777] = 1 + 1e-4
+
+    x = engine.tensor(np.linspace(-1, 1, 1000), dtype=engine.float64, requires_grad=True)
+    message = _failure(_scaled_backward(engine.exp, engine.exp, m), (x,), fast_mode=fast_mode)
+    assert "(777,), (777,)" in message and "only one element is wrong" in message

@@ -236,9 +236,7 @@ def _coefficients(bound: float) -> st.SearchStrategy[float]:
     # Zero, or of magnitude at least 1e-100: coefficients near the underflow threshold make
     # f's differences subnormal, where a float has too few significant bits for any finite
     # difference to meet a relative bound (a limit of float64, not of the method).
-    return st.one_of(
-        st.just(0.0), st.floats(1e-100, bound), st.floats(-bound, -1e-100)
-    )
+    return st.one_of(st.just(0.0), st.floats(1e-100, bound), st.floats(-bound, -1e-100))
 
 
 @settings(max_examples=40, deadline=None)
@@ -335,3 +333,122 @@ def test_nearly_zero_input_is_scaled_like_zero():
     exact = a * math.log(2.0)
     assert abs(res.value[0] - exact) <= 1e-12 * exact
     assert res.error[0] <= 1e-12 * exact
+
+
+# ------------------------------------------------------------------- staged estimates
+
+
+def _never(value, error):
+    return np.zeros(value.shape, dtype=bool)
+
+
+@pytest.mark.parametrize(("name", "f", "mf", "x"), CASES, ids=[f"{c[0]}@{c[3]:g}" for c in CASES])
+def test_first_estimate_is_honest_or_undefined(name, f, mf, x):
+    """The first estimate's error bounds its actual error; NaN (refine) where it cannot."""
+    ref = _reference(mf, x)
+    res = nm.staged_jacobian(lambda v: f(v[0]), [x], _never)
+    assert res.evaluations == 4 and res.method == "first estimate"
+    value, error = res.value[0, 0], res.error[0, 0]
+    if np.isfinite(value):
+        assert abs(value - ref) <= 4 * error + 1e-15 * abs(ref)
+
+
+def test_first_estimate_is_precise_on_ordinary_points():
+    # Smooth functions at O(1) points: the first estimate decides the verdict by itself.
+    for f, df in ((np.sin, np.cos), (np.exp, np.exp), (np.tanh, lambda t: 1 - np.tanh(t) ** 2)):
+        x = np.linspace(-2, 2, 9)
+        res = nm.staged_jacobian(lambda v, f=f: f(v), x, _never)
+        assert np.allclose(np.diag(res.value), df(x), rtol=1e-9, atol=0)
+        assert np.all(np.diag(res.error) <= 1e-9 * np.maximum(np.abs(df(x)), 1))
+
+
+def test_only_undecided_columns_are_refined():
+    x = np.array([0.3, -1.1, 2.0, 0.7])
+    W = np.arange(16.0).reshape(4, 4) / 10
+
+    def f(v):
+        return np.sin(W @ v)
+
+    def second_column(value, error):
+        need = np.zeros(value.shape, dtype=bool)
+        need[2, 1] = True
+        return need
+
+    first = nm.staged_jacobian(f, x, _never, detect=[False])
+    staged = nm.staged_jacobian(f, x, second_column, detect=[False])
+    rich = nm.jacobian(f, x, complex_safe=False)
+    assert first.evaluations == 1 + 3 * 4
+    assert staged.method == "richardson" and staged.evaluations > first.evaluations
+    assert staged.value[2, 1] == rich.value[2, 1] and staged.error[2, 1] == rich.error[2, 1]
+    assert np.array_equal(
+        np.delete(staged.value.ravel(), 2 * 4 + 1), np.delete(first.value.ravel(), 9)
+    )
+
+
+@pytest.mark.parametrize("n", [2, 7, 64, 1000])
+def test_elementwise_structure_costs_a_few_evaluations_not_n(n):
+    x = np.linspace(-1.5, 1.5, n)
+    res = nm.staged_jacobian(lambda v: np.sin(v) * np.exp(v), x, _never)
+    assert res.evaluations == 1 + 2 * int(np.ceil(np.log2(n))) + 3
+    expected = np.diag((np.cos(x) + np.sin(x)) * np.exp(x))
+    assert np.max(np.abs(res.value - expected)) <= 1e-9 * np.max(np.abs(expected))
+
+
+def test_gather_structure_broadcast_and_permutation():
+    rng = np.random.default_rng(5)
+    perm = rng.permutation(12)
+    x = rng.uniform(-1, 1, 12)
+    # Each output element reads one input element (a permutation; then broadcast over 3 rows).
+    res = nm.staged_jacobian(lambda v: np.tile(v[perm] ** 3, 3), x, _never)
+    assert res.evaluations == 1 + 2 * 4 + 3
+    exact = np.zeros((36, 12))
+    for r in range(36):
+        exact[r, perm[r % 12]] = 3 * x[perm[r % 12]] ** 2
+    assert np.allclose(res.value, exact, rtol=1e-9, atol=0)
+
+
+@pytest.mark.parametrize(
+    "f",
+    [
+        lambda v: v**2 + 0.01 * v[0],  # every output also reads v[0]
+        lambda v: v + np.sum(v) * 1e-3 - np.sum(v) * 1e-3,  # mixes only through rounding
+        lambda v: np.cumsum(v),
+        lambda v: v * np.random.default_rng().uniform(1, 1 + 1e-15),  # not deterministic
+    ],
+    ids=["reads-v0", "rounding", "cumsum", "random"],
+)
+def test_structure_detection_never_assumes_independence(f):
+    x = np.linspace(0.2, 1.4, 16)
+    res = nm.staged_jacobian(f, x, _never)
+    assert res.evaluations > 1 + 2 * 4 + 3  # fell back to one column at a time
+    rich = nm.jacobian(f, x, complex_safe=False)
+    assert np.all(np.abs(res.value - rich.value) <= 4 * (res.error + rich.error) + 1e-12)
+
+
+def test_explicit_step_is_pytorchs_central_difference():
+    x = np.array([0.5, 1.5])
+    h = 1e-4
+    res = nm.staged_jacobian(np.sin, x, _never, detect=[False], step=h)
+    # Divided by the step floating point realised, (x + h) - (x - h), as numeric.jacobian does.
+    central = [(np.sin(t + h) - np.sin(t - h)) / ((t + h) - (t - h)) for t in x]
+    assert res.method == "central" and res.evaluations == 1 + 3 * 2
+    assert np.allclose(np.diag(res.value), central, rtol=1e-11, atol=0)
+    assert np.allclose(np.diag(res.value), np.cos(x), rtol=1e-8, atol=0)
+
+
+def test_staged_directional_is_along_the_realised_direction():
+    # Mixed scales: the step (~1e-5, set by the small coordinates) is below an ulp of 3e11,
+    # so x + t v is rounded there.
+    x = np.array([3e11, 0.5, -2.0])
+    v = np.array([1.0, -1.0, 1.0])
+
+    def f(t):
+        return np.array([t[0] * 1e-6 + np.sin(t[1]) + t[2] ** 2])
+
+    res, realised = nm.staged_directional(f, x, v[None, :], lambda *a: np.zeros(1, dtype=bool))
+    grad = np.array([1e-6, np.cos(0.5), -4.0])
+    assert res.method == "first estimate" and res.evaluations == 4
+    assert not np.array_equal(realised[0], v)
+    assert abs(res.value[0, 0] - grad @ realised[0]) <= 4 * res.error[0, 0]
+    refined, dirs = nm.staged_directional(f, x, v[None, :], lambda *a: np.ones(1, dtype=bool))
+    assert refined.method == "richardson" and np.array_equal(dirs[0], v)

@@ -1,0 +1,82 @@
+"""Grad mode: whether ops record the graph. Thread-local, as in torch. A leaf module: it imports
+nothing of engine, so every layer can read it."""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Callable
+from typing import Any
+
+
+class _State(threading.local):
+    enabled = True
+
+
+state = _State()
+
+
+def is_grad_enabled() -> bool:
+    """Whether ops currently record the graph."""
+    return state.enabled
+
+
+class _Mode:
+    """A context manager and decorator that sets grad mode and restores it on exit."""
+
+    _enable: bool
+
+    def __enter__(self) -> None:
+        self._prev = state.enabled
+        state.enabled = self._enable
+
+    def __exit__(self, *exc: object) -> None:
+        state.enabled = self._prev
+
+    def __call__(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        mode = type(self)
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with mode():
+                return fn(*args, **kwargs)
+
+        return wrapper
+
+
+class no_grad(_Mode):  # noqa: N801 - torch's name
+    """Ops inside record no graph."""
+
+    _enable = False
+
+
+class enable_grad(_Mode):  # noqa: N801
+    """Ops inside record the graph, even within `no_grad`."""
+
+    _enable = True
+
+
+class set_grad_enabled(_Mode):  # noqa: N801
+    """Set grad mode now (as a function) or for a block (as a context manager)."""
+
+    def __init__(self, mode: bool) -> None:
+        self._prev = state.enabled
+        self._enable = bool(mode)
+        state.enabled = self._enable
+
+    def __enter__(self) -> None:
+        pass
+
+    def __exit__(self, *exc: object) -> None:
+        state.enabled = self._prev
+
+    def __call__(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        state.enabled = self._prev  # as a decorator it must not change the mode at definition
+        enable = self._enable
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with set_grad_enabled(enable):
+                return fn(*args, **kwargs)
+
+        return wrapper

@@ -1,0 +1,93 @@
+"""engine.autograd.gradcheck on JAX arrays and JAX functions (custom_vjp), x64 on and off."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+jax = pytest.importorskip("jax")
+
+import framework_catalogue as fc  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+
+from engine.autograd import GradcheckError, gradcheck, gradgradcheck  # noqa: E402
+
+# JAX runs op by op here (no jit), ~1 ms a call: a dozen cases, one of every kind.
+KINDS = (
+    "sin", "sin: sign flip", "sin: factor 1.0001", "sin: one element 1% off",
+    "sin(3x): forgotten chain factor", "x|x|: wrong where x<0", "matmul: transposed",
+    "add bias: first row only", "softmax: missing the sum term", "cube (2nd)",
+    "cube (2nd): detached x", "cube (2nd): NumPy inside backward",
+    "cube (2nd) via CubeGrad: its backward off by 2",
+)
+CASES = [c for c in fc.catalogue(fc.jax_ops()) if c.name in KINDS]
+
+
+@pytest.fixture(params=[False, True], ids=["x64 off", "x64 on"])
+def x64(request):
+    with jax.enable_x64(request.param):
+        yield request.param
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_catalogue_verdicts(case: fc.Case, dtype: str):
+    assert fc.verdict(case, dtype) is (not case.wrong)
+
+
+@pytest.mark.parametrize("case", CASES[:4], ids=[c.name for c in CASES[:4]])
+def test_fast_mode_verdicts(case: fc.Case):
+    assert fc.verdict(case, "float32", fast_mode=True) is (not case.wrong)
+
+
+def test_plain_jax_functions_with_several_inputs_and_outputs(x64):
+    x = jnp.linspace(-1.0, 1.0, 5)
+    w = jnp.asarray(np.arange(15.0).reshape(5, 3) / 10)
+
+    def f(a, b, n):
+        return jnp.tanh(a @ b) * n, jnp.sum(a**2)
+
+    assert gradcheck(f, (x, w, 3))
+    assert gradgradcheck(lambda a: jnp.sin(a) * a, (x,))
+    assert gradcheck(jax.jit(lambda a: jnp.exp(a).sum()), (x,))
+
+
+def test_the_precision_checked_is_stated_when_x64_is_off(x64):
+    @jax.custom_vjp
+    def f(x):
+        return jnp.sin(x)
+
+    f.defvjp(lambda x: (jnp.sin(x), x), lambda x, g: (g * jnp.cos(x) * 1.001,))
+    x = jnp.linspace(-1.0, 1.0, 4, dtype=jnp.float32)
+    with pytest.raises(GradcheckError) as info:
+        gradcheck(f, (x,))
+    message = str(info.value)
+    assert ("JAX x64 is off" in message) is (not x64)
+    assert "float64 re-run" in message or "float32" in message
+    assert x.dtype == jnp.float32 and not (jax.config.jax_enable_x64 and not x64)
+
+
+def test_float32_jax_function_without_x64_gets_a_float64_reference():
+    # Without the float64 reference, float32 rounding would hide an error of 1e-4.
+    @jax.custom_vjp
+    def f(x):
+        return jnp.exp(x)
+
+    f.defvjp(lambda x: (jnp.exp(x), x), lambda x, g: (g * jnp.exp(x) * 1.0001,))
+    with jax.enable_x64(False):
+        x = jnp.linspace(-1.0, 1.0, 4)
+        assert x.dtype == jnp.float32
+        assert not gradcheck(f, (x,), raise_exception=False)
+        assert gradcheck(jnp.exp, (x,))
+        assert not jax.config.jax_enable_x64  # the caller's setting is left as it was
+
+
+def test_wrong_shaped_custom_vjp_is_a_failed_check():
+    @jax.custom_vjp
+    def f(x, b):
+        return x + b
+
+    f.defvjp(lambda x, b: (x + b, None), lambda r, g: (g, g))  # b's gradient not reduced
+    x, b = jnp.ones((3, 2)), jnp.ones(2)
+    with pytest.raises(GradcheckError, match="vjp raised"):
+        gradcheck(f, (x, b))
