@@ -7,6 +7,7 @@ estimate.  User errors never raise: they become ``status="error"`` with a one-li
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ __all__ = [
     "prepare",
     "run_case",
     "scalar_function",
+    "show_formulas",
 ]
 
 # (atol, rtol) per engine dtype: torch.testing.assert_close's defaults.  Lower-precision dtypes
@@ -104,8 +106,6 @@ class Prepared:
     expr: Expr
     derivatives: Derivatives
     compiled: Compiled
-    formulas: dict[str, str]
-    hessian_formulas: dict[str, dict[str, str]] | None
     function: Callable[[np.ndarray], Any]
     smooth: bool  # no kinks anywhere in the expression: the complex step is valid
 
@@ -120,8 +120,6 @@ def prepare(text: str, order: int = 1) -> Prepared:
         expr=expr,
         derivatives=derivs,
         compiled=compiled,
-        formulas=derivs.formulas(),
-        hessian_formulas=derivs.hessian_formulas(),
         function=scalar_function(expr),
         smooth=expr.smooth,
     )
@@ -172,10 +170,19 @@ def _leaf_reader(node: Node, var_index: dict[str, int]) -> Callable[[list[Any]],
 
 
 def numeric_derivatives(
-    f: Callable[[np.ndarray], Any], x: np.ndarray, *, complex_safe: bool, order: int = 1
+    f: Callable[[np.ndarray], Any],
+    x: np.ndarray,
+    *,
+    complex_safe: bool,
+    order: int = 1,
+    gradient_of: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> tuple[Any, Any]:
     """The one door to finite differences: (gradient result, Hessian result or None).
 
+    With ``gradient_of`` (the exact gradient formulas in float64), the Hessian is the
+    finite-difference Jacobian of that gradient, as torch's gradgradcheck differentiates the
+    analytic gradient numerically: n extrapolated first differences of an O(n) tape, so its
+    cost grows with the Hessian's entries, where second differences of f cost n**2 * |f|.
     Results have ``value``, ``error``, ``method`` (engine.autograd.numeric.NumericResult).
     """
     from engine.autograd import numeric
@@ -186,8 +193,25 @@ def numeric_derivatives(
         except (ArithmeticError, ValueError, TypeError):
             # Overflow or a domain edge on the complex path: the real ladder copes with NaN.
             grad = numeric.gradient(f, x, complex_safe=False)
-        hess = numeric.hessian(f, x) if order == 2 else None
+        if order != 2:
+            return grad, None
+        if gradient_of is None:
+            return grad, numeric.hessian(f, x)
+        jac = numeric.jacobian(gradient_of, x, complex_safe=False)
+        value = (jac.value + jac.value.T) / 2
+        error = np.maximum(jac.error, jac.error.T) + np.abs(jac.value - jac.value.T) / 2
+        hess = dataclasses.replace(jac, value=value, error=error)
     return grad, hess
+
+
+def _gradient_function(compiled: Compiled) -> Callable[[np.ndarray], np.ndarray]:
+    """The exact gradient formulas evaluated in float64, as a function of the point."""
+
+    def g(x: np.ndarray) -> np.ndarray:
+        out = compiled.evaluate_vector(list(np.ravel(x)), "float64")
+        return np.array([float(v) for v in out[1:]])
+
+    return g
 
 
 # --------------------------------------------------------------------------------- run
@@ -206,6 +230,7 @@ def run_case(case: Case) -> list[CaseResult]:
         return [_error(case, name, p, f"order must be 1 or 2, not {case.order!r}") for p in points]
     try:
         prep = prepare(case.expr, case.order)
+        prep.derivatives.formulas(simplify=False)  # the report's `derivative` (cached)
     except ExprError as exc:
         return [_error(case, name, p, f"cannot parse expression: {exc}") for p in points]
     except RecursionError:
@@ -221,6 +246,15 @@ def run_case(case: Case) -> list[CaseResult]:
             if r.message is not None:
                 r.message = f"{case.location}: {r.message}"
     return results
+
+
+def show_formulas(result: CaseResult, order: int) -> None:
+    """Fill a result's formulas for people: simplified where short, the Hessian's too."""
+    if not result.derivative:
+        return
+    derivs = prepare(result.expr, order).derivatives
+    result.derivative = dict(derivs.formulas())
+    result.hessian_derivative = derivs.hessian_formulas()
 
 
 def _error(case: Case, name: str, point: dict[str, float], message: str) -> CaseResult:
@@ -304,8 +338,9 @@ def _fmt(v: float) -> str:
 
 def _run_point(case: Case, name: str, prep: Prepared, point: dict[str, Any]) -> CaseResult:
     result = _error(case, name, point, "")
-    result.derivative = dict(prep.formulas)
-    result.hessian_derivative = prep.hessian_formulas
+    # The contract's `derivative` field: SymPy's gradient, printed but not simplified (the
+    # terminal view asks for the simplified formulas, and the Hessian's, in show_formulas).
+    result.derivative = dict(prep.derivatives.formulas(simplify=False))
     result.atol, result.rtol = _tolerances(case)
     problem = _point_problem(prep, case, point)
     if problem is not None:
@@ -409,8 +444,11 @@ def _fill(
     num_err: dict[str, float] = {}
     num_hess = None
     if names:
+        gradient_of = None
+        if case.order == 2:
+            gradient_of = _gradient_function(prepare(case.expr, 1).compiled)
         grad_res, hess_res = numeric_derivatives(
-            prep.function, x, complex_safe=prep.smooth, order=case.order
+            prep.function, x, complex_safe=prep.smooth, order=case.order, gradient_of=gradient_of
         )
         num_grad = {n: float(v) for n, v in zip(names, np.ravel(grad_res.value), strict=True)}
         num_err = {n: float(v) for n, v in zip(names, np.ravel(grad_res.error), strict=True)}

@@ -374,7 +374,9 @@ def grad(
         click.echo(dumps_report([result]))
         _exit(STATUS_EXIT[result.status])
     from gradcheck_cli import render
+    from gradcheck_cli.checks import show_formulas
 
+    show_formulas(result, order)  # display formulas: only when shown
     out, _ = app.consoles()
     out.print(render.grad_view(result))
     if steps:

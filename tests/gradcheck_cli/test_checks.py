@@ -84,6 +84,9 @@ def test_order_two_has_a_three_way_hessian() -> None:
     assert r.hessian["numeric"]["x"]["y"] == pytest.approx(
         r.hessian["symbolic"]["x"]["y"], rel=1e-6
     )
+    # Display formulas of the Hessian are built only when shown (the terminal view).
+    assert r.hessian_derivative is None
+    checks.show_formulas(r, 2)
     assert (
         r.hessian_derivative is not None and r.hessian_derivative["x"]["x"] == "-exp(-y**2)*sin(x)"
     )
