@@ -46,8 +46,8 @@ FORMULAS = [
     ("k*q1*q2/r**2", "k q1 q2 r"),
     ("sqrt(2*g*h)", "g h"),
     ("2*pi*sqrt(L/g)", "L g"),
-    ("exp(-E/(k*T))", "E k T"),
-    ("1/(exp(E/(k*T)) - 1)", "E k T"),
+    ("exp(-U/(k*T))", "U k T"),
+    ("1/(exp(U/(k*T)) - 1)", "U k T"),
     ("n*R*T/V", "n R T V"),
     ("exp(-(x - mu)**2/(2*s**2))/(s*sqrt(2*pi))", "x mu s"),
     ("log(1 + exp(-y*w*x))", "y w x"),
@@ -96,14 +96,17 @@ def wall(cmd: list[str], env: dict[str, str], runs: int) -> float:
     return statistics.median(samples)
 
 
-def one_shot(runs: int, env: dict[str, str]) -> None:
+def one_shot(runs: int, env: dict[str, str], before: str | None) -> None:
     floor = wall([sys.executable, "-c", "import numpy, sympy, mpmath"], env, runs)
-    cli = [sys.executable, "-m", "gradcheck_cli", "grad", ONE_SHOT[0], "--at", ONE_SHOT[1]]
-    terminal = wall(cli, env, runs)
-    as_json = wall([*cli, "--json"], env, runs)
-    print(f"one-shot (median of {runs}): import floor {floor * 1e3:.0f} ms; "
-          f"gradcheck grad {terminal * 1e3:.0f} ms ({terminal / floor:.2f}x); "
-          f"--json {as_json * 1e3:.0f} ms ({as_json / floor:.2f}x)")
+    # The expression starts with '-': the code before the change needs '--' in front of it.
+    cli = [sys.executable, "-m", "gradcheck_cli", "grad", "--at", ONE_SHOT[1], "--", ONE_SHOT[0]]
+    print(f"one-shot (median of {runs}): import floor {floor * 1e3:.0f} ms")
+    versions = [("after", env)] + ([("before", {**env, "PYTHONPATH": before})] if before else [])
+    for label, run_env in versions:
+        terminal = wall(cli, run_env, runs)
+        as_json = wall([*cli[:-2], "--json", *cli[-2:]], run_env, runs)
+        print(f"  {label}: gradcheck grad {terminal * 1e3:.0f} ms ({terminal / floor:.2f}x); "
+              f"--json {as_json * 1e3:.0f} ms ({as_json / floor:.2f}x)")
 
 
 def _torch_hessian(kind: str, x: np.ndarray) -> float | None:
@@ -189,7 +192,7 @@ def main() -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "NO_COLOR": "1"}
     print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
     if args.only in (None, "one-shot"):
-        one_shot(args.runs, env)
+        one_shot(args.runs, env, args.before)
     if args.only in (None, "order2"):
         order_two()
     if args.only in (None, "batch"):

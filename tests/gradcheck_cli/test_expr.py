@@ -240,7 +240,7 @@ def test_deep_or_huge_input_is_refused_quickly(text: str) -> None:
     start = time.perf_counter()
     with pytest.raises(ExprError, match="too deeply nested|too complex|unclosed"):
         parse(text)
-    assert time.perf_counter() - start < 2.0
+    assert time.perf_counter() - start < 10.0  # a hang guard, not a benchmark (shared CI)
 
 
 def test_maximum_nesting_is_accepted_and_round_trips() -> None:
