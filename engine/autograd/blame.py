@@ -4,6 +4,15 @@ Each node of a recorded graph is checked alone: its backward (a vector-Jacobian 
 with a random cotangent) against a finite difference of its forward, at the node's own
 inputs, in float64. The first wrong node in forward order is the culprit; for a custom
 `Function` the report names its class and the file and line of its `backward`.
+
+Second order (a gradgradcheck failure): every node is first checked as above, including the
+nodes its backward built (a backward that calls another Function); then each node's
+backward, as a function of the node's inputs and cotangent, is checked the same way against
+its own double backward. A backward that leaves the graph (NumPy inside it, `.detach()`,
+`.numpy()`) fails that check, and the report says so.
+
+PyTorch code has no engine graph: `blame` records every custom `torch.autograd.Function`
+applied while the function runs (blame_torch.py) and checks each alone the same way.
 """
 
 from __future__ import annotations
@@ -17,6 +26,8 @@ from typing import Any
 import numpy as np
 
 from engine.autograd import numeric
+from engine.autograd._grad import grad
+from engine.autograd.frameworks import Adapter, for_inputs, for_name
 from engine.autograd.function import FunctionCtx
 from engine.autograd.grad_mode import enable_grad, no_grad
 from engine.autograd.graph import AccumulateGrad, record
@@ -24,6 +35,8 @@ from engine.tensor import Tensor, _wrap
 
 _FULL_CHECK = 64  # inputs up to this size get a full numeric gradient; larger, directions
 _DIRECTIONS = 4
+# A double backward costs a first derivative per evaluation: directions sooner.
+_FULL_CHECK_SECOND = 4
 
 
 @dataclass(frozen=True)
@@ -41,6 +54,8 @@ class NodeCheck:
     location: str | None  # "file.py:42" of the custom backward
     hint: str | None
     node: Any = field(repr=False, compare=False)
+    order: int = 1  # 2: the check of the node's backward against its double backward
+    n_inputs: int = 0  # order 2: the node's inputs; input_index past them is a cotangent
 
     def describe(self) -> str:
         """One line naming the node and what is wrong with it."""
@@ -48,11 +63,26 @@ class NodeCheck:
             return f"{self.name}: ok"
         who = f"{self.user_class}.backward" if self.user_class else self.name
         where = f" at {self.location}" if self.location else ""
+        if self.order == 2:
+            what = self.hint or (
+                f"its double backward (the derivative of its backward w.r.t. "
+                f"{self._operand()}) is {self.analytic:.6g}, finite differences of its "
+                f"backward say {self.numeric:.6g}"
+            )
+            if self.hint:
+                what = f"double backward w.r.t. {self._operand()}: {what}"
+            return f"{who}{where}: {what}"
         what = self.hint or (
             f"gradient of input {self.input_index} is {self.analytic:.6g}, "
             f"finite differences say {self.numeric:.6g}"
         )
         return f"{who}{where}: {what}"
+
+    def _operand(self) -> str:
+        i = self.input_index if self.input_index is not None else 0
+        if self.order == 2 and i >= self.n_inputs:
+            return f"the cotangent of output {i - self.n_inputs}"
+        return f"input {i}"
 
 
 @dataclass(frozen=True)
@@ -71,13 +101,25 @@ class Blame:
         return "every node's derivative agrees with its forward" if c is None else c.describe()
 
 
-def blame(fn: Callable[..., Tensor], inputs: Sequence[Any], *, seed: int = 0,
+def blame(fn: Callable[..., Any], inputs: Sequence[Any], *, order: int = 1, seed: int = 0,
           atol: float = 1e-8, rtol: float = 1e-6) -> Blame:
     """Run fn(*inputs) in float64 and check every node of its graph alone.
 
-    The tolerances are tight because the reference is good: each node is small, checked in
-    float64, against Richardson extrapolation whose own error estimate widens the bound.
+    order=2 also checks each node's backward against its double backward (what a
+    gradgradcheck failure needs). torch.Tensor inputs: the nodes are the custom
+    torch.autograd.Functions fn applies. The tolerances are tight because the reference is
+    good: each node is small, checked in float64, against Richardson extrapolation whose own
+    error estimate widens the bound.
     """
+    if order not in (1, 2):
+        raise ValueError(f"order must be 1 or 2, not {order!r}")
+    adapter = for_inputs(list(inputs))
+    if adapter.name == "torch":
+        from engine.autograd.blame_torch import blame_torch
+
+        return blame_torch(fn, inputs, order=order, seed=seed, atol=atol, rtol=rtol)
+    if adapter.name != "engine":
+        raise TypeError(f"blame works on engine and torch code, not {adapter.name}")
     xs = [
         _wrap(np.array(x._data, dtype=np.float64)).requires_grad_(x.requires_grad)
         if isinstance(x, Tensor) and x._data.dtype.kind == "f" else x
@@ -85,8 +127,49 @@ def blame(fn: Callable[..., Tensor], inputs: Sequence[Any], *, seed: int = 0,
     ]
     with enable_grad():
         out = fn(*xs)
-    outs = out if isinstance(out, tuple) else (out,)
-    return blame_graph([o for o in outs if isinstance(o, Tensor)], seed=seed, atol=atol, rtol=rtol)
+    outs = [o for o in (out if isinstance(out, tuple) else (out,)) if isinstance(o, Tensor)]
+    if order == 1:
+        return blame_graph(outs, seed=seed, atol=atol, rtol=rtol)
+    rng = np.random.default_rng(seed)
+    live = [o for o in outs if o.requires_grad and o._data.dtype.kind == "f"]
+    diff = [x for x in xs if isinstance(x, Tensor) and x.requires_grad]
+    with enable_grad():
+        grads = grad(live, diff, [_wrap(rng.standard_normal(np.shape(o._data))) for o in live],
+                      create_graph=True, allow_unused=True)
+    forward = forward_order(outs)
+    seen = set(forward)
+    built = [n for n in forward_order([g for g in grads if g is not None]) if n not in seen]
+    # First order, the nodes backward built included: a wrong Function called by a backward
+    # is the culprit itself, before the backward that calls it.
+    checks = [_check(node, i, rng, atol, rtol) for i, node in enumerate(forward + built)]
+    if any(not c.ok for c in checks):
+        return Blame(checks)
+    adapter = for_name("engine")
+    second = [check_op(adapter, _engine_op(node), i, rng, atol, rtol, order=2)
+              for i, node in enumerate(forward)]
+    return Blame(checks + second)
+
+
+def _engine_op(node: Any) -> LocalOp:
+    """An engine node as a LocalOp: its forward again, with a fresh node when grad flows."""
+    forward, args, _ = _local(node)
+    diff = [i for i, nxt in enumerate(_padded_next(node, len(args)))
+            if nxt is not None and isinstance(args[i], Tensor)]
+    user_class, location = _user_code(node)
+    if isinstance(node, FunctionCtx):
+        cls = node._cls
+
+        def apply(values: list) -> list:
+            out = cls.apply(*values)
+            return list(out) if isinstance(out, tuple) else [out]
+    else:
+        op = node._op
+
+        def apply(values: list) -> list:
+            datas = [v._data if isinstance(v, Tensor) else v for v in values]
+            return [record(op, op.forward(*datas), tuple(values))]
+
+    return LocalOp(node.name(), apply, args, diff, user_class, location, node)
 
 
 def blame_graph(outputs: Sequence[Tensor], *, seed: int = 0, atol: float = 1e-8,
@@ -176,47 +259,214 @@ def _check(node: Any, index: int, rng: np.random.Generator, atol: float, rtol: f
     vs = [_wrap(rng.standard_normal(np.shape(o._data))) for o in outs]
     analytic = _backward(node, args, vs)
     user_class, location = _user_code(node)
-    worst: tuple[float, int | None, float | None, float | None, str | None] = (
-        0.0, None, None, None, None)
+    worst: _Worst = (0.0, None, None, None, None)
     for i, nxt in enumerate(node._next):
         if nxt is None or not isinstance(args[i], Tensor):
             continue
         x0 = np.array(args[i]._data, dtype=np.float64)
-        shape = x0.shape
 
-        def s(flat: np.ndarray, i: int = i, shape: tuple = shape) -> float:
+        def s(flat: np.ndarray, i: int = i, shape: tuple = x0.shape) -> float:
             values = list(args)
             values[i] = _wrap(flat.reshape(shape))
             return float(sum(np.sum(np.asarray(v._data) * np.asarray(o._data))
                              for v, o in zip(vs, forward(values), strict=True)))
 
-        a = np.zeros(shape) if analytic[i] is None else np.asarray(analytic[i]._data, float)
-        if a.shape != shape:
-            worst = max(worst, (np.inf, i, None, None, f"gradient of input {i} has shape "
-                                f"{list(a.shape)}, expected {list(shape)}"),
-                        key=lambda w: w[0])
-            continue
-        flat, af = x0.reshape(-1), a.reshape(-1)
-        if flat.size <= _FULL_CHECK:
-            res = numeric.gradient(s, flat)
-            got, want, err = af, res.value, res.error
-        else:
-            dirs = rng.standard_normal((_DIRECTIONS, flat.size))
-            results = [numeric.directional(s, flat, d) for d in dirs]
-            got = dirs @ af
-            want = np.array([r.value[0] for r in results])
-            err = np.array([r.error[0] for r in results])
-        verdict = numeric.compare(got, want, err, atol=atol, rtol=rtol)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = np.abs(got - want) / verdict.bound
-        k = int(np.nanargmax(ratio)) if ratio.size else 0
-        score = float(ratio[k]) if ratio.size else 0.0
-        if not verdict.ok and score > worst[0]:
-            worst = (score, i, float(got[k]), float(want[k]), _pattern(got, want))
+        a = np.zeros(x0.shape) if analytic[i] is None else np.asarray(analytic[i]._data, float)
+        worst = _worse(worst, _judge_input(s, x0, a, i, rng, atol, rtol))
     score, i, a_val, n_val, hint = worst
     return NodeCheck(index=index, name=node.name(), ok=i is None, input_index=i,
                      analytic=a_val, numeric=n_val, error=score, user_class=user_class,
                      location=location, hint=hint, node=node)
+
+
+# (score, input index, analytic, numeric, hint) of the worst element; index None: all agree.
+_Worst = tuple[float, int | None, float | None, float | None, str | None]
+
+
+def _worse(a: _Worst, b: _Worst | None) -> _Worst:
+    return a if b is None or b[0] <= a[0] else b
+
+
+def _judge_input(s: Callable[[np.ndarray], float], x0: np.ndarray, a: np.ndarray, i: int,
+                 rng: np.random.Generator, atol: float, rtol: float,
+                 full: int = _FULL_CHECK) -> _Worst | None:
+    """The analytic gradient `a` of the scalar s at x0 (input i) against finite differences:
+    None when they agree, else the worst element."""
+    if a.shape != x0.shape:
+        return (np.inf, i, None, None,
+                f"gradient of input {i} has shape {list(a.shape)}, expected {list(x0.shape)}")
+    flat, af = x0.reshape(-1), a.reshape(-1)
+    if flat.size <= full:
+        res = numeric.gradient(s, flat)
+        got, want, err = af, res.value, res.error
+    else:
+        dirs = rng.standard_normal((_DIRECTIONS, flat.size))
+        results = [numeric.directional(s, flat, d) for d in dirs]
+        got = dirs @ af
+        want = np.array([r.value[0] for r in results])
+        err = np.array([r.error[0] for r in results])
+    verdict = numeric.compare(got, want, err, atol=atol, rtol=rtol)
+    if verdict.ok:
+        return None
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.abs(got - want) / verdict.bound
+    k = int(np.nanargmax(ratio)) if ratio.size else 0
+    score = float(ratio[k]) if ratio.size else 0.0
+    return (score, i, float(got[k]), float(want[k]), _pattern(got, want))
+
+
+# ------------------------------------------------------------------ any framework's op alone
+
+
+@dataclass(frozen=True)
+class LocalOp:
+    """One op to check alone: `apply` runs it again (recording it when its inputs require
+    grad) on values like `args`, its float64 inputs; `diff` are the inputs grad flows to."""
+
+    name: str
+    apply: Callable[[list], list]
+    args: list
+    diff: list[int]
+    user_class: str | None = None
+    location: str | None = None
+    node: Any = None
+
+
+def check_op(adapter: Adapter, op: LocalOp, index: int, rng: np.random.Generator, atol: float,
+             rtol: float, order: int = 1) -> NodeCheck:
+    """op's backward against finite differences of its forward (order 2: op's backward, as a
+    function of its inputs and cotangents, against finite differences of that backward)."""
+    n_inputs = len(op.args)
+    checked, note = (op, []) if order == 1 else _backward_op(adapter, op, rng)
+    full = _FULL_CHECK if order == 1 else _FULL_CHECK_SECOND
+    worst = note if isinstance(note, tuple) else _judge_op(adapter, checked, rng, atol, rtol,
+                                                           full)
+    score, i, a_val, n_val, hint = worst or (0.0, None, None, None, None)
+    if i is not None and isinstance(note, list) and note:
+        hint = (f"the gradient it returns for input {note[0]} does not require grad: computed "
+                "outside autograd (NumPy, .numpy(), .detach() or no_grad inside backward), it "
+                "cannot be differentiated again")
+    elif order == 2 and i is not None and hint in (None, _ZERO) and a_val == 0:
+        hint = ("its backward uses this outside the graph (.detach(), NumPy, .numpy(), "
+                "no_grad or @once_differentiable): the double backward is zero where finite "
+                "differences of the backward are not")
+    return NodeCheck(index=index, name=op.name, ok=i is None, input_index=i, analytic=a_val,
+                     numeric=n_val, error=score, user_class=op.user_class,
+                     location=op.location, hint=hint, node=op.node, order=order,
+                     n_inputs=n_inputs)
+
+
+def _judge_op(adapter: Adapter, op: LocalOp, rng: np.random.Generator, atol: float,
+              rtol: float, full: int = _FULL_CHECK) -> _Worst | None:
+    fw, lib = adapter, adapter.lib
+    with lib.enable_grad():
+        live = [a.detach().requires_grad_(True) if i in op.diff else a
+                for i, a in enumerate(op.args)]
+        try:
+            outs = [o for o in op.apply(live) if fw.is_floating(o)]
+        except Exception as exc:  # noqa: BLE001 - the op cannot run again: say why
+            return (np.inf, op.diff[0], None, None, f"re-running it raised {_brief(exc)}")
+        vs = [rng.standard_normal(tuple(o.shape)) for o in outs]
+        tracked = [k for k, o in enumerate(outs) if fw.requires_grad(o)]
+        grads: list = [None] * len(op.diff)
+        if tracked:
+            try:
+                grads = list(lib.autograd.grad(
+                    [outs[k] for k in tracked], [live[i] for i in op.diff],
+                    [fw.from_numpy(vs[k].astype(fw.dtype_of(outs[k]))) for k in tracked],
+                    allow_unused=True))
+            except Exception as exc:  # noqa: BLE001 - a backward that raises is the culprit
+                return (np.inf, op.diff[0], None, None, f"its backward raised {_brief(exc)}")
+    x0s = [fw.to_numpy(op.args[i]).astype(np.float64) for i in op.diff]
+    analytic = [np.zeros(x0.shape) if g is None else fw.to_numpy(g).astype(np.float64)
+                for x0, g in zip(x0s, grads, strict=True)]
+
+    def s(flats: list[np.ndarray]) -> float:
+        values = list(op.args)
+        for i, flat, x0 in zip(op.diff, flats, x0s, strict=True):
+            values[i] = fw.from_numpy(flat.reshape(x0.shape).astype(np.float64))
+        with lib.no_grad():
+            out = [o for o in op.apply(values) if fw.is_floating(o)]
+        return float(sum(np.sum(v * fw.to_numpy(o)) for v, o in zip(vs, out, strict=True)))
+
+    if full < _FULL_CHECK and _agrees_jointly(s, x0s, analytic, rng, atol, rtol):
+        return None
+    worst: _Worst = (0.0, None, None, None, None)
+    for k, i in enumerate(op.diff):
+        def s_k(flat: np.ndarray, k: int = k) -> float:
+            return s([flat if j == k else x.reshape(-1) for j, x in enumerate(x0s)])
+
+        worst = _worse(worst, _judge_input(s_k, x0s[k], analytic[k], i, rng, atol, rtol, full))
+    return None if worst[1] is None else worst
+
+
+def _agrees_jointly(s: Callable[[list[np.ndarray]], float], x0s: list[np.ndarray],
+                    analytic: list[np.ndarray], rng: np.random.Generator, atol: float,
+                    rtol: float) -> bool:
+    """A cheap screen: the derivative along random directions through all inputs at once.
+    When it agrees the op passes; when not, each input is checked to say which is wrong."""
+    if any(a.shape != x.shape for a, x in zip(analytic, x0s, strict=True)):
+        return False
+    sizes = np.cumsum([0] + [x.size for x in x0s])
+    flat0 = np.concatenate([x.reshape(-1) for x in x0s])
+    a = np.concatenate([g.reshape(-1) for g in analytic])
+
+    def joint(flat: np.ndarray) -> float:
+        return s([flat[sizes[k] : sizes[k + 1]] for k in range(len(x0s))])
+
+    dirs = rng.standard_normal((2, flat0.size))
+    results = [numeric.directional(joint, flat0, d) for d in dirs]
+    got = dirs @ a
+    want = np.array([r.value[0] for r in results])
+    err = np.array([r.error[0] for r in results])
+    return numeric.compare(got, want, err, atol=atol, rtol=rtol).ok
+
+
+def _backward_op(adapter: Adapter, op: LocalOp, rng: np.random.Generator
+                 ) -> tuple[LocalOp, _Worst | list[int]]:
+    """op's backward as an op of (inputs..., cotangents...), and the inputs whose gradient
+    it returns outside the graph (not requiring grad although the inputs do: right only if
+    that gradient is constant), or a failure if it raises."""
+    fw, lib = adapter, adapter.lib
+    n = len(op.args)
+    with lib.no_grad():
+        outs = [o for o in op.apply(list(op.args)) if fw.is_floating(o)]
+    cots = [fw.from_numpy(rng.standard_normal(tuple(o.shape))) for o in outs]
+
+    def apply(values: list) -> list:
+        xs, gs = list(values[:n]), values[n:]
+        with lib.enable_grad():
+            for i in op.diff:  # a first derivative needs inputs that require grad
+                if not fw.requires_grad(xs[i]):
+                    xs[i] = xs[i].detach().requires_grad_(True)
+            out = [o for o in op.apply(xs) if fw.is_floating(o)]
+            pairs = [(o, g) for o, g in zip(out, gs, strict=True) if fw.requires_grad(o)]
+            grads = lib.autograd.grad([p[0] for p in pairs], [xs[i] for i in op.diff],
+                                      [p[1] for p in pairs], create_graph=True,
+                                      allow_unused=True)
+        return [g if g is not None else fw.from_numpy(np.zeros(tuple(xs[i].shape)))
+                for g, i in zip(grads, op.diff, strict=True)]
+
+    backward = LocalOp(op.name, apply, list(op.args) + cots,
+                       list(op.diff) + list(range(n, n + len(cots))),
+                       op.user_class, op.location, op.node)
+    with lib.enable_grad():
+        live = [a.detach().requires_grad_(True) if i in backward.diff else a
+                for i, a in enumerate(backward.args)]
+        try:
+            results = apply(live)
+        except Exception as exc:  # noqa: BLE001 - a backward that raises is the culprit
+            return backward, (np.inf, op.diff[0], None, None, f"its backward raised {_brief(exc)}")
+    detached = [k for k, r in zip(op.diff, results, strict=True) if not fw.requires_grad(r)]
+    return backward, detached
+
+
+def _brief(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+_ZERO = "zero where finite differences are not (a missing or detached path?)"
 
 
 def _pattern(got: np.ndarray, want: np.ndarray) -> str | None:
@@ -226,6 +476,8 @@ def _pattern(got: np.ndarray, want: np.ndarray) -> str | None:
         ratio = got[mask] / want[mask]
         if np.allclose(ratio, ratio[0], rtol=1e-4, atol=0):
             r = float(ratio[0])
+            if r == 0:
+                return _ZERO
             if np.isclose(r, -1.0):
                 return "off by a sign (the gradient has the wrong sign)"
             return f"off by a factor of {r:.6g}"
@@ -239,7 +491,11 @@ def _pattern(got: np.ndarray, want: np.ndarray) -> str | None:
 def _user_code(node: Any) -> tuple[str | None, str | None]:
     if not isinstance(node, FunctionCtx):
         return None, None
-    cls = node._cls
+    return backward_location(node._cls)
+
+
+def backward_location(cls: type) -> tuple[str, str | None]:
+    """(qualified name, "file.py:42" of its backward) of a custom Function class."""
     backward = inspect.unwrap(cls.backward)
     try:
         path = inspect.getsourcefile(backward)
@@ -250,4 +506,5 @@ def _user_code(node: Any) -> tuple[str | None, str | None]:
     return cls.__qualname__, f"{where}:{line}"
 
 
-__all__ = ["Blame", "NodeCheck", "blame", "blame_graph", "forward_order"]
+__all__ = ["Blame", "LocalOp", "NodeCheck", "backward_location", "blame", "blame_graph",
+           "check_op", "forward_order"]

@@ -420,10 +420,10 @@ class _Checker:
             for k in range(len(self.diff))
         ]
 
-        def undecided(value: np.ndarray, error: np.ndarray) -> np.ndarray:
+        def undecided(value: np.ndarray, error: np.ndarray, floor: np.ndarray) -> np.ndarray:
             need = np.zeros(value.shape, dtype=bool)
             for run, jac in zip(runs, jacs, strict=True):
-                need |= self._undecided(run, jac, value, error)
+                need |= self._undecided(run, jac, value, error, floor)
             return need
 
         return numeric.staged_jacobian(
@@ -436,14 +436,19 @@ class _Checker:
             step=self._step(),
         )
 
-    def _undecided(self, run: _Run, jac: list, value: np.ndarray, error: np.ndarray) -> np.ndarray:
+    def _undecided(
+        self, run: _Run, jac: list, value: np.ndarray, error: np.ndarray, floor: np.ndarray
+    ) -> np.ndarray:
         """Elements whose verdict a more precise numeric reference could change.
 
-        An element is decided (it passes) when |A - N| + 4 E fits in the tolerance computed
-        from lower bounds of the scales (|N| - 4 E for |N|): the truth lies within 4 E of N
-        (the rule's own premise), so any refined N passes it too.  Everything else, and in
+        An element is decided (it passes) when |A - N| + 4 E fits in the tolerance, computed
+        from lower bounds of the scales (|N| - 4 E for |N|), plus 4 F, F a lower bound on the
+        error any refined reference would report (numeric's floor; E >= F).  The truth lies
+        within 4 E of N (the rule's own premise), so A is within tolerance + 4 F of it: the
+        refined verdict could not call it a mismatch beyond the margin the rule leaves
+        anyway, and the first estimate passes the rule itself.  Everything else, in
         particular every element that would fail, is refined before it is judged, so a
-        first estimate can neither raise an alarm nor hide one the refined reference sees.
+        first estimate never raises an alarm.
         """
         usable = np.isfinite(value) & np.isfinite(error)
         low = np.where(usable, np.maximum(np.abs(value) - _ERROR_FACTOR * error, 0.0), 0.0)
@@ -463,7 +468,8 @@ class _Checker:
                 tau = _tolerance_scale(self._pair_eps(o, k, run), self.scale_tolerances)
                 with np.errstate(invalid="ignore"):
                     tol = tau * (self.atol * scale + self.rtol * lo)
-                    ok = both & (np.abs(a - n) + _ERROR_FACTOR * e <= tol)
+                    slack = _ERROR_FACTOR * floor[rows, cols]
+                    ok = both & (np.abs(a - n) + _ERROR_FACTOR * e <= tol + slack)
                 need[rows, cols] = ~ok
         return need
 
@@ -629,17 +635,19 @@ class _Checker:
                 out.append((a, n, e))
             return out
 
-        def undecided(value, error, realised) -> np.ndarray:
+        def undecided(value, error, floor, realised) -> np.ndarray:
             need = np.zeros(count, dtype=bool)
             for r, run in enumerate(runs):
+                lows = projected(r, value, floor, realised)
                 for o, (a, n, e) in enumerate(projected(r, value, error, realised)):
+                    slack = _ERROR_FACTOR * lows[o][2]
                     usable = np.isfinite(a) & np.isfinite(n) & np.isfinite(e)
                     low = np.where(usable, np.maximum(np.abs(n) - _ERROR_FACTOR * e, 0.0), 0.0)
                     scale = max(float(np.max(np.abs(a[usable]), initial=0.0)), float(np.max(low)))
                     tau = _tolerance_scale(self._fast_eps(o, run), self.scale_tolerances)
                     with np.errstate(invalid="ignore"):
                         tol = tau * (self.atol * scale + self.rtol * low)
-                        need |= ~(usable & (np.abs(a - n) + _ERROR_FACTOR * e <= tol))
+                        need |= ~(usable & (np.abs(a - n) + _ERROR_FACTOR * e <= tol + slack))
             return need
 
         res, realised = numeric.staged_directional(
@@ -900,10 +908,18 @@ def gradcheck(
     return adapter.own_check(
         "gradcheck",
         (func, inputs),
-        dict(eps=eps, atol=atol, rtol=rtol, raise_exception=raise_exception,
-             nondet_tol=nondet_tol, check_undefined_grad=False,
-             check_grad_dtypes=check_grad_dtypes, check_backward_ad=check_batched_grad,
-             fast_mode=fast_mode, **torch_checks),
+        dict(
+            eps=eps,
+            atol=atol,
+            rtol=rtol,
+            raise_exception=raise_exception,
+            nondet_tol=nondet_tol,
+            check_undefined_grad=False,
+            check_grad_dtypes=check_grad_dtypes,
+            check_backward_ad=check_batched_grad,
+            fast_mode=fast_mode,
+            **torch_checks,
+        ),
     )
 
 
@@ -1006,9 +1022,17 @@ def gradgradcheck(
     return adapter.own_check(
         "gradgradcheck",
         (func, inputs, grad_outputs),
-        dict(eps=eps, atol=atol, rtol=rtol, raise_exception=raise_exception,
-             nondet_tol=nondet_tol, check_undefined_grad=False,
-             check_grad_dtypes=check_grad_dtypes, check_rev_over_rev=check_batched_grad,
-             gen_non_contig_grad_outputs=gen_non_contig_grad_outputs, fast_mode=fast_mode,
-             **torch_checks),
+        dict(
+            eps=eps,
+            atol=atol,
+            rtol=rtol,
+            raise_exception=raise_exception,
+            nondet_tol=nondet_tol,
+            check_undefined_grad=False,
+            check_grad_dtypes=check_grad_dtypes,
+            check_rev_over_rev=check_batched_grad,
+            gen_non_contig_grad_outputs=gen_non_contig_grad_outputs,
+            fast_mode=fast_mode,
+            **torch_checks,
+        ),
     )

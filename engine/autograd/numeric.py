@@ -259,6 +259,7 @@ def _hidden_wiggle(
     best_val: np.ndarray,
     best_err: np.ndarray,
     jitter: np.ndarray,
+    realise: Callable[[np.ndarray, np.ndarray, float], np.ndarray | float] | None = None,
 ) -> bool:
     """Does an estimate far below rung k disagree with the best one (before stopping there)?
 
@@ -273,10 +274,11 @@ def _hidden_wiggle(
     for r in rows:
         xp, xm = ev.point(x + t[r] * direction), ev.point(x - t[r] * direction)
         fp, fm = ev(xp), ev(xm)
-        steps.append(t[r])
-        ests.append((fp - fm) / (2.0 * t[r]))
+        h = t[r] if realise is None else realise(xp, xm, t[r])
+        steps.append(h)
+        ests.append((fp - fm) / (2.0 * h))
         scale = np.maximum(np.abs(fp), np.abs(fm))
-        noises.append((2.0 * ev.eps * scale + jitter + _QUANTUM) / t[r])
+        noises.append((2.0 * ev.eps * scale + jitter + _QUANTUM) / h)
     a, b = steps[0] ** 2, steps[1] ** 2
     with np.errstate(all="ignore"):
         probe = (a * ests[1] - b * ests[0]) / (a - b)
@@ -306,13 +308,24 @@ def _admit_row(
 
 
 def _richardson(
-    ev: _Counted, x: np.ndarray, f0: np.ndarray, dirs: np.ndarray, *, levels: int | None = None
+    ev: _Counted,
+    x: np.ndarray,
+    f0: np.ndarray,
+    dirs: np.ndarray,
+    *,
+    levels: int | None = None,
+    owner: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
     """Derivatives of ev along each row of dirs: value, error (m, d), step (d,), methods.
 
     Rungs are evaluated from the largest step down.  A direction stops early once the
     rounding floor of its current rung is _STOP times the best error seen so far: every
     smaller step is worse still, so evaluating it would only cost time.
+
+    owner: a block of coordinates walked together, dirs being one row that scales each
+    coordinate's ladder, where output element r depends on coordinate owner[r] only (-1:
+    none; see `_owners`).  Element r then gets d f_r / d x_owner[r], on the step floating
+    point realised for that coordinate, and one ladder serves the whole block.
     """
     levels = _LEVELS if levels is None else levels
     t = _ladder(x, dirs, ev.dtype)  # (K, d)
@@ -321,7 +334,7 @@ def _richardson(
     m = f0.size
     d0 = np.full((k_rows, d, m), np.nan)
     noise = np.full((k_rows, d, m), np.nan)
-    real = np.full((k_rows, d), np.nan)
+    real = np.full((k_rows, d, m), np.nan)
     tables = [d0] + [np.full((k_rows, d, m), np.nan) for _ in range(levels)]
     errs = [np.full((k_rows, d, m), np.nan) for _ in range(levels + 1)]
     best = np.full((d, m), np.inf)
@@ -333,20 +346,27 @@ def _richardson(
     unit = np.count_nonzero(dirs, axis=1) == 1
     axes = [int(np.flatnonzero(dirs[i])[0]) if unit[i] else -1 for i in range(d)]
     jitter = _rounding_noise(ev, x, f0, dirs)
+    mine = None if owner is None else np.maximum(owner, 0)
+
+    def realise(i: int, xp: np.ndarray, xm: np.ndarray, step: float) -> np.ndarray | float:
+        """The step floating point realised, not the one asked for."""
+        if mine is not None:
+            return np.where(owner >= 0, (xp[mine] - xm[mine]) / 2, step)
+        a = axes[i]
+        return (xp[a] - xm[a]) / (2 * dirs[i, a]) if unit[i] else step
+
     for k in range(k_rows):
         for i in np.flatnonzero(active):
             xp = ev.point(x + t[k, i] * dirs[i])
             xm = ev.point(x - t[k, i] * dirs[i])
             fp, fm = ev(xp), ev(xm)
-            # The step floating point realised, not the one asked for.
-            a = axes[i]
-            real[k, i] = (xp[a] - xm[a]) / (2 * dirs[i, a]) if unit[i] else t[k, i]
+            real[k, i] = realise(i, xp, xm, t[k, i])
             d0[k, i] = (fp - fm) / (2.0 * real[k, i])
             scale = np.maximum(np.maximum(np.abs(fp), np.abs(fm)), np.abs(f0))
             noise[k, i] = (2.0 * ev.eps * scale + jitter[i] + _QUANTUM) / real[k, i]
         with np.errstate(all="ignore"):
             for j in range(1, min(k, levels) + 1):
-                hi2, lo2 = real[k - j, :, None] ** 2, real[k, :, None] ** 2
+                hi2, lo2 = real[k - j] ** 2, real[k] ** 2
                 cur, low = tables[j], tables[j - 1]
                 cur[k] = (hi2 * low[k] - lo2 * low[k - 1]) / (hi2 - lo2)
                 if k - 1 >= j:
@@ -370,7 +390,18 @@ def _richardson(
             if k >= levels + 3:
                 done = active & ~probed & np.all(noise[k] >= _STOP * best, axis=1)
                 for i in np.flatnonzero(done):
-                    if _hidden_wiggle(ev, x, dirs[i], t[:, i], k, best_val[i], best[i], jitter[i]):
+                    wiggle = _hidden_wiggle(
+                        ev,
+                        x,
+                        dirs[i],
+                        t[:, i],
+                        k,
+                        best_val[i],
+                        best[i],
+                        jitter[i],
+                        lambda xp, xm, step, i=i: realise(i, xp, xm, step),
+                    )
+                    if wiggle:
                         probed[i] = True  # keep walking down, and no more early stops
                     else:
                         active[i] = False
@@ -380,10 +411,10 @@ def _richardson(
     value = np.take_along_axis(row_vals, row[None], axis=0)[0]
     error = np.take_along_axis(inflated, row[None], axis=0)[0]
     error = np.where(np.isfinite(error), error, np.nan)
-    steps = np.take_along_axis(real, np.min(row, axis=1)[None, :], axis=0)[0]
+    steps = np.take_along_axis(real[:, :, 0], np.min(row, axis=1)[None, :], axis=0)[0]
     methods = ["richardson"] * d
     bad_cols = np.flatnonzero(~np.all(np.isfinite(value), axis=1))
-    if bad_cols.size and np.all(np.isfinite(f0)):
+    if bad_cols.size and np.all(np.isfinite(f0)) and owner is None:
         # Near a domain edge the central ladder has no usable rung: go one-sided.
         v1, e1, s1 = _one_sided(ev, x, f0, dirs[bad_cols], t[:, bad_cols], levels)
         value[bad_cols], error[bad_cols], steps[bad_cols] = v1, e1, s1
@@ -624,6 +655,26 @@ def _owners(
     return np.where(moved, code, -1)
 
 
+def _resolution(ev: _Counted, f0: np.ndarray, h: np.ndarray) -> np.ndarray:
+    """The error (m, n) of a zero derivative found by `_owners` probing with steps ~h.
+
+    The probes moved x_j by at least 1.25 h_j and f_r did not change by an ulp, so
+    |d f_r / d x_j| is below about ulp(f_r) / h_j: exact for an elementwise f, but not
+    provably, so it is an honest error bar rather than zero.
+    """
+    return (ev.eps * np.abs(f0) + _QUANTUM)[:, None] / h[None, :]
+
+
+def _leakage(ev: _Counted, f0: np.ndarray, n: int, probe: np.ndarray) -> np.ndarray:
+    """What dependences too weak for the probes could add to a whole-block difference.
+
+    The probes bound random-signed, random-sized sums of f_r's other partial derivatives
+    times steps of at least `probe` by an ulp; the block's difference sums the same terms
+    with equal signs, which is larger by about sqrt(n) at worst, short of a conspiracy.
+    """
+    return 2.0 * np.sqrt(max(n - 1, 0)) * (ev.eps * np.abs(f0) + _QUANTUM) / probe
+
+
 def _first_block(
     ev: _Counted,
     x: np.ndarray,
@@ -656,8 +707,8 @@ def _first_block(
         nodes.append(p[cols] - x[cols])
     mine = np.maximum(owner, 0)
     d, e = _stencil(ev, f0, values, [z[mine] for z in nodes], central)
-    # Elsewhere the derivative is zero, resolved to an ulp of f over the detection steps.
-    error = (ev.eps * np.abs(f0) + _QUANTUM)[:, None] / h[cols][None, :]
+    e = e + _leakage(ev, f0, n, h[cols][mine] * 1.25)
+    error = _resolution(ev, f0, h[cols])
     value = np.zeros((m, n))
     rows = np.flatnonzero(owner >= 0)
     value[rows, owner[rows]] = d[rows]
@@ -687,10 +738,112 @@ def _first_directions(
     return value, error, realised
 
 
+def _ladder_floor(ev: _Counted, f0: np.ndarray, top: np.ndarray) -> np.ndarray:
+    """A lower bound (m, d) on the error Richardson reports along directions whose largest
+    step is at most top (d,).
+
+    Every ladder error includes, at extrapolation level 1 or more, twice the rounding floor
+    2 eps |f| / h of its rung, and no rung is longer than the top one: 4 eps |f0| / top.
+    The verdict cannot judge an element more finely than this, whatever the reference.
+    """
+    return 0.9 * (4.0 * ev.eps * np.abs(f0))[:, None] / top[None, :]
+
+
+def _wide_owners(
+    ev: _Counted, x: np.ndarray, f0: np.ndarray, lo: int, hi: int, owner: np.ndarray
+) -> bool:
+    """Does the block show the same structure when probed with steps up to the ladder's?
+
+    The first probes move x by ~1e-5: a dependence too weak to change f by an ulp there
+    (1e-4 under an offset of 1e8) passes unseen, and the ladder walks steps up to
+    max(|x|, 1) / 2.  A step outside f's domain only changes the outputs that read the
+    coordinate moved (NaN is a change), so it does not spoil the probe.
+    """
+    cols = np.arange(lo, hi)
+    steps = np.zeros_like(x)
+    steps[cols] = _HI_FACTOR * np.maximum(np.abs(x[cols]), 1.0) / 1.75  # probes: 1.25-1.75 x
+    again = _owners(ev, x, f0, cols, steps)
+    return again is not None and np.array_equal(again, owner)
+
+
+def _widen_zeros(
+    ev: _Counted,
+    x: np.ndarray,
+    f0: np.ndarray,
+    blocks: list[tuple[int, int]],
+    owners: list[np.ndarray | None],
+    need: np.ndarray,
+    error: np.ndarray,
+) -> list[bool]:
+    """Sharpen undecided structural zeros where wide probes confirm the structure.
+
+    A zero found with steps ~1e-5 is only known to an ulp of f over 1e-5 (1e-3 under an
+    offset of 1e8); confirmed with steps up to the ladder's top, it is known as well as any
+    ladder could tell, for 2 log2(n) evaluations instead of a ladder per column.  Returns,
+    per block, whether the wide probes confirmed it (blocks not probed: False).
+    """
+    confirmed = []
+    for (lo, hi), owner in zip(blocks, owners, strict=True):
+        confirmed.append(False)
+        if owner is None:
+            continue
+        block = need[:, lo:hi].copy()
+        rows = np.flatnonzero(owner >= 0)
+        block[rows, owner[rows]] = False
+        if not np.any(block) or not _wide_owners(ev, x, f0, lo, hi, owner):
+            continue
+        confirmed[-1] = True
+        sharp = _resolution(ev, f0, _HI_FACTOR * np.maximum(np.abs(x[lo:hi]), 1.0) / 1.75)
+        sharp[rows, owner[rows]] = np.inf
+        error[:, lo:hi] = np.minimum(error[:, lo:hi], sharp)
+    return confirmed
+
+
+def _refine_blocks(
+    ev: _Counted,
+    x: np.ndarray,
+    f0: np.ndarray,
+    blocks: list[tuple[int, int]],
+    owners: list[np.ndarray | None],
+    confirmed: list[bool],
+    need: np.ndarray,
+    value: np.ndarray,
+    error: np.ndarray,
+) -> str | None:
+    """Richardson for the undecided elements of independent blocks, one ladder per block.
+
+    Each coordinate of the block walks its own ladder (scaled like `_ladder`'s per
+    coordinate) in the same evaluations, which needs the structure to hold at the ladder's
+    steps: confirmed by wide probes first.  Fills value and error in place and clears need
+    where the ladder gave finite numbers; the rest is left to one column at a time.
+    """
+    method = None
+    for (lo, hi), owner, wide in zip(blocks, owners, confirmed, strict=True):
+        if owner is None:
+            continue
+        rows = np.flatnonzero(owner >= 0)
+        rows = rows[need[rows, lo + owner[rows]]]
+        if not rows.size or not (wide or _wide_owners(ev, x, f0, lo, hi, owner)):
+            continue
+        scale = np.zeros((1, x.size))
+        scale[0, lo:hi] = _HI_FACTOR * np.maximum(np.abs(x[lo:hi]), 1.0)
+        mapped = np.where(owner >= 0, lo + owner, -1)
+        rv, re, _, _ = _richardson(ev, x, f0, scale, owner=mapped)
+        cols = lo + owner[rows]
+        wide = 1.25 * scale[0, cols] / 1.75  # the wide probes' smallest steps
+        re[rows, 0] += _leakage(ev, f0[rows], hi - lo, wide)
+        done = np.isfinite(rv[rows, 0]) & np.isfinite(re[rows, 0])
+        rows, cols = rows[done], cols[done]
+        value[rows, cols], error[rows, cols] = rv[rows, 0], re[rows, 0]
+        need[rows, cols] = False
+        method = "richardson"
+    return method
+
+
 def staged_jacobian(
     f: Callable,
     x: np.ndarray | float,
-    undecided: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    undecided: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray],
     *,
     blocks: list[tuple[int, int]] | None = None,
     detect: list[bool] | None = None,
@@ -699,9 +852,11 @@ def staged_jacobian(
 ) -> NumericResult:
     """Jacobian (m, n) by a cheap first estimate, refined by Richardson only where needed.
 
-    undecided(value, error) -> bool (m, n): the elements whose verdict the first estimate
-    cannot settle; their columns are recomputed on the Richardson ladder (see `jacobian`)
-    and those elements take the refined numbers.  blocks: (start, stop) column ranges
+    undecided(value, error, floor) -> bool (m, n): the elements whose verdict the first
+    estimate cannot settle; they are recomputed on the Richardson ladder (see `jacobian`;
+    one ladder for an independent block, else one per column) and take the refined
+    numbers.  floor: a lower bound on the error any refined estimate will report (errors
+    passed are at least that).  blocks: (start, stop) column ranges
     (gradcheck's inputs) searched for independence structure where detect[k] is true.
     step: PyTorch's fixed central difference with that step, never refined.
     """
@@ -722,7 +877,10 @@ def staged_jacobian(
         )
     if step is not None:
         return NumericResult(value, error, ev.count, "central", h)
-    need = np.asarray(undecided(value, error), dtype=bool)
+    # The top of any ladder the refinement could walk (per column or per block).
+    floor = _ladder_floor(ev, f0, _HI_FACTOR * np.maximum(np.abs(xv), 1.0))
+    error = np.maximum(error, floor)
+    need = np.asarray(undecided(value, error, floor), dtype=bool)
     method = "first estimate"
     if np.any(need):
         # A second look at _RETRY times the step, three evaluations per undecided column (or
@@ -741,7 +899,11 @@ def staged_jacobian(
                 )
         value = np.where(need, wide[0], value)
         error = np.where(need, wide[1], error)
-        need &= np.asarray(undecided(value, error), dtype=bool)
+        confirmed = _widen_zeros(ev, xv, f0, blocks, owners, need, error)
+        error = np.maximum(error, floor)
+        need &= np.asarray(undecided(value, error, floor), dtype=bool)
+        method = _refine_blocks(ev, xv, f0, blocks, owners, confirmed, need, value, error)
+        method = method or "first estimate"
     cols = np.flatnonzero(np.any(need, axis=0))
     if cols.size:
         rv, re, rs, methods = _richardson(ev, xv, f0, np.eye(n)[cols])
@@ -758,7 +920,7 @@ def staged_directional(
     f: Callable,
     x: np.ndarray | float,
     dirs: np.ndarray,
-    undecided: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray],
+    undecided: Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray],
     *,
     dtype: type | np.dtype | None = None,
     step: float | None = None,
@@ -768,7 +930,8 @@ def staged_directional(
     Returns the result and the directions (d, n) the numbers are derivatives along: for a
     first estimate the direction floating point realised (the stencil's weights applied to
     the offsets x + t h v actually reached, so no rounding of x + t h v is lost), for a
-    refined one dirs itself.  undecided(value, error, realised) -> bool (d,).
+    refined one dirs itself.  undecided(value, error, floor, realised) -> bool (d,), floor
+    as in `staged_jacobian`.
     """
     ev = _Counted(f, None, dtype=np.float64 if dtype is None else dtype)
     xv = ev.point(_prepare(x))
@@ -785,14 +948,18 @@ def staged_directional(
     value, error, realised = _first_directions(ev, xv, f0, dirs, steps, step is not None)
     if step is not None:
         return NumericResult(value, error, ev.count, "central", steps), realised
-    need = np.asarray(undecided(value, error, realised), dtype=bool)
+    top = np.array([_ladder(xv, row[None, :], ev.dtype)[0, 0] for row in dirs])
+    floor = _ladder_floor(ev, f0, top)
+    error = np.maximum(error, floor)
+    need = np.asarray(undecided(value, error, floor, realised), dtype=bool)
     if np.any(need):
         # The second look at _RETRY times the step, as in staged_jacobian.
         retry = np.flatnonzero(need)
         wide = _first_directions(ev, xv, f0, dirs[retry], _RETRY * steps[retry], False)
         value[:, retry], error[:, retry], realised[retry] = wide
+        error = np.maximum(error, floor)
         steps[retry] *= _RETRY
-        need[retry] = np.asarray(undecided(value, error, realised), dtype=bool)[retry]
+        need[retry] = np.asarray(undecided(value, error, floor, realised), dtype=bool)[retry]
     need = np.flatnonzero(need)
     method = "first estimate"
     if need.size:

@@ -642,3 +642,10 @@ def test_large_elementwise_check_with_one_wrong_element(fast_mode: bool):
     x = engine.tensor(np.linspace(-1, 1, 1000), dtype=engine.float64, requires_grad=True)
     message = _failure(_scaled_backward(engine.exp, engine.exp, m), (x,), fast_mode=fast_mode)
     assert "(777,), (777,)" in message and "only one element is wrong" in message
+
+
+def test_a_hard_elementwise_function_costs_one_ladder_not_one_per_input():
+    x = engine.tensor(np.linspace(0.5, 1.5, 400), dtype=engine.float64, requires_grad=True)
+    func, calls = _counted(lambda a: 1e8 + engine.sin(100 * a))
+    assert gradcheck(func, (x,))
+    assert calls[0] <= 150  # torch: 800; one Richardson ladder per input: ~12,000

@@ -338,7 +338,7 @@ def test_nearly_zero_input_is_scaled_like_zero():
 # ------------------------------------------------------------------- staged estimates
 
 
-def _never(value, error):
+def _never(value, error, floor):
     return np.zeros(value.shape, dtype=bool)
 
 
@@ -369,7 +369,7 @@ def test_only_undecided_columns_are_refined():
     def f(v):
         return np.sin(W @ v)
 
-    def second_column(value, error):
+    def second_column(value, error, floor):
         need = np.zeros(value.shape, dtype=bool)
         need[2, 1] = True
         return need
@@ -452,3 +452,44 @@ def test_staged_directional_is_along_the_realised_direction():
     assert abs(res.value[0, 0] - grad @ realised[0]) <= 4 * res.error[0, 0]
     refined, dirs = nm.staged_directional(f, x, v[None, :], lambda *a: np.ones(1, dtype=bool))
     assert refined.method == "richardson" and np.array_equal(dirs[0], v)
+
+
+@pytest.mark.parametrize(("name", "f", "mf", "x"), CASES, ids=[f"{c[0]}@{c[3]:g}" for c in CASES])
+def test_ladder_floor_is_below_every_richardson_error(name, f, mf, x):
+    """staged_jacobian tells the verdict that no refined error can be below this floor."""
+    seen = []
+
+    def record(value, error, floor):
+        seen.append(floor)
+        return np.ones(value.shape, dtype=bool)
+
+    res = nm.staged_jacobian(lambda v: f(v[0]), [x], record)
+    assert res.method in ("richardson", "one-sided")
+    assert res.error[0, 0] >= seen[0][0, 0]
+
+
+def test_an_independent_block_is_refined_on_one_ladder():
+    # Under an offset of 1e8 no first estimate is precise enough: the ladder is needed, and
+    # one ladder serves all 300 coordinates, structural zeros included.
+    x = np.linspace(0.5, 1.5, 300)
+    res = nm.staged_jacobian(
+        lambda v: 1e8 + np.sin(v), x, lambda value, error, floor: error > 10 * floor
+    )
+    assert res.method == "richardson" and res.evaluations < 120
+    assert np.max(np.abs(np.diag(res.value) - np.cos(x))) <= 4 * np.max(np.diag(res.error))
+
+
+def test_a_dependence_below_the_first_probes_resolution_keeps_an_honest_error():
+    """Under an offset of 1e8 a dependence of 1e-4 does not change f at steps of 1e-5.
+
+    The first probes call the function elementwise; the wide ones see the dependence, so the
+    structural zeros keep their coarse error bars and the columns are refined one by one.
+    """
+    x = np.linspace(0.5, 1.5, 32)
+    res = nm.staged_jacobian(
+        lambda v: 1e8 + np.sin(v) + 1e-4 * v[0], x, lambda value, error, floor: error > 10 * floor
+    )
+    assert np.all(np.abs(res.value[1:, 0] - 1e-4) <= 4 * res.error[1:, 0])
+    off = ~np.eye(32, dtype=bool)
+    off[:, 0] = False
+    assert np.all(np.abs(res.value[off]) <= 4 * res.error[off])
