@@ -589,8 +589,13 @@ def _first_step(x: np.ndarray, dtype: np.dtype) -> np.ndarray:
     error says so and the element is refined.
     """
     scale = np.sqrt(np.maximum(np.abs(x), 1.0))
-    h = _FIRST_FACTOR * np.cbrt(np.finfo(dtype).eps) * scale
-    return 2.0 ** np.round(np.log2(h))
+    h = 2.0 ** np.round(np.log2(_FIRST_FACTOR * np.cbrt(np.finfo(dtype).eps) * scale))
+    # Near zero the nodes -h..2h would straddle it, and 1/x, log x or sqrt x with them: keep
+    # them on x's side (then a singularity shows as a large error, not a wrong value).
+    ax = np.abs(x)
+    with np.errstate(divide="ignore"):
+        near = 2.0 ** np.floor(np.log2(ax / 4.0))
+    return np.where((ax > 0) & (ax < 2.0 * h), near, h)
 
 
 def _stencil(
@@ -938,11 +943,13 @@ def staged_directional(
     f0 = ev(xv)
     dirs = np.asarray(dirs, dtype=np.float64)
     if step is None:
-        scales = [
-            np.min(np.maximum(np.abs(xv[nz]), 1.0) / np.abs(row[nz]))
-            for row, nz in ((row, np.flatnonzero(row)) for row in dirs)
-        ]
-        steps = _first_step(np.array(scales), ev.dtype)
+        # The largest step no coordinate's own first step is exceeded by, a power of two.
+        own = _first_step(xv, ev.dtype)
+        moved = [np.flatnonzero(row) for row in dirs]
+        steps = np.array(
+            [np.min(own[nz] / np.abs(row[nz])) for row, nz in zip(dirs, moved, strict=True)]
+        )
+        steps = 2.0 ** np.floor(np.log2(steps))
     else:
         steps = np.full(dirs.shape[0], float(step))
     value, error, realised = _first_directions(ev, xv, f0, dirs, steps, step is not None)
