@@ -10,7 +10,7 @@ from __future__ import annotations
 import cmath
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -19,6 +19,8 @@ import numpy as np
 
 from gradcheck_cli.expr import CONSTANT_VALUES, FUNCTIONS, Expr, ExprError, Node, parse, postorder
 from gradcheck_cli.lower import to_engine
+from gradcheck_cli.results import CaseResult, error_row
+from gradcheck_cli.schema import Case
 from gradcheck_cli.symbolic import (
     Compiled,
     Derivatives,
@@ -49,49 +51,6 @@ _FLOAT_MAX = {
     "float64": float(np.finfo(np.float64).max),
     "float32": float(np.finfo(np.float32).max),
 }
-
-
-@dataclass(frozen=True)
-class Case:
-    """One check: an expression, the points to check it at, and optional expectations."""
-
-    expr: str
-    points: tuple[dict[str, float], ...]
-    name: str | None = None
-    expect: dict[str, float] | None = None
-    atol: float | None = None
-    rtol: float | None = None
-    order: int = 1
-    dtype: str = "float64"
-    location: str = ""
-
-
-@dataclass
-class CaseResult:
-    """The verdict at one point; fields mirror the JSON report entry of CONTRACT §2."""
-
-    name: str
-    expr: str
-    point: dict[str, float]
-    status: str  # "pass" | "fail" | "error"
-    value: float | None = None
-    derivative: dict[str, str] = field(default_factory=dict)
-    gradient: dict[str, dict[str, float]] = field(default_factory=dict)
-    error: dict[str, float] = field(default_factory=dict)
-    message: str | None = None
-    hessian: dict[str, dict[str, dict[str, float]]] | None = None
-    numeric_error: dict[str, float] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
-    location: str = ""
-    hessian_derivative: dict[str, dict[str, str]] | None = None
-    numeric_method: str | None = None
-    numeric_agrees: bool | None = None
-    differentiable: dict[str, bool] = field(default_factory=dict)
-    rounding: dict[str, float] = field(default_factory=dict)  # float32: extra tolerance
-    one_sided: dict[str, tuple[float, float]] = field(default_factory=dict)
-    atol: float = 0.0
-    rtol: float = 0.0
-    dtype: str = "float64"
 
 
 # ------------------------------------------------------------------------------ prepare
@@ -248,23 +207,13 @@ def run_case(case: Case) -> list[CaseResult]:
     results = [_run_point(case, name, prep, p) for p in points]
     if case.location:
         for r in results:
-            if r.message is not None:
+            if r.message and not r.message.startswith(case.location):
                 r.message = f"{case.location}: {r.message}"
     return results
 
 
 def _error(case: Case, name: str, point: dict[str, float], message: str) -> CaseResult:
-    if case.location and message:
-        message = f"{case.location}: {message}"
-    return CaseResult(
-        name=name,
-        expr=case.expr,
-        point=dict(point),
-        status="error",
-        message=message,
-        location=case.location,
-        dtype=case.dtype,
-    )
+    return error_row(name, case.expr, message, case.location, point=point, dtype=case.dtype)
 
 
 def _tolerances(case: Case) -> tuple[float, float]:

@@ -11,19 +11,22 @@ import os
 import sys
 import time
 import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from itertools import islice
 from typing import IO, Any, NoReturn
 
 import click
 
 from gradcheck_cli import __version__
+from gradcheck_cli.schema import DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT, MAX_JOBS, MAX_TIMEOUT
 
 EXIT_OK = 0
 EXIT_MISMATCH = 1
 EXIT_INPUT = 2
 EXIT_INTERNAL = 3  # pytest's code for "internal error": a bug in gradcheck, not in the input
 
+MIN_MEMORY_MB = 256
 STATUS_EXIT = {"pass": EXIT_OK, "fail": EXIT_MISMATCH, "error": EXIT_INPUT}
 
 
@@ -33,6 +36,7 @@ class App:
 
     color: bool = True
     debug: bool = False
+    signals: Any = None  # runner's guard: SIGINT/SIGTERM raise Interrupted, or wait for it
 
     def consoles(self) -> tuple[Any, Any]:
         """Rich consoles for stdout and stderr (Rich is imported only here, on demand)."""
@@ -74,9 +78,15 @@ class RootGroup(click.Group):
     """The root group: turns stray exceptions into one-line errors unless --debug."""
 
     def invoke(self, ctx: click.Context) -> Any:
-        """Run the subcommand; keep tracebacks for --debug."""
+        """Run the subcommand; keep tracebacks for --debug; signals end it with 130 or 143."""
+        from gradcheck_cli.runner import Interrupted, stop_signals
+
         try:
-            return super().invoke(ctx)
+            with stop_signals() as guard:
+                ctx.ensure_object(App).signals = guard
+                return super().invoke(ctx)
+        except Interrupted as exc:
+            raise click.exceptions.Exit(exc.exit_code) from None
         except InputError as exc:
             if _debug(ctx):
                 traceback.print_exception(exc.__cause__ or exc, file=sys.stderr)
@@ -154,8 +164,36 @@ class ShardType(click.ParamType):
         return k, n
 
 
+class FiniteFloat(click.ParamType):
+    """A finite number in [low, high] (NaN refused: it would make every check fail)."""
+
+    name = "number"
+
+    def __init__(self, low: float = 0.0, high: float = math.inf, low_open: bool = False):
+        self.low, self.high, self.low_open = low, high, low_open
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        """Parse and range-check."""
+        if isinstance(value, float):
+            number = value
+        else:
+            try:
+                number = float(str(value).strip())
+            except ValueError:
+                self.fail(f"{value!r} is not a number", param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        below = number <= self.low if self.low_open else number < self.low
+        if below or number > self.high:
+            bound = ">" if self.low_open else ">="
+            top = f" and <= {self.high:g}" if math.isfinite(self.high) else ""
+            self.fail(f"{value!r}: need a number {bound} {self.low:g}{top}", param, ctx)
+        return number
+
+
 POINT = PointType()
 SHARD = ShardType()
+TOLERANCE = FiniteFloat()
 DTYPE = click.Choice(["float32", "float64"])
 
 
@@ -192,7 +230,15 @@ def global_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def python_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """--allow-python and --path: the explicit gate for cases that import the user's code."""
+    """--allow-python, --path, --timeout: for cases that import and run the user's code."""
+    command = click.option(
+        "--timeout",
+        type=FiniteFloat(0.0, MAX_TIMEOUT, low_open=True),
+        default=DEFAULT_TIMEOUT,
+        show_default=True,
+        metavar="SECONDS",
+        help="Time limit of each 'fn' case (a case's own 'timeout' key wins).",
+    )(command)
     command = click.option(
         "--path",
         "paths",
@@ -290,8 +336,8 @@ def main(ctx: click.Context, no_color: bool, debug: bool) -> None:
     show_default=True,
     help="2 also checks the Hessian.",
 )
-@click.option("--atol", type=click.FloatRange(min=0), help="Absolute tolerance.")
-@click.option("--rtol", type=click.FloatRange(min=0), help="Relative tolerance.")
+@click.option("--atol", type=TOLERANCE, help="Absolute tolerance.")
+@click.option("--rtol", type=TOLERANCE, help="Relative tolerance.")
 @click.option(
     "--dtype",
     type=DTYPE,
@@ -388,6 +434,7 @@ def trace(
     as_json: bool,
     allow_python: bool,
     paths: tuple[str, ...],
+    timeout: float,
 ) -> None:
     """The computational graph of EXPR: op, value and gradient at every node.
 
@@ -403,7 +450,7 @@ def trace(
     if reference is not None:
         if points:
             raise InputError("--at goes with an expression; FILE::CASE brings its own inputs")
-        graph = _trace_case(*reference, allow_python, paths, app.debug)
+        graph = _trace_case(*reference, allow_python, paths, timeout)
     else:
         parsed, point = parse_expression(expr, merge_points(points))
         graph = _trace(parsed, expr, point, dtype)
@@ -428,7 +475,7 @@ def trace(
 
 def _case_reference(text: str) -> tuple[str, str] | None:
     """('file.toml', 'case id') for 'file.toml::case id', else None (an expression)."""
-    from gradcheck_cli.batch import SUFFIXES
+    from gradcheck_cli.schema import SUFFIXES
 
     path, sep, name = text.partition("::")
     if not sep or os.path.splitext(path)[1].lower() not in SUFFIXES:
@@ -437,21 +484,22 @@ def _case_reference(text: str) -> tuple[str, str] | None:
 
 
 def _trace_case(
-    path: str, name: str, allow_python: bool, paths: tuple[str, ...], debug: bool
+    path: str, name: str, allow_python: bool, paths: tuple[str, ...], timeout: float
 ) -> Any:
-    """Trace one case of a batch file, found by its pytest id; exit 2 if it cannot run."""
-    from gradcheck_cli import batch
-    from gradcheck_cli.callables import CallableCase, UserCodeError, trace_case
-    from gradcheck_cli.checks import Case
+    """Trace one case of a batch file, found by its pytest id; exit 2 if it cannot run.
+
+    A callable case is traced in a worker process, under the same limits as `check`.
+    """
+    from gradcheck_cli import batch, schema
 
     try:
-        loaded = batch.load_file(path)
-    except batch.BatchFileError as exc:
+        loaded = schema.load_file(path)
+    except schema.BatchFileError as exc:
         raise InputError(str(exc)) from exc
     runs = {
         run_id: run
         for run_id, _, run in batch.split_points(
-            batch.iter_items([loaded], allow_python=allow_python, paths=paths)
+            schema.iter_items([loaded], allow_python=allow_python, paths=paths)
         )
     }
     # A case with one point may be named without its point, as in the batch file.
@@ -459,22 +507,24 @@ def _trace_case(
     if name not in runs and len(prefix) == 1:
         name = prefix[0]
     if name not in runs:
-        hint = batch.suggest(name, runs)
+        hint = schema.suggest(name, runs)
         listed = ", ".join(list(runs)[:8]) + (", ..." if len(runs) > 8 else "")
         raise InputError(f"{path}: no case '{name}'{hint}; the cases are: {listed}")
     run = runs[name]
-    if isinstance(run, batch.CaseProblem):
+    if isinstance(run, schema.CaseProblem):
         raise InputError(run.message)
-    if isinstance(run, Case):
+    if isinstance(run, schema.Case):
         [point] = run.points
         parsed, point = parse_expression(run.expr, point)
         return _trace(parsed, run.expr, point, run.dtype)
-    assert isinstance(run, CallableCase)
+    from gradcheck_cli.callables import trace_case
+    from gradcheck_cli.runner import Runner, RunOptions, WorkerLost
+
+    limit = run.timeout if run.timeout is not None else timeout
     try:
-        return trace_case(run)
-    except UserCodeError as exc:
-        if debug:
-            raise
+        with Runner(RunOptions(timeout=limit)) as runner:
+            return runner.call(trace_case, run, limit)
+    except WorkerLost as exc:
         raise InputError(f"{run.location}: {exc}") from exc
 
 
@@ -491,14 +541,14 @@ def _trace_case(
 @click.option(
     "--output",
     "-o",
-    type=click.Path(dir_okay=False, writable=True),
+    type=click.Path(dir_okay=False),
     default=None,
-    help="Write the report to FILE instead of stdout.",
+    help="Write the report to FILE (replaced whole when the run ends) instead of stdout.",
 )
 @click.option(
     "--jobs",
     "-j",
-    type=click.IntRange(min=0),
+    type=click.IntRange(0, MAX_JOBS),
     default=1,
     show_default=True,
     help="Parallel processes (0: one per CPU).",
@@ -509,6 +559,14 @@ def _trace_case(
     type=SHARD,
     default=None,
     help="Run only shard K of N (case i goes to shard i mod N + 1).",
+)
+@click.option(
+    "--max-memory",
+    type=click.IntRange(0, 2**24),
+    default=DEFAULT_MEMORY_MB,
+    show_default=True,
+    metavar="MB",
+    help="Address-space limit of each worker running 'fn' cases (0: none).",
 )
 @python_options
 @global_options
@@ -521,76 +579,149 @@ def check(
     jobs: int,
     fail_fast: bool,
     shard: tuple[int, int] | None,
+    max_memory: int,
     allow_python: bool,
     paths: tuple[str, ...],
+    timeout: float,
 ) -> None:
     """Batch checks from TOML, YAML or JSON files.
 
-    A file has an optional [defaults] table (atol, rtol, order, dtype) and [[case]]
-    tables with expr, at (one point) or points (a list), and optionally name, expect
-    (the gradient the author expects), atol, rtol, order and dtype.
+    A file has an optional [defaults] table (atol, rtol, order, dtype, timeout) and
+    [[case]] tables with expr, at (one point) or points (a list), and optionally name,
+    expect (the gradient the author expects), atol, rtol, order and dtype.
 
     A case may name a Python callable instead: fn = "pkg.mod:func" with inputs (a list
-    of { shape, dtype, low, high } or { values }), seed, order (2: gradgradcheck too) and
-    fast; its code is imported only with --allow-python (or GRADCHECK_ALLOW_PYTHON=1).
+    of { shape, dtype, low, high } or { values }), seed, order (2: gradgradcheck too),
+    fast and timeout; its code is imported only with --allow-python (or
+    GRADCHECK_ALLOW_PYTHON=1), in worker processes with a time and memory limit.
 
     \b
     gradcheck check examples/batch/*.toml
     gradcheck check cases.yaml --format junit -o report.xml --jobs 2 --shard 1/4
     gradcheck check examples/ci/gradcheck.toml --allow-python --path examples/ci
     """
-    from gradcheck_cli import batch
+    from gradcheck_cli import batch, schema
 
+    if 0 < max_memory < MIN_MEMORY_MB:
+        raise click.BadParameter(
+            f"{max_memory} MB is too little to run Python and NumPy (at least {MIN_MEMORY_MB},"
+            " or 0 for no limit)",
+            param_hint="'--max-memory'",
+        )
+    if output is not None:
+        _check_output(output, files)
     try:
-        loaded = [batch.load_file(path) for path in files]
-    except batch.BatchFileError as exc:
+        loaded = [schema.load_file(path) for path in files]
+    except schema.BatchFileError as exc:
         raise InputError(str(exc)) from exc
     total = sum(len(f) for f in loaded)
-    items = batch.iter_items(loaded, allow_python=allow_python, paths=paths)
-    if shard is not None:
-        items = batch.shard(items, *shard)
-        total = batch.shard_size(total, *shard)
-    jobs = jobs or os.cpu_count() or 1
-    from gradcheck_cli import render, report
 
+    def planned() -> Iterator[Any]:
+        items = schema.iter_items(loaded, allow_python=allow_python, paths=paths)
+        return batch.shard(items, *shard) if shard is not None else items
+
+    if shard is not None:
+        total = batch.shard_size(total, *shard)
+    from gradcheck_cli import render, report
+    from gradcheck_cli.results import Outcome, error_rows
+    from gradcheck_cli.runner import Interrupted, RunOptions
+
+    options = RunOptions(
+        jobs=jobs or os.cpu_count() or 1, timeout=timeout, memory_mb=max_memory, debug=app.debug
+    )
     out, err = app.consoles()
     start = time.perf_counter()
-    stream = _open_output(output)
+    target = _open_output(output)
+    stream = target.stream if target is not None else click.get_text_stream("stdout")
+    if form == "json":
+        writer: Any = report.JsonReport(stream)
+    elif form == "junit":
+        writer = report.JUnitReport(stream)
+    else:
+        writer = render.BatchTable(out if output is None else render.make_console(False, stream))
+    notes = [f"shard {shard[0]}/{shard[1]}"] if shard is not None else []
+    stopped: Interrupted | None = None
     try:
-        if form == "json":
-            writer: Any = report.JsonReport(stream)
-        elif form == "junit":
-            writer = report.JUnitReport(stream)
-        else:
-            writer = render.BatchTable(
-                out if output is None else render.make_console(False, stream)
-            )
-        ran = _run_batch(writer, items, total, jobs, fail_fast, app.debug, out, err)
-        notes = []
-        if shard is not None:
-            notes.append(f"shard {shard[0]}/{shard[1]}")
+        ran = _run_batch(writer, planned(), total, options, fail_fast, app, out, err)
+    except Interrupted as exc:
+        stopped, ran = exc, exc.ran
+        unrun = [item for _, item in islice(planned(), ran, None)]
+        names = ", ".join(printable_name(item) for item in unrun[:10])
+        more = f" and {len(unrun) - 10} more" if len(unrun) > 10 else ""
+        notes.append(
+            f"interrupted by {exc.name}: {len(unrun)} of {total} cases not run ({names}{more})"
+        )
+        if form != "table":
+            for path, item in islice(planned(), ran, None):
+                message = f"not run: the run was interrupted by {exc.name}"
+                writer.add(Outcome(path, error_rows(item, message), 0.0))
+    else:
         if ran < total:
             notes.append(f"stopped by --fail-fast, {total - ran} of {total} cases not run")
+    seconds = time.perf_counter() - start
+    summary = render.summary_line(writer.tally, seconds, "; ".join(notes))
+    try:
         writer.finish()
-        seconds = time.perf_counter() - start
         if form == "table":
-            summary = render.summary_line(writer.tally, seconds, "; ".join(notes))
             writer.console.print(summary, soft_wrap=True)
-    finally:
-        if output is not None:
-            stream.close()
-    if output is not None:
-        notes.append(f"{form} report written to {output}")
-        out.print(render.summary_line(writer.tally, seconds, "; ".join(notes)), soft_wrap=True)
+        if target is not None:
+            if stopped is not None:
+                # The previous report stays: a partial run does not replace a whole one.
+                target.discard()
+            else:
+                target.commit()
+    except OSError as exc:
+        if target is not None:
+            target.discard()
+        raise InputError(f"--output {output}: cannot write: {exc.strerror}") from exc
+    if target is not None:
+        done = f"{output} left as it was" if stopped else f"{form} report written to {output}"
+        summary = render.summary_line(writer.tally, seconds, "; ".join([*notes, done]))
+        (err if stopped is not None else out).print(summary, soft_wrap=True)
+    elif stopped is not None and form != "table":
+        err.print(summary, soft_wrap=True)
+    if stopped is not None:
+        _exit(stopped.exit_code)
     _exit(EXIT_OK if writer.tally.failed == 0 and writer.tally.errors == 0 else EXIT_MISMATCH)
 
 
-def _open_output(output: str | None) -> IO[str]:
-    """The report stream: stdout, or the --output file (exit 2 if it cannot be written)."""
-    if output is None:
-        return click.get_text_stream("stdout")
+def printable_name(item: Any) -> str:
+    """A case's name for a one-line list, control characters escaped."""
+    from gradcheck_cli.report import printable
+
+    return printable(item.name or item.expr or "?")
+
+
+def _check_output(output: str, files: Iterable[str]) -> None:
+    """Refuse, before anything runs, an --output that is an input, a directory or a device."""
+    from gradcheck_cli.schema import special_kind
+
     try:
-        return open(output, "w", encoding="utf-8")  # closed by the caller
+        info = os.stat(output)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise InputError(f"--output {output}: {exc.strerror}") from exc
+    kind = special_kind(info.st_mode)
+    if kind is not None:
+        raise InputError(f"--output {output}: is {kind}; the report goes to a regular file")
+    for path in files:
+        try:
+            same = os.path.samefile(path, output)
+        except OSError:
+            continue
+        if same:
+            raise InputError(f"--output {output} is the batch file {path}: it would be overwritten")
+
+
+def _open_output(output: str | None) -> Any:
+    """The --output file being written (None: stdout); exit 2 if it cannot be created."""
+    if output is None:
+        return None
+    from gradcheck_cli.report import ReportFile
+
+    try:
+        return ReportFile(output)
     except OSError as exc:
         raise InputError(f"--output {output}: cannot write: {exc.strerror}") from exc
 
@@ -599,27 +730,37 @@ def _run_batch(
     writer: Any,
     items: Iterable[Any],
     total: int,
-    jobs: int,
+    options: Any,
     fail_fast: bool,
-    debug: bool,
+    app: App,
     out: Any,
     err: Any,
 ) -> int:
-    """Stream the items' outcomes into the report writer; return how many cases ran."""
-    from gradcheck_cli import batch, render
+    """Stream the items' outcomes into the report writer; return how many cases ran.
+
+    On SIGINT or SIGTERM, Interrupted propagates with the count of cases that ran as its
+    second argument, after every worker has been ended.
+    """
+    from gradcheck_cli import render
+    from gradcheck_cli.runner import Interrupted, Runner
 
     ran = 0
-    with render.batch_progress(out, err, total) as advance:
-        outcomes = batch.run_items(items, jobs=jobs, debug=debug)
-        try:
-            for outcome in outcomes:
-                writer.add(outcome)
-                ran += 1
-                advance(1)
-                if fail_fast and any(r.status != "pass" for r in outcome.results):
-                    break
-        finally:
-            outcomes.close()
+    try:
+        with render.batch_progress(out, err, total) as advance, Runner(options) as runner:
+            outcomes = runner.run(items)
+            try:
+                for outcome in outcomes:
+                    # A signal waits until the entry is written whole.
+                    with app.signals.deferred():
+                        writer.add(outcome)
+                        ran += 1
+                    advance(1)
+                    if fail_fast and any(r.status != "pass" for r in outcome.results):
+                        break
+            finally:
+                outcomes.close()
+    except Interrupted as exc:
+        raise Interrupted(exc.signum, ran) from None
     return ran
 
 

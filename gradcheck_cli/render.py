@@ -17,12 +17,12 @@ from rich.table import Column, Table
 from rich.text import Text
 from rich.tree import Tree
 
-from gradcheck_cli.report import SOURCES, Tally, detail_lines, fmt, fmt_error, fmt_point
+from gradcheck_cli.report import SOURCES, detail_lines, fmt, fmt_error, fmt_point, printable
+from gradcheck_cli.results import Tally
 from gradcheck_cli.trace import node_blame, node_caption, node_detail, tree_rows
 
 if TYPE_CHECKING:
-    from gradcheck_cli.batch import Outcome
-    from gradcheck_cli.checks import CaseResult
+    from gradcheck_cli.results import CaseResult, Outcome
     from gradcheck_cli.trace import StepScan, TraceGraph
 
 STATUS_WORD = {"pass": "PASS", "fail": "FAIL", "error": "ERROR"}
@@ -208,7 +208,7 @@ def hessian_table(result: CaseResult) -> RenderableType:
 def grad_view(result: CaseResult) -> RenderableType:
     """The whole `grad` screen for one point: value, tables, notes and the verdict."""
     parts: list[RenderableType] = []
-    head = Text(result.expr, style="bold")
+    head = Text(printable(result.expr), style="bold")
     if result.point:
         head.append(f"  at {fmt_point(result.point)}")
     if result.value is not None:
@@ -221,10 +221,10 @@ def grad_view(result: CaseResult) -> RenderableType:
         parts += [Text(), hessian_table(result)]
     parts.append(Text())
     for note in result.notes:
-        parts.append(Text(f"note: {note}", style="yellow"))
+        parts.append(Text(f"note: {printable(note)}", style="yellow"))
     verdict = Text.assemble(status_text(result.status), "  ")
     if result.message:
-        verdict.append(result.message)
+        verdict.append(printable(result.message))
     elif result.status == "pass" and result.numeric_agrees is False:
         verdict.append("autograd and SymPy agree; the finite-difference estimate does not (notes)")
     elif result.status == "pass":
@@ -245,16 +245,16 @@ def trace_tree(graph: TraceGraph) -> Tree:
         node = row.node
         label = Text(f"#{node.id} ", style="dim")
         if row.shown_before:
-            label.append(node.label, style="italic")
+            label.append(printable(node.label), style="italic")
             label.append(f"  ↑ see #{node.id} above", style="dim")
         else:
             style = "bold green" if node.is_leaf else "bold"
-            label.append(node_caption(node), style=style)
+            label.append(printable(node_caption(node)), style=style)
             label.append("   ")
-            label.append(node_detail(node), style="cyan")
+            label.append(printable(node_detail(node)), style="cyan")
             if node.blame:
                 label.append("   ")
-                label.append(node_blame(node), style="bold red")
+                label.append(printable(node_blame(node)), style="bold red")
         if root is None:
             root = Tree(label, guide_style="dim")
             path = [root]
@@ -347,7 +347,7 @@ class BatchTable:
         if self._printed:
             self.console.print()
         self._printed = True
-        self.console.print(Text(self._path, style="bold underline"))
+        self.console.print(Text(printable(self._path), style="bold underline"))
         self.console.print(batch_table(self._results, self.console.width))
         for result in self._results:
             if result.status != "pass":
@@ -360,7 +360,7 @@ def _row_cells(result: CaseResult) -> tuple[Text, str, str, str, str, str]:
     """The cells of one result's row in the batch table."""
     return (
         status_text(result.status),
-        result.name,
+        printable(result.name),
         fmt_point(result.point) or getattr(result, "shapes", ""),
         fmt(result.value),
         fmt_error(result.error.get("autograd_vs_symbolic")),
@@ -416,12 +416,12 @@ def batch_table(results: Sequence[CaseResult], width: int) -> Table:
 
 def case_details(result: CaseResult) -> RenderableType:
     """Why a case failed or errored: its heading, then message, numbers and notes."""
-    head = Text.assemble(status_text(result.status), "  ", (result.name, "bold"))
+    head = Text.assemble(status_text(result.status), "  ", (printable(result.name), "bold"))
     where = fmt_point(result.point) or getattr(result, "shapes", "")
     if where:
         head.append(f"  {where}")
     body: list[RenderableType] = [head]
-    for line in detail_lines(result):
+    for line in map(printable, detail_lines(result)):
         # Lines that start with a space are preformatted columns (a case's output): printed
         # whole, never wrapped into a jumble.
         if line.startswith(" "):
@@ -460,7 +460,7 @@ def summary_line(tally: Tally, seconds: float, extra: str = "") -> Text:
     style = "bold red" if tally.failed else "bold magenta" if tally.errors else "bold green"
     text = Text(", ".join(parts) + f" in {seconds:.2f}s", style=style)
     if extra:
-        text.append(f" ({extra})", style="dim")
+        text.append(f" ({printable(extra)})", style="dim")
     return text
 
 

@@ -4,49 +4,35 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import shutil
 import tempfile
-from dataclasses import dataclass
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any
 
-if TYPE_CHECKING:
-    from gradcheck_cli.batch import Outcome
-    from gradcheck_cli.checks import CaseResult
+from gradcheck_cli.results import CaseResult, Outcome, Tally
 
 REPORT_VERSION = 1
 SOURCES = ("autograd", "symbolic", "numeric")
 # XML 1.0 cannot carry most control characters, even escaped; CI parsers reject the file.
-_XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+# Lone surrogates (JSON's "\ud800") cannot be written as UTF-8 at all.
+_XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+# What user text may not bring to a terminal: C0 and C1 controls (ESC, CR, CSI), bidi
+# overrides that reorder what is shown, and lone surrogates, which cannot be printed.
+_UNPRINTABLE = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]"
+)
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
-@dataclass
-class Tally:
-    """Counts of results by status, in the contract's summary shape."""
+def _escape(char: str) -> str:
+    code = ord(char)
+    return _ESCAPES.get(char) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
 
-    total: int = 0
-    passed: int = 0
-    failed: int = 0
-    errors: int = 0
 
-    def add(self, status: str) -> None:
-        """Count one result."""
-        self.total += 1
-        if status == "pass":
-            self.passed += 1
-        elif status == "fail":
-            self.failed += 1
-        else:
-            self.errors += 1
-
-    def as_dict(self) -> dict[str, int]:
-        """The `summary` object of the JSON report."""
-        return {
-            "total": self.total,
-            "passed": self.passed,
-            "failed": self.failed,
-            "errors": self.errors,
-        }
+def printable(text: str) -> str:
+    """User text made safe to show: control, bidi and surrogate characters as escapes."""
+    return _UNPRINTABLE.sub(lambda match: _escape(match.group()), text)
 
 
 def to_finite_json(value: Any) -> Any:
@@ -103,6 +89,7 @@ def to_entry(result: CaseResult) -> dict[str, Any]:
     if inputs is not None:
         entry["inputs"] = inputs
         entry["blame"] = getattr(result, "blame", None)
+        entry["output"] = getattr(result, "output", "")
     return to_finite_json(entry)
 
 
@@ -167,6 +154,11 @@ def detail_lines(result: CaseResult) -> list[str]:
             + ", ".join(f"{key} {fmt_error(value)}" for key, value in result.error.items())
         )
     lines.extend(result.notes)
+    output = getattr(result, "output", "")
+    if output:
+        # Indented: shown as printed, line by line, never re-wrapped.
+        lines.append("output of the case's code (stdout and stderr, trimmed):")
+        lines.extend("  " + line for line in output.splitlines())
     return lines
 
 
@@ -315,3 +307,48 @@ class JUnitReport:
         self.stream.write("</testsuites>\n")
         self._suites.close()
         self._cases.close()
+
+
+class ReportFile:
+    """A report written beside its target and renamed into place (os.replace) when complete.
+
+    Until `commit`, the previous report is untouched: an interrupt, a crash or a concurrent
+    run never leaves a truncated file, and `discard` removes the partial one.
+    """
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+        folder = os.path.dirname(os.path.abspath(target))
+        fd, self.temporary = tempfile.mkstemp(
+            dir=folder, prefix=f".{os.path.basename(target)}.", suffix=".tmp"
+        )
+        self.stream: IO[str] = os.fdopen(fd, "w", encoding="utf-8")
+
+    def commit(self) -> None:
+        """Flush to disk and rename over the target; OSError (disk full) leaves it as it was."""
+        try:
+            self.stream.flush()
+            os.fsync(self.stream.fileno())
+            self.stream.close()
+            try:
+                mode = os.stat(self.target).st_mode & 0o777
+            except FileNotFoundError:
+                umask = os.umask(0)
+                os.umask(umask)
+                mode = 0o666 & ~umask
+            os.chmod(self.temporary, mode)
+            os.replace(self.temporary, self.target)
+        except OSError:
+            self.discard()
+            raise
+
+    def discard(self) -> None:
+        """Forget the partial report."""
+        try:
+            self.stream.close()
+        except OSError:
+            pass
+        try:
+            os.unlink(self.temporary)
+        except FileNotFoundError:
+            pass

@@ -10,6 +10,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from gradcheck_cli.report import printable
+
 if TYPE_CHECKING:
     from gradcheck_cli.lower import Lowered
 
@@ -298,6 +300,7 @@ def _edges(graph: TraceGraph) -> list[tuple[int, int]]:
 
 def _mermaid_text(text: str) -> str:
     """Escape text for a Mermaid quoted label."""
+    text = printable(text)
     for raw, entity in (("#", "#35;"), ('"', "#quot;"), ("<", "#lt;"), (">", "#gt;")):
         text = text.replace(raw, entity)
     return text
@@ -324,6 +327,7 @@ def to_mermaid(graph: TraceGraph) -> str:
 
 def _dot_text(text: str) -> str:
     """Escape text for a DOT double-quoted string."""
+    text = "\n".join(printable(line) for line in text.split("\n"))
     return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 

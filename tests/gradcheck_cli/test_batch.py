@@ -3,22 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gradcheck_cli.batch import (
-    BatchFileError,
-    CaseProblem,
-    iter_items,
-    load_file,
-    run_items,
-    shard,
-    shard_size,
-)
-from gradcheck_cli.checks import Case
+from gradcheck_cli.batch import shard, shard_size
+from gradcheck_cli.runner import Runner, RunOptions
+from gradcheck_cli.schema import BatchFileError, Case, CaseProblem, iter_items, load_file
 
 EXAMPLES = Path(__file__).parents[2] / "examples" / "batch"
 
@@ -26,6 +20,12 @@ EXAMPLES = Path(__file__).parents[2] / "examples" / "batch"
 def items_of(path: Path) -> list[tuple[str, Case | CaseProblem]]:
     """Every (file, item) of one file."""
     return list(iter_items([load_file(path)]))
+
+
+def run_items(items: list, jobs: int = 1, debug: bool = False) -> Iterator:
+    """Outcomes of the items, run as `gradcheck check` runs them."""
+    with Runner(RunOptions(jobs=jobs, debug=debug)) as runner:
+        yield from runner.run(items)
 
 
 def write(tmp_path: Path, name: str, text: str) -> Path:

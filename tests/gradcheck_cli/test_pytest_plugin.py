@@ -116,6 +116,7 @@ def test_the_gate_is_closed_by_default(ci: pytest.Pytester) -> None:
 
 
 def test_expression_cases_give_one_item_per_point(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\ngradcheck_files = gradcheck*.yaml\n")
     pytester.makefile(
         ".yaml",
         gradcheck_exprs="""
@@ -142,21 +143,54 @@ case:
 def test_the_file_pattern_is_configurable(pytester: pytest.Pytester) -> None:
     text = '{"case": [{"expr": "x*x", "at": {"x": 2.0}}]}'
     pytester.makefile(".json", checks_mine=text, gradcheck_default=text)
-    run(pytester).assert_outcomes(passed=1)  # only gradcheck*.json by default
+    pytester.makefile(".toml", gradcheck_default='[[case]]\nexpr = "x"\nat = { x = 1 }\n')
+    result = run(pytester, "--collect-only", "-q")  # TOML only by default
+    result.stdout.fnmatch_lines(["gradcheck_default.toml::x[[]x=1[]]", "1 test collected*"])
     pytester.makeini("[pytest]\ngradcheck_files = checks_*.json\n")
     result = run(pytester, "--collect-only", "-q")
     result.stdout.fnmatch_lines(["checks_mine.json::x*x[[]x=2[]]"])
     assert "gradcheck_default" not in result.stdout.str()
 
 
-def test_a_bad_file_is_a_one_line_collection_error(pytester: pytest.Pytester) -> None:
-    pytester.makefile(".toml", gradcheck_bad="[[cases]]\nexpr = 'x'\n")
+def test_files_that_are_not_batch_files_are_left_alone(pytester: pytest.Pytester) -> None:
+    # An unrelated config and a saved report beside real tests, under YAML/JSON patterns.
+    pytester.makeini("[pytest]\ngradcheck_files = gradcheck*.toml gradcheck*.json\n")
+    pytester.makefile(".json", gradcheck_config='{"jobs": 2, "paths": ["src"]}')
+    pytester.makefile(
+        ".json",
+        **{"gradcheck-report": '{"version": 1, "summary": {"total": 0}, "cases": []}'},
+    )
+    pytester.makefile(".toml", gradcheck_cases="[[cases]]\nexpr = 'x'\n")  # no 'case' table
+    pytester.makefile(".toml", gradcheck_broken="[[case]\n")  # not even TOML: a warning
+    pytester.makepyfile(test_real="def test_one():\n    assert True\n")
+    result = run(pytester, "-W", "default")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*gradcheck: not collected: gradcheck_broken.toml: invalid TOML*"])
+    assert "Traceback" not in result.stdout.str()
+
+
+def test_a_bad_defaults_table_is_a_one_line_collection_error(pytester: pytest.Pytester) -> None:
+    pytester.makefile(".toml", gradcheck_bad="[defaults]\natoll = 1\n[[case]]\nexpr = 'x'\n")
     result = run(pytester)
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(
-        ["*gradcheck_bad.toml: unknown top-level key 'cases' (did you mean 'case'?)"]
+        ["*gradcheck_bad.toml: [[]defaults[]]: unknown key 'atoll' (did you mean 'atol'?)"]
     )
     assert "Traceback" not in result.stdout.str()
+
+
+def test_a_bad_case_fails_its_own_item_only(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "200")  # short test summaries are cut at the width
+    pytester.makefile(
+        ".toml",
+        gradcheck_mixed='[[case]]\nexpr = "x*x"\nat = { x = 1 }\n\n'
+        '[[case]]\nname = "typo"\nexpr = "x"\nat = { x = 1 }\nordr = 2\n',
+    )
+    result = run(pytester, "-rf")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["FAILED gradcheck_mixed.toml::typo - *did you mean 'order'*"])
 
 
 def test_repeated_names_keep_ids_unique(pytester: pytest.Pytester) -> None:

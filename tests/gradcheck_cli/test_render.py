@@ -12,7 +12,6 @@ import pytest
 from rich.cells import cell_len
 from rich.console import RenderableType
 
-from gradcheck_cli.batch import Outcome, error_result
 from gradcheck_cli.checks import CaseResult
 from gradcheck_cli.render import (
     BatchTable,
@@ -24,6 +23,8 @@ from gradcheck_cli.render import (
     v_plot,
 )
 from gradcheck_cli.report import Tally
+from gradcheck_cli.results import Outcome
+from gradcheck_cli.results import error_row as error_result
 from gradcheck_cli.trace import StepScan, TraceGraph, TraceNode
 
 sys.path.insert(0, str(Path(__file__).parent))

@@ -7,7 +7,6 @@ import json
 import math
 import xml.etree.ElementTree as ET
 
-from gradcheck_cli.batch import Outcome
 from gradcheck_cli.checks import CaseResult
 from gradcheck_cli.report import (
     JsonReport,
@@ -19,6 +18,7 @@ from gradcheck_cli.report import (
     to_finite_json,
     to_report,
 )
+from gradcheck_cli.results import Outcome
 
 CONTRACT_KEYS = [
     "name",

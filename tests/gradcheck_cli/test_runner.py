@@ -1,0 +1,156 @@
+"""The runner: user code that exits, raises, crashes, hangs or floods output is an error row."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from gradcheck_cli.cli import main
+from gradcheck_cli.runner import Runner, RunOptions
+from gradcheck_cli.schema import iter_items, load_file
+
+ENV = {"COLUMNS": "100", "NO_COLOR": None, "FORCE_COLOR": None, "GRADCHECK_ALLOW_PYTHON": None}
+GOOD = "def good(x):\n    return (x * x).sum()\n"
+# name -> (the body of the user's module, what the error row must say; {file} is its path)
+HOSTILE = {
+    "sys_exit": (
+        "import sys\ndef f(x):\n    sys.exit(0)\n",
+        "SystemExit: 0 (raised at {file}:3): the case's code may not end the run",
+    ),
+    "keyboard_interrupt": (
+        "def f(x):\n    raise KeyboardInterrupt\n",
+        "KeyboardInterrupt (raised at {file}:2): the case's code may not end the run",
+    ),
+    "base_exception": (
+        "class Quit(BaseException):\n    pass\ndef f(x):\n    raise Quit('bye')\n",
+        "Quit: bye (raised at {file}:4): the case's code may not end the run",
+    ),
+    "os_exit": (
+        "import os\ndef f(x):\n    os._exit(0)\n",
+        "the case did not finish: its code ended the worker process with exit code 0",
+    ),
+    "endless_loop": (
+        "def f(x):\n    while True:\n        pass\n",
+        "timed out after 1 s at {file}:2 in f (the case's time limit",
+    ),
+    "endless_import": (
+        "import time\nwhile True:\n    time.sleep(0.01)\ndef f(x):\n    return x\n",
+        "timed out after 1 s at {file}:3 in <module>",
+    ),
+    "segfault": (
+        "import ctypes\ndef f(x):\n    ctypes.string_at(0)\n",
+        "the case did not finish: its worker process was killed by SIGSEGV at {file}:3 in f",
+    ),
+    "out_of_memory": (
+        "def f(x):\n    return bytearray(2**36)\n",
+        "MemoryError (raised at {file}:2 in forward)",
+    ),
+}
+
+
+def run(*args: str) -> Result:
+    return CliRunner().invoke(main, list(args), env=ENV)
+
+
+def hostile_batch(tmp_path: Path, names: list[str]) -> Path:
+    """A package with a module per hostile behaviour and a batch: good, hostile..., good."""
+    pkg = tmp_path / "userpkg_hostile"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "good.py").write_text(GOOD)
+    case = '[[case]]\nname = "{}"\nfn = "userpkg_hostile.{}"\ninputs = [{{ shape = [2] }}]'
+    cases = [case.format("first", "good:good")]
+    for name in names:
+        (pkg / f"{name}.py").write_text(HOSTILE[name][0])
+        cases.append(case.format(name, f"{name}:f"))
+    cases.append(case.format("last", "good:good"))
+    path = tmp_path / "gradcheck_hostile.toml"
+    path.write_text("\n\n".join(cases) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_every_way_user_code_ends_is_an_error_row_and_the_run_goes_on(
+    tmp_path: Path, jobs: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    names = list(HOSTILE)
+    path = hostile_batch(tmp_path, names)
+    result = run(
+        "check", str(path), "--format", "json", "--allow-python", "--path", str(tmp_path),
+        "--timeout", "1", "--max-memory", "2048", "--jobs", jobs,
+    )  # fmt: skip
+    assert result.exit_code == 1, result.output
+    report = json.loads(result.output)
+    rows = {row["name"]: row for row in report["cases"]}
+    assert list(rows) == ["first", *names, "last"]
+    assert rows["first"]["status"] == rows["last"]["status"] == "pass"
+    for name in names:
+        row = rows[name]
+        expected = HOSTILE[name][1].format(file=f"userpkg_hostile/{name}.py")
+        assert row["status"] == "error", name
+        assert expected in row["message"], (name, row["message"])
+        assert row["message"].startswith(f"{path}: case "), row["message"]
+    assert report["summary"] == {
+        "total": len(names) + 2, "passed": 2, "failed": 0, "errors": len(names),
+    }  # fmt: skip
+
+
+def test_megabytes_of_user_output_are_captured_and_trimmed(tmp_path: Path) -> None:
+    pkg = tmp_path / "userpkg_chatty"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "ops.py").write_text(
+        textwrap.dedent(
+            """
+            import os, sys
+            calls = []
+            def f(x):
+                if not calls:  # the check calls f many times: talk once
+                    print("hello from forward")
+                    sys.stdout.write("x" * 3_000_000)
+                    os.write(2, b"raw stderr\\n")
+                    print("the end", file=sys.stderr)
+                calls.append(1)
+                return (x * x).sum()
+            """
+        )
+    )
+    path = tmp_path / "c.toml"
+    path.write_text('[[case]]\nfn = "userpkg_chatty.ops:f"\ninputs = [{ shape = [2] }]\n')
+    result = run("check", str(path), "--format", "json", "--allow-python", "--path", str(tmp_path))
+    assert result.exit_code == 0, result.output[:2000]
+    assert len(result.output) < 20_000  # the report, not the user's 3 MB
+    [row] = json.loads(result.output)["cases"]
+    assert row["status"] == "pass"
+    output = row["output"]
+    assert output.startswith("hello from forward\nxxx")
+    assert "bytes not shown ...]" in output and output.endswith("raw stderr\nthe end\n")
+    assert len(output) < 4000
+
+
+def test_the_runner_keeps_order_and_reuses_its_worker(tmp_path: Path) -> None:
+    path = hostile_batch(tmp_path, ["os_exit"])
+    items = list(iter_items([load_file(path)], allow_python=True, paths=[str(tmp_path)]))
+    with Runner(RunOptions(jobs=1, timeout=10)) as runner:
+        outcomes = list(runner.run(items * 2))
+        # The worker that died was replaced; the replacement is idle and reused.
+        assert len(runner._idle) == 1 and not runner._busy
+    statuses = [o.results[0].status for o in outcomes]
+    assert statuses == ["pass", "error", "pass"] * 2
+
+
+def test_engine_testing_imports_nothing_of_the_command_line() -> None:
+    probe = (
+        "import sys\nimport engine.testing\n"
+        "heavy = ('gradcheck_cli', 'sympy', 'rich', 'click', 'mpmath', 'yaml')\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.splitlines()[-1] == "[]"
