@@ -24,8 +24,12 @@ if TYPE_CHECKING:
     from gradcheck_cli.results import CaseResult, Outcome
 
 # XML 1.0 cannot carry most control characters, even escaped; CI parsers reject the file.
-# Lone surrogates (JSON's "\ud800") cannot be written as UTF-8 at all.
-_XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+# Lone surrogates (JSON's "\ud800") cannot be written as UTF-8 at all, and bidi overrides
+# would reorder what a CI page shows.
+_XML_INVALID = re.compile(
+    "[\x00-\x08\x0b\x0c\x0e-\x1f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
+    "\ud800-\udfff\ufffe\uffff]"
+)
 FAILURE_TYPE = {"fail": ("failure", "GradientMismatch"), "error": ("error", "Error")}
 
 
