@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import IO, TYPE_CHECKING
 
-from gradcheck_cli.report import case_id, detail_lines, fmt, fmt_point
+from gradcheck_cli.report import case_id, detail_lines, fmt, fmt_point, printable
 from gradcheck_cli.results import Tally
 
 if TYPE_CHECKING:
@@ -34,8 +34,9 @@ FAILURE_TYPE = {"fail": ("failure", "GradientMismatch"), "error": ("error", "Err
 
 
 def xml_safe(text: str) -> str:
-    """Text that XML 1.0 can carry: the characters it forbids become '?'."""
-    return _XML_INVALID.sub("?", text)
+    """User text as a CI page may show it: control characters escaped as in the terminal
+    (line breaks kept), and what XML 1.0 forbids as '?'."""
+    return _XML_INVALID.sub("?", "\n".join(map(printable, text.split("\n"))))
 
 
 def classname(path: str) -> str:
