@@ -835,6 +835,36 @@ def _nll_rule(g: Tensor, logp: Tensor, coef: np.ndarray, divisor: float, reducti
     return -scale * c
 
 
+def _bce_logits(x: Any, t: Any, weight: Any, pos_weight: Any, reduction: str) -> Any:
+    # (1 - t) x + l softplus(-x), l = 1 + (pos_weight - 1) t; softplus(-x) computed stably.
+    softplus_neg = np.log1p(np.exp(-np.abs(x))) + np.maximum(-x, 0)
+    lw = 1 if pos_weight is None else 1 + (pos_weight - 1) * t
+    loss = (1 - t) * x + lw * softplus_neg
+    if weight is not None:
+        loss = loss * weight
+    return np.asarray(_reduced(loss, reduction), dtype=np.result_type(x))[()]
+
+
+def _bce_logits_grad_x(g: Tensor, x: Tensor, t: Tensor, weight: Any, pos_weight: Any,
+                       reduction: str) -> Tensor:
+    lw = 1 if pos_weight is None else 1 + (const(pos_weight) - 1) * t
+    d = (1 - t) - lw * sigmoid(-x)
+    if weight is not None:
+        d = d * const(weight)
+    return _unreduced(g, _broadcast_shape(x, t), reduction) * d
+
+
+def _bce_logits_grad_t(g: Tensor, x: Tensor, t: Tensor, weight: Any, pos_weight: Any,
+                       reduction: str) -> Tensor:
+    d = -x
+    if pos_weight is not None:
+        softplus_neg = log1p(exp(-abs(x))) + unary(OPS["clamp"], -x, 0.0, None)
+        d = d + (const(pos_weight) - 1) * softplus_neg
+    if weight is not None:
+        d = d * const(weight)
+    return _unreduced(g, _broadcast_shape(x, t), reduction) * d
+
+
 def _conv_out(n: int, k: int, stride: int, pad: int, dil: int) -> int:
     return (n + 2 * pad - dil * (k - 1) - 1) // stride + 1
 
@@ -1188,6 +1218,8 @@ op("embedding", "EmbeddingBackward0", _embedding, _embedding_rule)
 op("mse_loss", "MseLossBackward0", _mse_loss, _mse_rule_a, _mse_rule_b, saves=(0, 1),
    broadcasts=True)
 op("nll_loss", "NllLossBackward0", _nll_loss, _nll_rule)
+op("bce_with_logits", "BinaryCrossEntropyWithLogitsBackward0", _bce_logits, _bce_logits_grad_x,
+   _bce_logits_grad_t, saves=(0, 1), broadcasts=True)
 op("conv", "ConvolutionBackward0", _conv, _conv_grad_input, _conv_grad_weight, _conv_grad_bias,
    saves=(0, 1), reads=((1,), (0,), ()))
 op("conv_transpose_input", "ConvolutionBackwardBackward0", _conv_transpose_input,

@@ -148,6 +148,9 @@ CASES: dict[str, OpCase] = {
     "embedding": OpCase(lambda w: _F(w).embedding(_lib(w).tensor([[0, 2], [2, 1]]), w),
                         ((3, 2),)),
     "mse_loss": OpCase(lambda a, b: _F(a).mse_loss(a, b), ((2, 3), (2, 3))),
+    "bce_with_logits": OpCase(
+        lambda a, t: _F(a).binary_cross_entropy_with_logits(
+            a, t, pos_weight=_lib(a).tensor([2.0, 0.5, 1.0], dtype=a.dtype)), ((2, 3), (2, 3))),
     "nll_loss": OpCase(lambda a: _F(a).nll_loss(a, _lib(a).tensor([0, 2])), ((2, 3),)),
     "conv": OpCase(lambda x, w, b: _F(x).conv2d(x, w, b, padding=1), ((2, 2, 4, 4), (3, 2, 3, 3),
                                                                       (3,))),
