@@ -1158,7 +1158,7 @@ op("addmm", "AddmmBackward0", _addmm,
    lambda g, bias, a, b, beta, alpha: _scaled(g, beta),
    lambda g, bias, a, b, beta, alpha: _scaled(g @ b.mT, alpha),
    lambda g, bias, a, b, beta, alpha: _scaled(a.mT @ g, alpha),
-   saves=(1, 2), reads=((), (2,), (1,)), broadcasts=True)
+   saves=(1, 2), reads=((), (2,), (1,)), broadcasts=True, plain=True)
 # matmul's own squeeze of a 1-D operand's dimension (torch's squeeze.dims, in place).
 op("matmul_squeeze", "SqueezeBackward4", _squeeze,
    lambda g, x, dims: g.reshape(x._data.shape), view=True)
