@@ -1225,6 +1225,7 @@ def install() -> None:
         backward=_tensor_backward, __xor__=logical_xor, __rand__=_reflected(logical_and),
         __ror__=_reflected(logical_or),
     )
+    methods.update({name: getattr(_ops, name) for name in _ops.MATH_FUNCTIONS})
     for name, fn in methods.items():
         setattr(Tensor, name, fn)
     Tensor.T = property(lambda self: permute(self, *reversed(range(self.ndim))))

@@ -26,7 +26,8 @@ Richardson falls back to where x - h or x + h leaves f's domain (NaN, inf, an ex
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -106,19 +107,36 @@ class _Counted:
         # the ones f sees, and its rounding noise sets the floor of the error estimates.
         self.dtype = np.dtype(dtype)
         self.eps = float(np.finfo(self.dtype).eps)
+        self.quiet = False
 
     def point(self, x: np.ndarray) -> np.ndarray:
         """x rounded to the working precision of f (as float64)."""
+        if self.dtype == np.float64:
+            return x.astype(np.float64, copy=False)
         return x.astype(self.dtype).astype(np.float64)
+
+    @contextmanager
+    def hushed(self) -> Iterator[None]:
+        """Silence f's floating-point warnings once for many calls (a context per call costs
+        more than a small function's evaluation)."""
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            self.quiet = True
+            try:
+                yield
+            finally:
+                self.quiet = False
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         if self.domain is not None and not self.domain(x):
             return self._nan()
         self.count += 1
         try:
-            with np.errstate(all="ignore"), warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
+            if self.quiet:
                 out = np.asarray(self.f(x), dtype=np.float64).reshape(-1)
+            else:
+                with self.hushed():
+                    out = np.asarray(self.f(x), dtype=np.float64).reshape(-1)
         except (ArithmeticError, ValueError):
             # Outside the domain for math.log & co; treated like a NaN result.
             return self._nan()
@@ -589,8 +607,13 @@ def _first_step(x: np.ndarray, dtype: np.dtype) -> np.ndarray:
     error says so and the element is refined.
     """
     scale = np.sqrt(np.maximum(np.abs(x), 1.0))
-    h = _FIRST_FACTOR * np.cbrt(np.finfo(dtype).eps) * scale
-    return 2.0 ** np.round(np.log2(h))
+    h = 2.0 ** np.round(np.log2(_FIRST_FACTOR * np.cbrt(np.finfo(dtype).eps) * scale))
+    # Near zero the nodes -h..2h would straddle it, and 1/x, log x or sqrt x with them: keep
+    # them on x's side (then a singularity shows as a large error, not a wrong value).
+    ax = np.abs(x)
+    with np.errstate(divide="ignore"):
+        near = 2.0 ** np.floor(np.log2(ax / 4.0))
+    return np.where((ax > 0) & (ax < 2.0 * h), near, h)
 
 
 def _stencil(
@@ -861,59 +884,60 @@ def staged_jacobian(
     step: PyTorch's fixed central difference with that step, never refined.
     """
     ev = _Counted(f, None, dtype=np.float64 if dtype is None else dtype)
-    xv = ev.point(_prepare(x))
-    f0 = ev(xv)
-    n = xv.size
-    blocks = [(0, n)] if blocks is None else blocks
-    detect = [True] * len(blocks) if detect is None else detect
-    h = _first_step(xv, ev.dtype) if step is None else np.full(n, float(step))
-    value, error = np.empty((f0.size, n)), np.empty((f0.size, n))
-    owners = []
-    for (lo, hi), look in zip(blocks, detect, strict=True):
-        cols = np.arange(lo, hi)
-        owners.append(_owners(ev, xv, f0, cols, h) if look and cols.size > 1 else None)
-        value[:, lo:hi], error[:, lo:hi] = _first_block(
-            ev, xv, f0, cols, h, owners[-1], step is not None
-        )
-    if step is not None:
-        return NumericResult(value, error, ev.count, "central", h)
-    # The top of any ladder the refinement could walk (per column or per block).
-    floor = _ladder_floor(ev, f0, _HI_FACTOR * np.maximum(np.abs(xv), 1.0))
-    error = np.maximum(error, floor)
-    need = np.asarray(undecided(value, error, floor), dtype=bool)
-    method = "first estimate"
-    if np.any(need):
-        # A second look at _RETRY times the step, three evaluations per undecided column (or
-        # block): it divides f's rounding noise (a sum of many terms, a large offset) by
-        # _RETRY, and decides where the first estimate's truncation error was tiny.
-        wide = np.empty_like(value), np.empty_like(error)
-        for (lo, hi), owner in zip(blocks, owners, strict=True):
+    with ev.hushed():
+        xv = ev.point(_prepare(x))
+        f0 = ev(xv)
+        n = xv.size
+        blocks = [(0, n)] if blocks is None else blocks
+        detect = [True] * len(blocks) if detect is None else detect
+        h = _first_step(xv, ev.dtype) if step is None else np.full(n, float(step))
+        value, error = np.empty((f0.size, n)), np.empty((f0.size, n))
+        owners = []
+        for (lo, hi), look in zip(blocks, detect, strict=True):
             cols = np.arange(lo, hi)
-            if owner is None:
-                cols = cols[np.any(need[:, lo:hi], axis=0)]
-            elif not np.any(need[:, lo:hi]):
-                continue
-            if cols.size:
-                wide[0][:, cols], wide[1][:, cols] = _first_block(
-                    ev, xv, f0, cols, _RETRY * h, owner, False
-                )
-        value = np.where(need, wide[0], value)
-        error = np.where(need, wide[1], error)
-        confirmed = _widen_zeros(ev, xv, f0, blocks, owners, need, error)
+            owners.append(_owners(ev, xv, f0, cols, h) if look and cols.size > 1 else None)
+            value[:, lo:hi], error[:, lo:hi] = _first_block(
+                ev, xv, f0, cols, h, owners[-1], step is not None
+            )
+        if step is not None:
+            return NumericResult(value, error, ev.count, "central", h)
+        # The top of any ladder the refinement could walk (per column or per block).
+        floor = _ladder_floor(ev, f0, _HI_FACTOR * np.maximum(np.abs(xv), 1.0))
         error = np.maximum(error, floor)
-        need &= np.asarray(undecided(value, error, floor), dtype=bool)
-        method = _refine_blocks(ev, xv, f0, blocks, owners, confirmed, need, value, error)
-        method = method or "first estimate"
-    cols = np.flatnonzero(np.any(need, axis=0))
-    if cols.size:
-        rv, re, rs, methods = _richardson(ev, xv, f0, np.eye(n)[cols])
-        sub = need[:, cols]
-        value[:, cols] = np.where(sub, rv, value[:, cols])
-        error[:, cols] = np.where(sub, re, error[:, cols])
-        h = h.copy()
-        h[cols] = rs
-        method = "one-sided" if "one-sided" in methods else "richardson"
-    return NumericResult(value, error, ev.count, method, h)
+        need = np.asarray(undecided(value, error, floor), dtype=bool)
+        method = "first estimate"
+        if np.any(need):
+            # A second look at _RETRY times the step, three evaluations per undecided column (or
+            # block): it divides f's rounding noise (a sum of many terms, a large offset) by
+            # _RETRY, and decides where the first estimate's truncation error was tiny.
+            wide = np.empty_like(value), np.empty_like(error)
+            for (lo, hi), owner in zip(blocks, owners, strict=True):
+                cols = np.arange(lo, hi)
+                if owner is None:
+                    cols = cols[np.any(need[:, lo:hi], axis=0)]
+                elif not np.any(need[:, lo:hi]):
+                    continue
+                if cols.size:
+                    wide[0][:, cols], wide[1][:, cols] = _first_block(
+                        ev, xv, f0, cols, _RETRY * h, owner, False
+                    )
+            value = np.where(need, wide[0], value)
+            error = np.where(need, wide[1], error)
+            confirmed = _widen_zeros(ev, xv, f0, blocks, owners, need, error)
+            error = np.maximum(error, floor)
+            need &= np.asarray(undecided(value, error, floor), dtype=bool)
+            method = _refine_blocks(ev, xv, f0, blocks, owners, confirmed, need, value, error)
+            method = method or "first estimate"
+        cols = np.flatnonzero(np.any(need, axis=0))
+        if cols.size:
+            rv, re, rs, methods = _richardson(ev, xv, f0, np.eye(n)[cols])
+            sub = need[:, cols]
+            value[:, cols] = np.where(sub, rv, value[:, cols])
+            error[:, cols] = np.where(sub, re, error[:, cols])
+            h = h.copy()
+            h[cols] = rs
+            method = "one-sided" if "one-sided" in methods else "richardson"
+        return NumericResult(value, error, ev.count, method, h)
 
 
 def staged_directional(
@@ -934,40 +958,43 @@ def staged_directional(
     as in `staged_jacobian`.
     """
     ev = _Counted(f, None, dtype=np.float64 if dtype is None else dtype)
-    xv = ev.point(_prepare(x))
-    f0 = ev(xv)
-    dirs = np.asarray(dirs, dtype=np.float64)
-    if step is None:
-        scales = [
-            np.min(np.maximum(np.abs(xv[nz]), 1.0) / np.abs(row[nz]))
-            for row, nz in ((row, np.flatnonzero(row)) for row in dirs)
-        ]
-        steps = _first_step(np.array(scales), ev.dtype)
-    else:
-        steps = np.full(dirs.shape[0], float(step))
-    value, error, realised = _first_directions(ev, xv, f0, dirs, steps, step is not None)
-    if step is not None:
-        return NumericResult(value, error, ev.count, "central", steps), realised
-    top = np.array([_ladder(xv, row[None, :], ev.dtype)[0, 0] for row in dirs])
-    floor = _ladder_floor(ev, f0, top)
-    error = np.maximum(error, floor)
-    need = np.asarray(undecided(value, error, floor, realised), dtype=bool)
-    if np.any(need):
-        # The second look at _RETRY times the step, as in staged_jacobian.
-        retry = np.flatnonzero(need)
-        wide = _first_directions(ev, xv, f0, dirs[retry], _RETRY * steps[retry], False)
-        value[:, retry], error[:, retry], realised[retry] = wide
+    with ev.hushed():
+        xv = ev.point(_prepare(x))
+        f0 = ev(xv)
+        dirs = np.asarray(dirs, dtype=np.float64)
+        if step is None:
+            # The largest step no coordinate's own first step is exceeded by, a power of two.
+            own = _first_step(xv, ev.dtype)
+            moved = [np.flatnonzero(row) for row in dirs]
+            steps = np.array(
+                [np.min(own[nz] / np.abs(row[nz])) for row, nz in zip(dirs, moved, strict=True)]
+            )
+            steps = 2.0 ** np.floor(np.log2(steps))
+        else:
+            steps = np.full(dirs.shape[0], float(step))
+        value, error, realised = _first_directions(ev, xv, f0, dirs, steps, step is not None)
+        if step is not None:
+            return NumericResult(value, error, ev.count, "central", steps), realised
+        top = np.array([_ladder(xv, row[None, :], ev.dtype)[0, 0] for row in dirs])
+        floor = _ladder_floor(ev, f0, top)
         error = np.maximum(error, floor)
-        steps[retry] *= _RETRY
-        need[retry] = np.asarray(undecided(value, error, floor, realised), dtype=bool)[retry]
-    need = np.flatnonzero(need)
-    method = "first estimate"
-    if need.size:
-        rv, re, rs, methods = _richardson(ev, xv, f0, dirs[need])
-        value[:, need], error[:, need], steps[need] = rv, re, rs
-        realised[need] = dirs[need]
-        method = "one-sided" if "one-sided" in methods else "richardson"
-    return NumericResult(value, error, ev.count, method, steps), realised
+        need = np.asarray(undecided(value, error, floor, realised), dtype=bool)
+        if np.any(need):
+            # The second look at _RETRY times the step, as in staged_jacobian.
+            retry = np.flatnonzero(need)
+            wide = _first_directions(ev, xv, f0, dirs[retry], _RETRY * steps[retry], False)
+            value[:, retry], error[:, retry], realised[retry] = wide
+            error = np.maximum(error, floor)
+            steps[retry] *= _RETRY
+            need[retry] = np.asarray(undecided(value, error, floor, realised), dtype=bool)[retry]
+        need = np.flatnonzero(need)
+        method = "first estimate"
+        if need.size:
+            rv, re, rs, methods = _richardson(ev, xv, f0, dirs[need])
+            value[:, need], error[:, need], steps[need] = rv, re, rs
+            realised[need] = dirs[need]
+            method = "one-sided" if "one-sided" in methods else "richardson"
+        return NumericResult(value, error, ev.count, method, steps), realised
 
 
 # ------------------------------------------------------------------------------ public
