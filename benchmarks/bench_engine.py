@@ -1,4 +1,5 @@
-"""Engine core benchmarks: a 100k-op scalar graph, a 784-256-10 MLP step, a 1M-op chain.
+"""Engine benchmarks: a 100k-op scalar graph, a 784-256-10 MLP step, a 1M-op chain, and
+training steps of a small conv net and of a transformer block (issue 15).
 
 Each workload runs on the engine, on PyTorch (CPU, when installed) and on hand-written
 NumPy/Python doing the same forward and backward, in one process; the figure is the best
@@ -7,6 +8,7 @@ of several repeats, and the ratios are what benchmarks/README.md records.
     python benchmarks/bench_engine.py [--quick]
     python benchmarks/bench_engine.py --paired 150   # MLP only: engine/NumPy step ratios
     python benchmarks/bench_engine.py --opcodes      # MLP only: Python opcodes per step
+    python benchmarks/bench_engine.py --only conv,transformer   # some workloads only
 
 On a noisy machine the best-of ratio moves by +-5% between runs; --paired times an engine
 step and then a NumPy step, N times, and reports the median and quartiles of the ratios.
@@ -217,12 +219,97 @@ def opcodes_per_step() -> None:
         print(f"MLP step, {name}: {opcodes} Python opcodes in {calls} Python calls")
 
 
+# ---- models: a conv net and a transformer block, one training step each ----------------------
+def conv_net(lib):
+    """Conv2d 1->8->16 (3x3, padding 1), ReLU and 2x2 max pooling after each, then Linear."""
+    nn = lib.nn
+    return nn.Sequential(
+        nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(16 * 7 * 7, 10),
+    )
+
+
+def transformer_block(lib, d: int = 64, heads: int = 4):
+    """A pre-norm block: LayerNorm, 4-head causal self-attention, LayerNorm, GELU MLP."""
+    nn, F = lib.nn, lib.nn.functional
+
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.ln1, self.ln2 = nn.LayerNorm(d), nn.LayerNorm(d)
+            self.qkv, self.proj = nn.Linear(d, 3 * d), nn.Linear(d, d)
+            self.mlp = nn.Sequential(nn.Linear(d, 4 * d), nn.GELU(), nn.Linear(4 * d, d))
+
+        def forward(self, x):
+            b, t, _ = x.shape
+            q, k, v = self.qkv(self.ln1(x)).split(d, dim=2)
+            q, k, v = (z.view(b, t, heads, d // heads).transpose(1, 2) for z in (q, k, v))
+            att = (q @ k.transpose(-2, -1)) * (1.0 / (d // heads) ** 0.5)
+            mask = lib.tril(lib.ones(t, t)) == 0
+            att = F.softmax(att.masked_fill(mask, float("-inf")), dim=-1)
+            y = (att @ v).transpose(1, 2).reshape(b, t, d)
+            x = x + self.proj(y)
+            return x + self.mlp(self.ln2(x))
+
+    return Block()
+
+
+def model_step(lib, build, x_data, y_data, loss_name):
+    """One training step (forward, loss, backward, optimizer) of `build(lib)`, same weights."""
+    lib.manual_seed(0)
+    model = build(lib)
+    if lib is not torch and torch is not None:  # the engine starts from torch's weights
+        torch.manual_seed(0)
+        ref = build(torch)
+        model.load_state_dict({k: engine.tensor(v.detach().numpy().copy())
+                               for k, v in ref.state_dict().items()})
+    opt = lib.optim.AdamW(model.parameters(), lr=1e-3) if loss_name == "mse" else \
+        lib.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    x, y = lib.tensor(x_data), lib.tensor(y_data)
+    loss_fn = lib.nn.MSELoss() if loss_name == "mse" else lib.nn.CrossEntropyLoss()
+
+    def step():
+        opt.zero_grad()
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    return step
+
+
+def model_rows(quick: bool) -> list:
+    rng = np.random.default_rng(0)
+    images = rng.standard_normal((64, 1, 28, 28)).astype(np.float32)
+    labels = rng.integers(0, 10, 64)
+    tokens = rng.standard_normal((16, 32, 64)).astype(np.float32)
+    targets = rng.standard_normal((16, 32, 64)).astype(np.float32)
+    steps = 3 if quick else 10
+    rows = []
+    for name, build, xd, yd, loss in (
+        ("conv net step, batch 64 28x28", conv_net, images, labels, "ce"),
+        ("transformer block step, 16x32x64", transformer_block, tokens, targets, "mse"),
+    ):
+        e_step = model_step(engine, build, xd, yd, loss)
+        t_step = model_step(torch, build, xd, yd, loss) if torch else None
+        if t_step is not None:  # the same first loss: the same computation
+            le, lt = float(e_step()), float(t_step())
+            assert abs(le - lt) < 1e-4 * (1 + abs(lt)), (name, le, lt)
+        rows.append((name, best_of(e_step, steps), best_of(t_step, steps) if t_step else None,
+                     None, "vs torch"))
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="smaller sizes, fewer repeats")
     parser.add_argument("--paired", type=int, metavar="N", help="only the MLP, N paired steps")
     parser.add_argument("--opcodes", action="store_true", help="only the MLP, opcodes per step")
+    parser.add_argument("--only", default="scalar,mlp,chain,conv,transformer",
+                        help="comma-separated workloads: scalar, mlp, chain, conv, transformer")
     args = parser.parse_args()
+    only = set(args.only.split(","))
     if args.opcodes:
         opcodes_per_step()
         return
@@ -234,27 +321,37 @@ def main() -> None:
     repeats = 2 if args.quick else 5
     rows = []
 
-    t_engine = best_of(lambda: scalar_graph(engine, n_scalar), repeats)
-    t_python = best_of(lambda: scalar_graph_python(n_scalar), repeats)
-    t_torch = best_of(lambda: scalar_graph(torch, n_scalar), repeats) if torch else None
-    rows.append((f"scalar graph, {n_scalar:,} ops", t_engine, t_torch, t_python,
-                 "<= 0.70x torch"))
+    if "scalar" in only:
+        t_engine = best_of(lambda: scalar_graph(engine, n_scalar), repeats)
+        t_python = best_of(lambda: scalar_graph_python(n_scalar), repeats)
+        t_torch = best_of(lambda: scalar_graph(torch, n_scalar), repeats) if torch else None
+        rows.append((f"scalar graph, {n_scalar:,} ops", t_engine, t_torch, t_python,
+                     "<= 0.70x torch"))
 
-    data = mlp_data()
-    steps = 10 if args.quick else 30
-    t_engine = best_of(mlp_step_lib(engine, data), steps)
-    t_numpy = best_of(mlp_step_numpy(data), steps)
-    t_torch = best_of(mlp_step_lib(torch, data), steps) if torch else None
-    rows.append(("MLP 784-256-10 step, batch 256", t_engine, t_torch, t_numpy,
-                 "<= 1.10x numpy"))
+    if "mlp" in only:
+        data = mlp_data()
+        steps = 10 if args.quick else 30
+        t_engine = best_of(mlp_step_lib(engine, data), steps)
+        t_numpy = best_of(mlp_step_numpy(data), steps)
+        t_torch = best_of(mlp_step_lib(torch, data), steps) if torch else None
+        rows.append(("MLP 784-256-10 step, batch 256", t_engine, t_torch, t_numpy,
+                     "<= 1.10x numpy"))
+    if only & {"conv", "transformer"}:
+        rows += [r for r in model_rows(args.quick)
+                 if ("conv" in only and r[0].startswith("conv"))
+                 or ("transformer" in only and r[0].startswith("transformer"))]
 
     print(f"{'workload':34} {'engine':>10} {'torch':>10} {'numpy':>10} "
           f"{'vs torch':>9} {'vs numpy':>9}  target")
     for name, te, tt, tn, target in rows:
         vt = f"{te / tt:.2f}x" if tt else "-"
+        vn = f"{te / tn:8.2f}x" if tn else "        -"
+        tn_ms = f"{tn * 1e3:8.1f}ms" if tn else "         -"
         print(f"{name:34} {te * 1e3:8.1f}ms {tt * 1e3 if tt else float('nan'):8.1f}ms "
-              f"{tn * 1e3:8.1f}ms {vt:>9} {te / tn:8.2f}x  {target}")
+              f"{tn_ms} {vt:>9} {vn}  {target}")
 
+    if "chain" not in only:
+        return
     print(f"\ndeep chain: {n_chain:,} elementwise ops on a 4-vector, forward + backward")
     for lib_name in ("engine", "torch") if torch else ("engine",):
         r = deep_chain(lib_name, n_chain)

@@ -1,138 +1,202 @@
-"""Benchmark the expression pipeline end to end against the naive SymPy path.
+"""Benchmark the expression language (issue 14): one-shot latency, order-2 scaling, batches.
 
-core: for one expression and one point, parse (whitelist), exact gradient compiled onto the
-CSE tape (reverse mode over our AST; each function's derivative is SymPy's, built once per
-process, so the warm-up call pays it), then at the point the domain check, the engine's
-autograd, the exact gradient values (mpmath, 40 digits) and the numeric estimate.  run_case:
-the same plus verdicts and the display formulas (SymPy's ``diff`` of the whole expression and
-its printer), i.e. what ``gradcheck grad`` pays.  naive: ``sympy.parse_expr`` + ``diff`` +
-``lambdify`` at every point (on our own benchmark strings only: parse_expr evaluates its
-input).  Each iteration uses a fresh constant so that no path is served from a cache.  Also
-reported: the cost of each extra point, and of importing SymPy.
+one-shot: ``gradcheck grad EXPR --at ...`` as a fresh process (terminal and --json), against
+the import floor ``python -c "import numpy, sympy, mpmath"``, median of --runs.
 
-    python benchmarks/bench_expr.py [--repeat 40]
+order 2: run_case with order = 2 (parse, exact tape with its Hessian, engine Hessian by
+double backward, the numeric witness) for n = 1, 10, 30, 60 variables on flat products
+x0*x1*...*x(n-1) and flat sums sin(x0) + ... + sin(x(n-1)); time per Hessian entry (n**2)
+should stay flat.  References in the same run: torch.autograd.functional.hessian (CPU) and a
+hand-written NumPy Hessian of the same function.
+
+batch: ``gradcheck check FILE --jobs 1 --format json`` over 300 cases of textbook formulas
+(mechanics, thermodynamics, statistics, ML losses), cases per CPU-second of the child
+process.  --before PATH runs the same file with another checkout first on the path (the
+code before the change), so both figures come from one run.
+
+    python benchmarks/bench_expr.py [--runs 7] [--before /tmp/before]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
-import sympy
-from sympy.parsing.sympy_parser import parse_expr
 
 from gradcheck_cli import checks
-from gradcheck_cli.checks import Case, numeric_derivatives, run_case, scalar_function
-from gradcheck_cli.expr import parse
-from gradcheck_cli.lower import to_engine
-from gradcheck_cli.symbolic import analyze_point, compile_derivatives, differentiate
+from gradcheck_cli.checks import Case, run_case
 
-# A typical expression (well under 200 characters); {c} varies per iteration.
-TEMPLATE = "log(1 + exp(a*b)) + sin(a)*cos(b)^2 - sqrt(a^2 + b^2 + {c}) + tanh(a - 2*b)/(1 + a^2)"
-POINT = {"a": 0.7, "b": -1.3}
-Points = tuple[dict[str, float], ...]
+ROOT = Path(__file__).resolve().parents[1]
+ONE_SHOT = ("-m*g*x/(k*T) + log(1 + exp(a*b))", "m=1,g=9.8,x=2,k=1.5,T=3,a=0.5,b=-1")
+
+# Textbook formulas in the language every version understands (for the before/after run).
+FORMULAS = [
+    ("0.5*m*v**2", "m v"),
+    ("m*g*h", "m g h"),
+    ("-G*M*m/r", "G M m r"),
+    ("k*q1*q2/r**2", "k q1 q2 r"),
+    ("sqrt(2*g*h)", "g h"),
+    ("2*pi*sqrt(L/g)", "L g"),
+    ("exp(-U/(k*T))", "U k T"),
+    ("1/(exp(U/(k*T)) - 1)", "U k T"),
+    ("n*R*T/V", "n R T V"),
+    ("exp(-(x - mu)**2/(2*s**2))/(s*sqrt(2*pi))", "x mu s"),
+    ("log(1 + exp(-y*w*x))", "y w x"),
+    ("-(y*log(p) + (1 - y)*log(1 - p))", "y p"),
+    ("(a*x + b - y)**2", "a x b y"),
+    ("A*sin(w*t + phi)*exp(-g*t)", "A w t phi g"),
+    ("tanh(w1*x + b1)*w2 + b2", "w1 x b1 w2 b2"),
+    ("sigmoid(w*x + b)", "w x b"),
+    ("softplus(a*x) - relu(x - c)", "a x c"),
+    ("atan(y/x)", "y x"),
+    ("sqrt(x**2 + y**2 + z**2)", "x y z"),
+    ("log(x, 10)*c", "x c"),
+    ("v0*t - 0.5*g*t**2", "v0 t g"),
+    ("m*c**2/sqrt(1 - v**2/c**2)", "m c v"),
+    ("sigma*T**4", "sigma T"),
+    ("P0*exp(-M*g*h/(R*T))", "P0 M g h R T"),
+    ("1/(1 + (x/a)**2)", "x a"),
+    ("x**a*(1 - x)**b", "x a b"),
+    ("cosh(x/a)*a", "x a"),
+    ("max(x, y) + min(x, y)", "x y"),
+    ("abs(x - y)/(1 + abs(x))", "x y"),
+    ("asin(x/r)*r", "x r"),
+]
+SAFE = {"p": 0.3, "v": 0.4, "c": 1.7, "x": 0.35, "r": 1.9, "s": 0.8, "T": 1.3, "a": 1.2}
 
 
-def core(text: str, points: Points) -> None:
-    """The issue's pipeline: parse, exact gradient, compile, then engine/exact/numeric."""
-    e = parse(text)
-    compiled = compile_derivatives(differentiate(e))
-    f = scalar_function(e)
-    for point in points:
-        assert analyze_point(e, point).error is None
-        compiled.evaluate(point, "exact")
-        with np.errstate(all="ignore"):
-            to_engine(e, point, retain_grad=False).backward()
-        x = np.array([point[v] for v in e.variables])
-        numeric_derivatives(f, x, complex_safe=e.smooth)
+def textbook_cases(count: int = 300) -> list[dict]:
+    """count cases cycling through FORMULAS, each at its own in-domain point."""
+    rng = np.random.default_rng(0)
+    cases = []
+    for i in range(count):
+        expr, names = FORMULAS[i % len(FORMULAS)]
+        point = {
+            v: round(SAFE.get(v, 0.5) * float(rng.uniform(0.8, 1.2)), 6) for v in names.split()
+        }
+        cases.append({"name": f"f{i}", "expr": expr, "at": point})
+    return cases
 
 
-def full(text: str, points: Points) -> None:
-    """What `gradcheck grad` pays: run_case, verdicts and display formulas included."""
-    results = run_case(Case(text, points))
-    assert all(r.status == "pass" for r in results), results[0].message
+def wall(cmd: list[str], env: dict[str, str], runs: int) -> float:
+    samples = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run(cmd, env=env, check=False, stdout=subprocess.DEVNULL)
+        samples.append(time.perf_counter() - start)
+    return statistics.median(samples)
 
 
-def naive(text: str, points: Points) -> None:
-    """parse_expr + diff + lambdify, from scratch at every point."""
-    for point in points:
-        expr = parse_expr(text.replace("^", "**"))
-        symbols = sorted(expr.free_symbols, key=lambda s: s.name)
-        grads = [sympy.diff(expr, s) for s in symbols]
-        fn = sympy.lambdify(symbols, [expr, *grads], modules="math")
-        fn(*(point[s.name] for s in symbols))
+def one_shot(runs: int, env: dict[str, str], before: str | None) -> None:
+    floor = wall([sys.executable, "-c", "import numpy, sympy, mpmath"], env, runs)
+    # The expression starts with '-': the code before the change needs '--' in front of it.
+    cli = [sys.executable, "-m", "gradcheck_cli", "grad", "--at", ONE_SHOT[1], "--", ONE_SHOT[0]]
+    print(f"one-shot (median of {runs}): import floor {floor * 1e3:.0f} ms")
+    versions = [("after", env)] + ([("before", {**env, "PYTHONPATH": before})] if before else [])
+    for label, run_env in versions:
+        terminal = wall(cli, run_env, runs)
+        as_json = wall([*cli[:-2], "--json", *cli[-2:]], run_env, runs)
+        print(f"  {label}: gradcheck grad {terminal * 1e3:.0f} ms ({terminal / floor:.2f}x); "
+              f"--json {as_json * 1e3:.0f} ms ({as_json / floor:.2f}x)")
 
 
-def medians_ms(
-    paths: dict[str, Callable[[str, Points], None]], repeat: int, points: Points, offset: int
-) -> dict[str, float]:
-    """Median wall time in ms per path over fresh expressions, the paths interleaved so
-    that a busy machine slows them alike."""
-    times: dict[str, list[float]] = {k: [] for k in paths}
-    for i in range(repeat):
-        for j, (k, fn) in enumerate(paths.items()):
-            text = TEMPLATE.format(c=offset + 1000 * j + i)
+def _torch_hessian(kind: str, x: np.ndarray) -> float | None:
+    try:
+        import torch
+    except ImportError:
+        return None
+    xt = torch.tensor(x, dtype=torch.float64)
+
+    def f(v):  # noqa: ANN001, ANN202
+        return v.prod() if kind == "product" else v.sin().sum()
+
+    start = time.perf_counter()
+    torch.autograd.functional.hessian(f, xt)
+    return time.perf_counter() - start
+
+
+def _numpy_hessian(kind: str, x: np.ndarray) -> float:
+    start = time.perf_counter()
+    if kind == "product":
+        p = np.prod(x)
+        h = p / np.outer(x, x)
+        np.fill_diagonal(h, 0.0)
+    else:
+        h = np.diag(-np.sin(x))
+    assert h.shape == (x.size, x.size)
+    return time.perf_counter() - start
+
+
+def order_two() -> None:
+    print("order 2 (run_case; per entry = time / n**2):")
+    print(f"{'n':>4} {'kind':8} {'run_case':>10} {'per entry':>10} {'torch':>9} {'numpy':>9}")
+    run_case(Case("sin(x)*y", ({"x": 0.3, "y": 0.5},), order=2))  # warm the function rules
+    for kind in ("product", "sum"):
+        for n in (1, 10, 30, 60):
+            names = [f"x{i}" for i in range(n)]
+            text = "*".join(names) if kind == "product" else " + ".join(f"sin({v})" for v in names)
+            x = 0.9 + 0.2 * np.arange(n) / max(1, n)
+            point = dict(zip(names, map(float, x), strict=True))
             checks.prepare.cache_clear()
             start = time.perf_counter()
-            fn(text, points)
-            times[k].append(time.perf_counter() - start)
-    return {k: 1e3 * statistics.median(v) for k, v in times.items()}
+            [r] = run_case(Case(text, (point,), order=2))
+            t = time.perf_counter() - start
+            assert r.status == "pass", r.message
+            th = _torch_hessian(kind, x)
+            tn = _numpy_hessian(kind, x)
+            shown = "-" if th is None else f"{th * 1e3:.2f}ms"
+            print(f"{n:>4} {kind:8} {t:9.3f}s {t / n**2 * 1e3:8.2f}ms {shown:>9} "
+                  f"{tn * 1e3:7.3f}ms")
 
 
-def import_cost(module: str, runs: int = 5) -> float:
-    """Median wall time in ms of ``python -c 'import <module>'`` minus ``python -c pass``."""
-
-    def wall(code: str) -> float:
-        samples = []
-        for _ in range(runs):
+def batch(env: dict[str, str], before: str | None) -> None:
+    cases = textbook_cases()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "textbook.json"
+        path.write_text(json.dumps({"case": cases}))
+        runs = [("after", env)]
+        if before:
+            runs.insert(0, ("before", {**env, "PYTHONPATH": before}))
+        for label, run_env in runs:
+            usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu0 = usage.ru_utime + usage.ru_stime
             start = time.perf_counter()
-            subprocess.run([sys.executable, "-c", code], check=True)
-            samples.append(time.perf_counter() - start)
-        return statistics.median(samples)
-
-    return 1e3 * (wall(f"import {module}") - wall("pass"))
+            out = subprocess.run(
+                [sys.executable, "-m", "gradcheck_cli", "check", str(path), "--jobs", "1",
+                 "--format", "json"],
+                env=run_env, capture_output=True, text=True, check=False,
+            )
+            elapsed = time.perf_counter() - start
+            usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu = usage.ru_utime + usage.ru_stime - cpu0
+            summary = json.loads(out.stdout)["summary"]
+            print(f"batch {label}: {len(cases)} cases ({summary}), {cpu:.1f} CPU-s, "
+                  f"{elapsed:.1f} s wall: {len(cases) / cpu:.1f} cases per CPU-second")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=40)
+    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--before", help="PYTHONPATH of the code before the change")
+    parser.add_argument("--only", choices=["one-shot", "order2", "batch"])
     args = parser.parse_args()
-    one = (POINT,)
-    rng = np.random.default_rng(0)
-    many = tuple({"a": float(a), "b": float(b)} for a, b in rng.uniform(-2, 2, size=(20, 2)))
-    paths = {"core": core, "run_case": full, "naive": naive}
-
-    # Warm every path once (first-call import and SymPy assumption-cache costs).
-    for fn in paths.values():
-        fn(TEMPLATE.format(c=1), one)
-
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "NO_COLOR": "1"}
     print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
-    print(f"expression ({len(TEMPLATE.format(c=2))} chars): {TEMPLATE.format(c=2)}")
-    reps = max(5, args.repeat // 4)
-    one_ms = medians_ms(paths, args.repeat, one, 10_000)
-    many_ms = medians_ms(paths, reps, many, 50_000)
-    n = len(many)
-    for k in ("core", "run_case"):
-        per = (many_ms[k] - one_ms[k]) / (n - 1)
-        per_naive = (many_ms["naive"] - one_ms["naive"]) / (n - 1)
-        print(
-            f"{k:9}: one point {one_ms[k]:6.2f} ms (naive {one_ms['naive']:6.2f} ms, "
-            f"{one_ms['naive'] / one_ms[k]:4.1f}x)   {n} points {many_ms[k]:6.2f} ms "
-            f"(naive {many_ms['naive']:6.2f} ms, {many_ms['naive'] / many_ms[k]:4.1f}x)   "
-            f"per extra point {per:5.2f} ms (naive {per_naive:5.2f} ms, {per_naive / per:4.1f}x)"
-        )
-    print("targets: one point < 20 ms; >= 5x the naive path per point")
-    print(
-        f"import sympy: {import_cost('sympy'):.0f} ms   "
-        f"import gradcheck_cli.expr: {import_cost('gradcheck_cli.expr'):.0f} ms   "
-        f"import gradcheck_cli.checks: {import_cost('gradcheck_cli.checks'):.0f} ms"
-    )
+    if args.only in (None, "one-shot"):
+        one_shot(args.runs, env, args.before)
+    if args.only in (None, "order2"):
+        order_two()
+    if args.only in (None, "batch"):
+        batch(env, args.before)
 
 
 if __name__ == "__main__":

@@ -43,24 +43,54 @@ def _as_tensor(x: Any, like: Tensor | None = None) -> Tensor:
 
 
 # ---- arithmetic ----------------------------------------------------------------------------
-def add(a: Any, b: Any, *, alpha: Any = 1) -> Tensor:
+def add(a: Any, b: Any, *, alpha: Any = 1, out: Tensor | None = None) -> Tensor:
     """a + alpha * b."""
-    return binary(_ADD, a, b if alpha == 1 else mul(b, alpha))
+    result = binary(_ADD, a, b if alpha == 1 else mul(b, alpha))
+    return result if out is None else _into(out, result)
 
 
-def sub(a: Any, b: Any, *, alpha: Any = 1) -> Tensor:
+def sub(a: Any, b: Any, *, alpha: Any = 1, out: Tensor | None = None) -> Tensor:
     """a - alpha * b."""
-    return binary(_SUB, a, b if alpha == 1 else mul(b, alpha))
+    result = binary(_SUB, a, b if alpha == 1 else mul(b, alpha))
+    return result if out is None else _into(out, result)
 
 
-def mul(a: Any, b: Any) -> Tensor:
+def mul(a: Any, b: Any, *, out: Tensor | None = None) -> Tensor:
     """a * b, broadcasting."""
-    return binary(_MUL, a, b)
+    result = binary(_MUL, a, b)
+    return result if out is None else _into(out, result)
 
 
-def div(a: Any, b: Any) -> Tensor:
-    """a / b (true division), broadcasting."""
-    return binary(_DIV, a, b)
+def div(a: Any, b: Any, *, rounding_mode: str | None = None, out: Tensor | None = None
+        ) -> Tensor:
+    """a / b: true division, or rounded ('trunc', 'floor'; no gradient, as in torch)."""
+    result = binary(_DIV, a, b)
+    if rounding_mode is not None:
+        if rounding_mode not in ("trunc", "floor"):
+            raise ValueError(f"div expected rounding_mode to be one of None, 'trunc', or "
+                             f"'floor' but found '{rounding_mode}'")
+        rounded = (np.trunc if rounding_mode == "trunc" else np.floor)(result._data)
+        dt = _dtype.result_type(*((t._data.dtype, t.ndim) if isinstance(t, Tensor) else t
+                                  for t in (a, b)))
+        result = _wrap(np.asarray(rounded).astype(dt))
+    return result if out is None else _into(out, result)
+
+
+def _into(out: Tensor, result: Tensor) -> Tensor:
+    """torch's `out=`: the result written into `out` (resized if need be); no history."""
+    if state.enabled and result._requires_grad:
+        raise RuntimeError(f"{_OUT_AUTOGRAD}")
+    data = result._data
+    if out._data.shape != np.shape(data):
+        out._data = np.array(data, dtype=out._data.dtype)
+        out._bump_version()
+    else:
+        _write(out, result)
+    return out
+
+
+_OUT_AUTOGRAD = ("functions with out=... arguments don't support automatic differentiation, "
+                 "but one of the arguments requires grad.")
 
 
 def pow(a: Any, b: Any) -> Tensor:  # noqa: A001 - torch's name
@@ -92,8 +122,10 @@ def true_divide_r(x: Tensor, other: Any) -> Tensor:
     return mul(unary(OPS["reciprocal"], x), other)
 
 
-def matmul(a: Tensor, b: Tensor) -> Tensor:
+def matmul(a: Tensor, b: Tensor, *, out: Tensor | None = None) -> Tensor:
     """Matrix product with numpy/torch semantics for 1-D and batched operands."""
+    if out is not None:
+        return _into(out, matmul(a, b))
     na, nb = a._data.ndim, b._data.ndim
     if na == 0 or nb == 0:
         raise RuntimeError("both arguments to matmul need to be at least 1D, but they are "
@@ -1183,6 +1215,7 @@ def install() -> None:
         backward=_tensor_backward, __xor__=logical_xor, __rand__=_reflected(logical_and),
         __ror__=_reflected(logical_or),
     )
+    methods.update({name: getattr(_ops, name) for name in _ops.MATH_FUNCTIONS})
     for name, fn in methods.items():
         setattr(Tensor, name, fn)
     Tensor.T = property(lambda self: permute(self, *reversed(range(self.ndim))))

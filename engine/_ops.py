@@ -466,6 +466,23 @@ def _clamp_mask(x: Tensor, lo: Any, hi: Any) -> Tensor:
     return const(m)
 
 
+def _clamp_bound_mask(x: Tensor, lo: Any, hi: Any, low: bool) -> Tensor:
+    # torch's clamp_backward_min_max: min gets x < min only while min < max; max gets x > max,
+    # and everything when max < min (the result is then max, whatever x).
+    xd = x._data
+    lod = None if lo is None else lo._data
+    hid = None if hi is None else hi._data
+    if low:
+        m = xd < lod
+        if hid is not None:
+            m = m & (lod < hid)
+    else:
+        m = xd > hid
+        if lod is not None:
+            m = m | (hid < lod)
+    return const(np.asarray(m))
+
+
 def _tie_mask(a: Tensor, b: Tensor, win: Callable) -> Tensor:
     # maximum/minimum split the gradient equally between tied inputs, as torch does.
     ad, bd = np.asarray(a._data if isinstance(a, Tensor) else a), b._data if isinstance(
@@ -818,6 +835,36 @@ def _nll_rule(g: Tensor, logp: Tensor, coef: np.ndarray, divisor: float, reducti
     return -scale * c
 
 
+def _bce_logits(x: Any, t: Any, weight: Any, pos_weight: Any, reduction: str) -> Any:
+    # (1 - t) x + l softplus(-x), l = 1 + (pos_weight - 1) t; softplus(-x) computed stably.
+    softplus_neg = np.log1p(np.exp(-np.abs(x))) + np.maximum(-x, 0)
+    lw = 1 if pos_weight is None else 1 + (pos_weight - 1) * t
+    loss = (1 - t) * x + lw * softplus_neg
+    if weight is not None:
+        loss = loss * weight
+    return np.asarray(_reduced(loss, reduction), dtype=np.result_type(x))[()]
+
+
+def _bce_logits_grad_x(g: Tensor, x: Tensor, t: Tensor, weight: Any, pos_weight: Any,
+                       reduction: str) -> Tensor:
+    lw = 1 if pos_weight is None else 1 + (const(pos_weight) - 1) * t
+    d = (1 - t) - lw * sigmoid(-x)
+    if weight is not None:
+        d = d * const(weight)
+    return _unreduced(g, _broadcast_shape(x, t), reduction) * d
+
+
+def _bce_logits_grad_t(g: Tensor, x: Tensor, t: Tensor, weight: Any, pos_weight: Any,
+                       reduction: str) -> Tensor:
+    d = -x
+    if pos_weight is not None:
+        softplus_neg = log1p(exp(-abs(x))) + unary(OPS["clamp"], -x, 0.0, None)
+        d = d + (const(pos_weight) - 1) * softplus_neg
+    if weight is not None:
+        d = d * const(weight)
+    return _unreduced(g, _broadcast_shape(x, t), reduction) * d
+
+
 def _conv_out(n: int, k: int, stride: int, pad: int, dil: int) -> int:
     return (n + 2 * pad - dil * (k - 1) - 1) // stride + 1
 
@@ -1054,8 +1101,8 @@ op("clamp", "ClampBackward1", _clamp, lambda g, x, lo, hi: where(g, 0.0, _clamp_
    saves=(0,))
 op("clamp_tensor", "ClampBackward0", _clamp,
    lambda g, x, lo, hi: where(g, 0.0, _clamp_mask(x, lo, hi)),
-   lambda g, x, lo, hi: where(g, 0.0, const(x._data < lo._data)),
-   lambda g, x, lo, hi: where(g, 0.0, const(x._data > hi._data)),
+   lambda g, x, lo, hi: where(g, 0.0, _clamp_bound_mask(x, lo, hi, low=True)),
+   lambda g, x, lo, hi: where(g, 0.0, _clamp_bound_mask(x, lo, hi, low=False)),
    saves=(0, 1, 2), broadcasts=True)
 op("maximum", "MaximumBackward0", np.maximum,
    lambda g, a, b: g * _tie_mask(a, b, np.greater),
@@ -1171,6 +1218,8 @@ op("embedding", "EmbeddingBackward0", _embedding, _embedding_rule)
 op("mse_loss", "MseLossBackward0", _mse_loss, _mse_rule_a, _mse_rule_b, saves=(0, 1),
    broadcasts=True)
 op("nll_loss", "NllLossBackward0", _nll_loss, _nll_rule)
+op("bce_with_logits", "BinaryCrossEntropyWithLogitsBackward0", _bce_logits, _bce_logits_grad_x,
+   _bce_logits_grad_t, saves=(0, 1), broadcasts=True)
 op("conv", "ConvolutionBackward0", _conv, _conv_grad_input, _conv_grad_weight, _conv_grad_bias,
    saves=(0, 1), reads=((1,), (0,), ()))
 op("conv_transpose_input", "ConvolutionBackwardBackward0", _conv_transpose_input,
@@ -1276,3 +1325,88 @@ def where(a: Any, b: Any, cond: Tensor) -> Tensor:
         rt = _dtype.result_type((a._data.dtype, a.ndim), (b._data.dtype, b.ndim))
         a, b = a.to(_dtype.to_engine_dtype(rt)), b.to(_dtype.to_engine_dtype(rt))
     return call(OPS["where"], a, b, cond)
+
+
+# ---- the math functions of the expression language (issue 14) --------------------------------
+# torch's names, values and derivative conventions (checked against torch 2.13): floor, ceil
+# and sign have derivative 0 everywhere; atan2's derivative at the origin is 0 (torch masks
+# the 0/0); hypot's is NaN there (torch's self / result).
+_erf_ufunc = np.frompyfunc(math.erf, 1, 1)
+_erfc_ufunc = np.frompyfunc(math.erfc, 1, 1)
+_TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
+
+
+def _special(ufunc: Any) -> Callable[[Any], Any]:
+    # NumPy has no erf: libm's, element by element, in float64 then cast back (torch computes
+    # float32 in float32; the two differ by less than one float32 ulp).
+    def forward(x: Any) -> Any:
+        dtype = np.result_type(x)
+        if dtype.kind not in "f":
+            dtype = np.dtype(_dtype.DEFAULT_FLOAT)
+        out = ufunc(np.asarray(x, dtype=np.float64))
+        return np.asarray(out, dtype=np.float64).astype(dtype, copy=False)[()]
+
+    return forward
+
+
+def _origin_mask(y: Tensor, x: Tensor) -> Any:
+    return np.logical_and(np.asarray(y._data) == 0, np.asarray(x._data) == 0)
+
+
+def _atan2_rule(k: int) -> Callable[..., Tensor]:
+    # d atan2(y, x) = (x dy - y dx) / (x^2 + y^2), masked to 0 at the origin as torch does.
+    def rule(g: Tensor, y: Tensor, x: Tensor) -> Tensor:
+        origin = const(_origin_mask(y, x))
+        inverse = where(0.0, 1 / where(1.0, y * y + x * x, origin), origin)
+        return g * x * inverse if k == 0 else g * -y * inverse
+
+    return rule
+
+
+def _zero_rule(g: Tensor, x: Tensor) -> Tensor:
+    return _zeros_like(g)
+
+
+# fmt: off
+op("asinh", "AsinhBackward0", np.arcsinh, lambda g, x: g / sqrt(x * x + 1), saves=(0,))
+op("acosh", "AcoshBackward0", np.arccosh, lambda g, x: g / sqrt(x * x - 1), saves=(0,))
+op("atanh", "AtanhBackward0", np.arctanh, lambda g, x: g / (1 - x * x), saves=(0,))
+op("erf", "ErfBackward0", _special(_erf_ufunc),
+   lambda g, x: g * _TWO_OVER_SQRT_PI * exp(-(x * x)), saves=(0,))
+op("erfc", "ErfcBackward0", _special(_erfc_ufunc),
+   lambda g, x: -g * _TWO_OVER_SQRT_PI * exp(-(x * x)), saves=(0,))
+op("log2", "Log2Backward0", np.log2, lambda g, x: g / (x * math.log(2)), saves=(0,), plain=True)
+op("log10", "Log10Backward0", np.log10, lambda g, x: g / (x * math.log(10)), saves=(0,),
+   plain=True)
+op("exp2", "Exp2Backward0", np.exp2, lambda g, x, out: g * out * math.log(2), saves_output=True,
+   plain=True)
+op("expm1", "Expm1Backward0", np.expm1, lambda g, x, out: g * (out + 1), saves_output=True,
+   plain=True)
+op("atan2", "Atan2Backward0", np.arctan2, _atan2_rule(0), _atan2_rule(1), saves=(0, 1),
+   broadcasts=True)
+op("hypot", "HypotBackward0", np.hypot, lambda g, a, b, out: g * a / out,
+   lambda g, a, b, out: g * b / out, saves=(0, 1), saves_output=True, broadcasts=True)
+op("floor", "FloorBackward0", np.floor, _zero_rule)
+op("ceil", "CeilBackward0", np.ceil, _zero_rule)
+# fmt: on
+
+MATH_UNARY = ("asinh", "acosh", "atanh", "erf", "erfc", "log2", "log10", "exp2", "expm1",
+              "floor", "ceil")
+asinh, acosh, atanh, erf, erfc, log2, log10, exp2, expm1, floor, ceil = (
+    _unary_fn(name) for name in MATH_UNARY
+)
+arcsinh, arccosh, arctanh = asinh, acosh, atanh
+
+
+def atan2(input: Any, other: Any) -> Tensor:  # noqa: A002 - torch's name
+    """Elementwise atan2(input, other), the angle of (other, input)."""
+    return binary(OPS["atan2"], input, other)
+
+
+def hypot(input: Any, other: Any) -> Tensor:  # noqa: A002 - torch's name
+    """Elementwise sqrt(input**2 + other**2), without overflow."""
+    return binary(OPS["hypot"], input, other)
+
+
+arctan2 = atan2
+MATH_FUNCTIONS = (*MATH_UNARY, "atan2", "hypot", "arcsinh", "arccosh", "arctanh", "arctan2")

@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from engine.autograd.frameworks import Adapter, BackwardError, for_inputs, for_name
+
 __all__ = ["CallableCheck", "assert_gradcheck", "check_callable", "describe_exception"]
 
 DEFAULT_ATOL, DEFAULT_RTOL = 1e-5, 1e-3  # engine.autograd.gradcheck's defaults
@@ -97,64 +99,46 @@ class CallableCheck:
     rtol: float = DEFAULT_RTOL
 
 
-def _smoke(fn: Callable[..., Any], inputs: Sequence[Any]) -> tuple[float | None, str | None]:
+def _smoke(fn: Callable[..., Any], inputs: Sequence[Any], fw: Adapter
+           ) -> tuple[float | None, str | None]:
     """Run forward and one backward; (scalar value or None, error message or None).
 
     gradcheck turns an exception in a backward into "backward raised ..." and lets one in
     forward escape with our frames on top; run both once here so that the user hears the
-    file and line of their own code.
+    file and line of their own code. The inputs' framework (engine, torch, JAX, or NumPy
+    with the user's grad) runs both.
     """
-    import engine
-
     try:
-        out = fn(*inputs)
+        outs = [o for o in fw.call(fn, tuple(inputs)) if fw.is_array(o)]
     except Exception as exc:
         return None, describe_exception(exc, "in forward")
-    outs = [
-        o
-        for o in (out if isinstance(out, tuple | list) else (out,))
-        if isinstance(o, engine.Tensor)
-    ]
     if not outs:
-        return None, f"the function returned {type(out).__name__}, not a Tensor"
-    value = float(outs[0].item()) if len(outs) == 1 and outs[0].numel() == 1 else None
-    live = [o for o in outs if o.requires_grad]
-    diff = [x for x in inputs if isinstance(x, engine.Tensor) and x.requires_grad]
+        return None, f"the function returned no {fw.name} array"
+    first = fw.to_numpy(outs[0])
+    value = float(first.reshape(-1)[0]) if len(outs) == 1 and first.size == 1 else None
+    live = [o for o in outs if fw.is_floating(o) and fw.requires_grad(o)]
     if not live:
         return value, "no output requires grad: the function does not depend on its inputs"
+    ones = [fw.from_numpy(np.ones(tuple(o.shape), dtype=fw.dtype_of(o))) for o in live]
     try:
-        engine.autograd.grad(
-            live, diff, grad_outputs=[engine.ones_like(o) for o in live], allow_unused=True
-        )
+        fw.vjp(fn, tuple(inputs), fw.diff_indices(inputs), live, ones)
+    except BackwardError as exc:
+        return value, str(exc)
     except Exception as exc:
-        return value, describe_exception(exc, "in backward")
+        return value, describe_exception(exc, f"in {fw.backward_name}")
     return value, None
 
 
-def _first_derivative(fn: Callable[..., Any], seed: int) -> Callable[..., Any]:
-    """The gradients of fn (built with create_graph): what gradgradcheck differentiates."""
-    import engine
-
-    def gradients(*xs: Any) -> tuple[Any, ...]:
-        out = fn(*xs)
-        outs = [o for o in (out if isinstance(out, tuple) else (out,)) if o.requires_grad]
-        rng = np.random.default_rng(seed)
-        cots = [engine.tensor(rng.standard_normal(tuple(o.shape)), dtype=o.dtype) for o in outs]
-        diff = [x for x in xs if isinstance(x, engine.Tensor) and x.requires_grad]
-        grads = engine.autograd.grad(
-            outs, diff, grad_outputs=cots, create_graph=True, allow_unused=True
-        )
-        return tuple(g for g in grads if g is not None)
-
-    return gradients
-
-
-def _blame(fn: Callable[..., Any], inputs: Sequence[Any], seed: int) -> tuple[dict | None, str]:
+def _blame(fn: Callable[..., Any], inputs: Sequence[Any], seed: int, order: int = 1
+           ) -> tuple[dict | None, str]:
     """(the culprit as JSON-able data, or None; one line for the report)."""
     from engine.autograd.blame import blame
 
+    framework = for_inputs(list(inputs)).name
+    if framework not in ("engine", "torch"):
+        return None, f"blame: not available for {framework} code (engine and torch only)"
     try:
-        found = blame(fn, list(inputs), seed=seed)
+        found = blame(fn, list(inputs), order=order, seed=seed)
     except Exception as exc:  # blame re-runs user code: it may fail where gradcheck did not
         problem = describe_exception(exc, "")
         return None, f"blame: could not check the nodes one by one: {problem}"
@@ -202,18 +186,19 @@ def target_of(fn: Callable[..., Any]) -> str:
     return f"{module}:{getattr(fn, '__qualname__', type(fn).__qualname__)}"
 
 
-def _described(fn: Callable[..., Any], inputs: Sequence[Any]) -> tuple[list[str], str]:
+def _described(fn: Callable[..., Any], inputs: Sequence[Any], fw: Adapter
+               ) -> tuple[list[str], str]:
     """('x: float64[3] given' per tensor input, 'x[3] ...'), named after fn's parameters."""
     params = param_names(fn)
+    diff = set(fw.diff_indices(inputs))
     long, short = [], []
     for i, x in enumerate(inputs):
-        if not hasattr(x, "shape"):
+        if not fw.is_array(x):
             continue
         name = params[i] if i < len(params) else f"x{i}"
-        dtype = str(np.asarray(x.detach().numpy()).dtype)
         dims = tuple(x.shape)
-        text = f"{name}: {dtype}[{', '.join(map(str, dims))}] given"
-        long.append(text if x.requires_grad else text + " (no grad)")
+        text = f"{name}: {fw.dtype_of(x)}[{', '.join(map(str, dims))}] given"
+        long.append(text if i in diff else text + " (no grad)")
         short.append(f"{name}[{','.join(map(str, dims))}]")
     return long, " ".join(short)
 
@@ -232,30 +217,48 @@ def check_callable(
     described: Sequence[str] = (),
     shapes: str = "",
     with_blame: bool = True,
+    grad: Callable[..., Any] | None = None,
+    requires_grad: Sequence[bool] | None = None,
 ) -> CallableCheck:
-    """gradcheck (and gradgradcheck for order 2) of fn at inputs; never raises for user code."""
-    from engine.autograd import GradcheckError, gradcheck, gradgradcheck
+    """gradcheck (and gradgradcheck for order 2) of fn at inputs; never raises for user code.
+
+    inputs are engine tensors, torch.Tensors or JAX arrays; or, with `grad` (fn's
+    hand-written derivative, see numpy_gradcheck), NumPy arrays, `requires_grad` saying
+    which inputs grad differentiates (default: every floating array).
+    """
+    from engine.autograd import GradcheckError, gradcheck, gradgradcheck, numpy_gradcheck
 
     result = CallableCheck(name=name, target=target or target_of(fn))
+    try:
+        fw = for_inputs(list(inputs)) if grad is None else for_name(
+            "numpy", grad=grad, requires_grad=requires_grad)
+        fw.diff_indices(inputs)
+    except (TypeError, ValueError) as exc:  # mixed frameworks, a mask of the wrong length
+        result.message = str(exc)
+        return result
     if described:
         result.inputs, result.shapes = list(described), shapes
     else:
-        result.inputs, result.shapes = _described(fn, inputs)
+        result.inputs, result.shapes = _described(fn, inputs, fw)
     tolerances = {k: v for k, v in (("atol", atol), ("rtol", rtol)) if v is not None}
     result.atol = tolerances.get("atol", DEFAULT_ATOL)
     result.rtol = tolerances.get("rtol", DEFAULT_RTOL)
     # IEEE warnings from user code at perturbed points are the checker's business, not output.
     with np.errstate(all="ignore"):
-        result.value, problem = _smoke(fn, inputs)
+        result.value, problem = _smoke(fn, inputs, fw)
         if problem is not None:
             result.message = problem
             return result
-        checks: list[tuple[str, Callable[..., Any], Callable[..., Any]]] = [
-            ("gradcheck", gradcheck, fn)
-        ]
-        if order == 2:
-            checks.append(("gradgradcheck", gradgradcheck, _first_derivative(fn, seed)))
-        for label, checker, blamed in checks:
+        checks: list[tuple[str, Callable[..., Any], int]] = [("gradcheck", gradcheck, 1)]
+        if grad is not None:  # the failure names grad and its file:line: no other blame
+
+            def check_numpy(f: Callable[..., Any], xs: tuple, **kwargs: Any) -> bool:
+                return numpy_gradcheck(f, grad, xs, requires_grad=requires_grad, **kwargs)
+
+            checks = [("numpy_gradcheck", check_numpy, 0)]
+        elif order == 2:
+            checks.append(("gradgradcheck", gradgradcheck, 2))
+        for label, checker, blame_order in checks:
             try:
                 checker(fn, tuple(inputs), fast_mode=fast_mode, seed=seed, **tolerances)
             except GradcheckError as exc:
@@ -265,8 +268,8 @@ def check_callable(
                     f"{label}: {line}" if i == 0 else line for i, line in enumerate(lines)
                 ]
                 summary = f"{label} failed: {lines[0].rstrip(',')}" if lines else label
-                if with_blame:
-                    result.blame, line = _blame(blamed, inputs, seed)
+                if with_blame and blame_order:
+                    result.blame, line = _blame(fn, inputs, seed, blame_order)
                     if result.blame:
                         summary = line
                     else:
@@ -323,7 +326,8 @@ def assert_gradcheck(
     """Assert that fn's backward agrees with finite differences at inputs (gradcheck).
 
     inputs: a tensor or a sequence of them (those with requires_grad are checked), as for
-    `engine.autograd.gradcheck`, whose tolerances atol and rtol are (defaults 1e-5, 1e-3).
+    `engine.autograd.gradcheck`, whose tolerances atol and rtol are (defaults 1e-5, 1e-3):
+    engine tensors, torch.Tensors (fn is PyTorch code) or JAX arrays (fn is JAX code).
     order=2 also runs gradgradcheck. On failure the AssertionError's message is the row
     `gradcheck check` prints, in plain text, naming the node whose own derivative is wrong
     (the user's Function class and the file:line of its backward) when blame finds one.

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from engine.autograd.frameworks import missing_package
 from engine.testing import CallableCheck, check_callable, describe_exception, param_names
 from gradcheck_cli.results import CallableResult, CaseResult, error_rows
 from gradcheck_cli.schema import TARGET, CallableCase, InputSpec
@@ -101,27 +102,61 @@ def named_inputs(case: CallableCase, fn: Callable[..., Any]) -> list[InputSpec]:
 # ------------------------------------------------------------------- one row per framework
 
 
-def engine_inputs(specs: Sequence[InputSpec], seed: int) -> list[Any]:
-    """Engine tensors for the specs; random ones drawn in order from one seeded generator."""
+def input_values(specs: Sequence[InputSpec], seed: int) -> list[Any]:
+    """The specs' values as NumPy arrays of their dtypes; random ones drawn in order from one
+    seeded generator, so that every framework's case gets the same numbers."""
     import numpy as np
 
-    import engine
-
     rng = np.random.default_rng(seed)
-    tensors = []
+    arrays = []
     for spec in specs:
         if spec.values is not None:
             data = np.array(spec.values, dtype=np.float64)
         else:
             data = rng.uniform(spec.low, spec.high, size=spec.shape)
-        dtype = engine.float64 if spec.dtype == "float64" else engine.float32
-        tensors.append(engine.tensor(data, dtype=dtype, requires_grad=spec.requires_grad))
-    return tensors
+        arrays.append(data.astype(spec.dtype))
+    return arrays
+
+
+def engine_inputs(specs: Sequence[InputSpec], seed: int) -> list[Any]:
+    """Engine tensors for the specs."""
+    import engine
+
+    return [
+        engine.tensor(data, dtype=engine.float64 if data.dtype == "float64" else engine.float32,
+                      requires_grad=spec.requires_grad)
+        for spec, data in zip(specs, input_values(specs, seed), strict=True)
+    ]
+
+
+def torch_inputs(specs: Sequence[InputSpec], seed: int) -> list[Any]:
+    """torch.Tensors for the specs (the same numbers as engine_inputs)."""
+    import torch
+
+    return [
+        torch.from_numpy(data).requires_grad_(spec.requires_grad)
+        for spec, data in zip(specs, input_values(specs, seed), strict=True)
+    ]
+
+
+def jax_inputs(specs: Sequence[InputSpec], seed: int) -> list[Any]:
+    """JAX arrays for the specs; float64 ones made under x64 (JAX has no requires_grad: an
+    input with requires_grad = false is still differentiated by jax.vjp)."""
+    import jax
+    import jax.numpy as jnp
+
+    arrays = []
+    for data in input_values(specs, seed):
+        with jax.enable_x64(data.dtype == "float64" or jax.config.jax_enable_x64):
+            arrays.append(jnp.asarray(data))
+    return arrays
 
 
 def _engine_check(
-    case: CallableCase, fn: Callable[..., Any], inputs: list[Any], specs: list[InputSpec]
+    case: CallableCase, fn: Callable[..., Any], inputs: list[Any], specs: list[InputSpec],
+    **numpy: Any,
 ) -> CallableCheck:
+    """check_callable on the case (engine, torch and JAX code; numpy's row adds its grad)."""
     return check_callable(
         fn,
         inputs,
@@ -134,13 +169,30 @@ def _engine_check(
         seed=case.seed,
         described=[spec.describe() for spec in specs],
         shapes=" ".join(spec.brief() for spec in specs),
+        **numpy,
     )
+
+
+def _numpy_check(
+    case: CallableCase, fn: Callable[..., Any], inputs: list[Any], specs: list[InputSpec]
+) -> CallableCheck:
+    grad = load_callable(case.grad or "", case.paths)
+    return _engine_check(case, fn, inputs, specs, grad=grad,
+                         requires_grad=[spec.requires_grad for spec in case.inputs])
 
 
 def _engine_trace(fn: Callable[..., Any], inputs: list[Any], names: list[str], target: str):
     from gradcheck_cli.trace import trace_callable
 
     return trace_callable(fn, inputs, names, target)
+
+
+def _no_trace(framework: str) -> Callable[..., Any]:
+    def refuse(fn: Callable[..., Any], inputs: list[Any], names: list[str], target: str):
+        raise UserCodeError(f"trace draws engine graphs: {framework} cases are checked, "
+                            "not traced")
+
+    return refuse
 
 
 @dataclass(frozen=True)
@@ -158,6 +210,9 @@ class Framework:
 
 FRAMEWORKS: dict[str, Framework] = {
     "engine": Framework("engine", engine_inputs, _engine_check, _engine_trace),
+    "torch": Framework("torch", torch_inputs, _engine_check, _no_trace("PyTorch")),
+    "jax": Framework("jax", jax_inputs, _engine_check, _no_trace("JAX")),
+    "numpy": Framework("numpy", input_values, _numpy_check, _no_trace("NumPy")),
 }
 
 
@@ -183,6 +238,9 @@ def run_callable_case(case: CallableCase) -> list[CaseResult]:
     it only inside its worker processes.
     """
     framework = FRAMEWORKS[case.framework]
+    missing = missing_package(case.framework)
+    if missing is not None:
+        return [_error_row(case, missing)]
     try:
         _gate(case, "check")
         fn = load_callable(case.fn, case.paths)
@@ -192,7 +250,10 @@ def run_callable_case(case: CallableCase) -> list[CaseResult]:
         inputs = framework.make_inputs(case.inputs, case.seed)
     except Exception as exc:  # the framework refusing a spec is a bad case
         return [_error_row(case, f"cannot build the inputs: {exc}")]
-    check = framework.check(case, fn, inputs, named_inputs(case, fn))
+    try:
+        check = framework.check(case, fn, inputs, named_inputs(case, fn))
+    except UserCodeError as exc:  # the numpy row's grad could not be imported
+        return [_error_row(case, str(exc))]
     message = check.message
     if message is not None and case.location:
         message = f"{case.location}: {message}"

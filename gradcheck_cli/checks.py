@@ -7,7 +7,7 @@ estimate.  User errors never raise: they become ``status="error"`` with a one-li
 
 from __future__ import annotations
 
-import cmath
+import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,9 +17,10 @@ from typing import Any
 import mpmath
 import numpy as np
 
-from gradcheck_cli.expr import CONSTANT_VALUES, FUNCTIONS, Expr, ExprError, Node, parse, postorder
+from gradcheck_cli.expr import CONSTANT_VALUES, Expr, ExprError, Node, parse, postorder, row_of
 from gradcheck_cli.lower import to_engine
 from gradcheck_cli.results import CaseResult, error_row
+from gradcheck_cli.scalars import COMPLEX, MATH
 from gradcheck_cli.schema import Case
 from gradcheck_cli.symbolic import (
     Compiled,
@@ -39,6 +40,7 @@ __all__ = [
     "prepare",
     "run_case",
     "scalar_function",
+    "show_formulas",
 ]
 
 # (atol, rtol) per engine dtype: torch.testing.assert_close's defaults.  Lower-precision dtypes
@@ -63,8 +65,6 @@ class Prepared:
     expr: Expr
     derivatives: Derivatives
     compiled: Compiled
-    formulas: dict[str, str]
-    hessian_formulas: dict[str, dict[str, str]] | None
     function: Callable[[np.ndarray], Any]
     smooth: bool  # no kinks anywhere in the expression: the complex step is valid
 
@@ -79,8 +79,6 @@ def prepare(text: str, order: int = 1) -> Prepared:
         expr=expr,
         derivatives=derivs,
         compiled=compiled,
-        formulas=derivs.formulas(),
-        hessian_formulas=derivs.hessian_formulas(),
         function=scalar_function(expr),
         smooth=expr.smooth,
     )
@@ -89,82 +87,61 @@ def prepare(text: str, order: int = 1) -> Prepared:
 # ---------------------------------------------------------------------- numeric witness
 
 
-class _ComplexMath:
-    """cmath with the names the function table uses (math's vocabulary)."""
-
-    sin, cos, tan = cmath.sin, cmath.cos, cmath.tan
-    asin, acos, atan = cmath.asin, cmath.acos, cmath.atan
-    sinh, cosh, tanh = cmath.sinh, cmath.cosh, cmath.tanh
-    exp, log, sqrt = cmath.exp, cmath.log, cmath.sqrt
-    fabs = abs
-
-    @staticmethod
-    def log1p(z: complex) -> complex:
-        # Precise enough for the complex step: the imaginary part, h / (1 + x), is exact.
-        return cmath.log(1 + z)
-
-
 def scalar_function(expr: Expr) -> Callable[[np.ndarray], Any]:
     """A float64 evaluator f(x) of the expression, x in variable order.
 
-    Real input is computed with math, complex input (the complex step) with cmath, using the
-    table's scalar implementations over a flat program of our AST; no source is generated.
+    Real input is computed with math, complex input (the complex step) with complex
+    numbers: the table's scalar column over a flat program of our AST; no source is
+    generated.
     """
-    program: list[tuple[Node, tuple[int, ...]]] = []
+    var_index = {n: i for i, n in enumerate(expr.variables)}
+    program: list[tuple[Any, tuple[int, ...]]] = []
     slot: dict[int, int] = {}
     for node in postorder(expr.root):
         slot[id(node)] = len(program)
-        program.append((node, tuple(slot[id(a)] for a in node.args)))
-    var_index = {n: i for i, n in enumerate(expr.variables)}
+        args = tuple(slot[id(a)] for a in node.args)
+        if not node.args:
+            program.append((_leaf_reader(node, var_index), ()))
+        else:
+            program.append((row_of(node).scalar, args))
 
     def f(x: np.ndarray) -> Any:
         arr = np.asarray(x).reshape(-1)
         if np.iscomplexobj(arr):
-            mod: Any = _ComplexMath
+            ns: Any = COMPLEX
             xs: list[Any] = [complex(v) for v in arr]
         else:
-            mod, xs = math, [float(v) for v in arr]
+            ns, xs = MATH, [float(v) for v in arr]
         vals: list[Any] = []
-        for node, args in program:
-            vals.append(_scalar_step(node, [vals[a] for a in args], xs, var_index, mod))
+        for step, args in program:
+            vals.append(step(ns, *[vals[a] for a in args]) if args else step(xs))
         return vals[-1]
 
     return f
 
 
-def _scalar_step(
-    node: Node, a: list[Any], xs: list[Any], var_index: dict[str, int], mod: Any
-) -> Any:
-    kind = node.kind
-    if kind == "num":
-        return float(node.value)  # type: ignore[arg-type]
-    if kind == "var":
-        return xs[var_index[str(node.value)]]
-    if kind == "const":
-        return CONSTANT_VALUES[str(node.value)]
-    if kind == "neg":
-        return -a[0]
-    if kind == "call":
-        return FUNCTIONS[str(node.value)].scalar(mod, *a)
-    if kind == "+":
-        return a[0] + a[1]
-    if kind == "-":
-        return a[0] - a[1]
-    if kind == "*":
-        return a[0] * a[1]
-    if kind == "/":
-        return a[0] / a[1]
-    if isinstance(a[0], float) and isinstance(a[1], float):
-        # Python's float ** float silently turns complex for a negative base.
-        return math.pow(a[0], a[1])
-    return a[0] ** a[1]
+def _leaf_reader(node: Node, var_index: dict[str, int]) -> Callable[[list[Any]], Any]:
+    if node.kind == "var":
+        k = var_index[str(node.value)]
+        return lambda xs: xs[k]
+    value = float(node.value) if node.kind == "num" else CONSTANT_VALUES[str(node.value)]  # type: ignore[arg-type]
+    return lambda xs: value
 
 
 def numeric_derivatives(
-    f: Callable[[np.ndarray], Any], x: np.ndarray, *, complex_safe: bool, order: int = 1
+    f: Callable[[np.ndarray], Any],
+    x: np.ndarray,
+    *,
+    complex_safe: bool,
+    order: int = 1,
+    gradient_of: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> tuple[Any, Any]:
     """The one door to finite differences: (gradient result, Hessian result or None).
 
+    With ``gradient_of`` (the exact gradient formulas in float64), the Hessian is the
+    finite-difference Jacobian of that gradient, as torch's gradgradcheck differentiates the
+    analytic gradient numerically: n extrapolated first differences of an O(n) tape, so its
+    cost grows with the Hessian's entries, where second differences of f cost n**2 * |f|.
     Results have ``value``, ``error``, ``method`` (engine.autograd.numeric.NumericResult).
     """
     from engine.autograd import numeric
@@ -175,8 +152,25 @@ def numeric_derivatives(
         except (ArithmeticError, ValueError, TypeError):
             # Overflow or a domain edge on the complex path: the real ladder copes with NaN.
             grad = numeric.gradient(f, x, complex_safe=False)
-        hess = numeric.hessian(f, x) if order == 2 else None
+        if order != 2:
+            return grad, None
+        if gradient_of is None:
+            return grad, numeric.hessian(f, x)
+        jac = numeric.jacobian(gradient_of, x, complex_safe=False)
+        value = (jac.value + jac.value.T) / 2
+        error = np.maximum(jac.error, jac.error.T) + np.abs(jac.value - jac.value.T) / 2
+        hess = dataclasses.replace(jac, value=value, error=error)
     return grad, hess
+
+
+def _gradient_function(compiled: Compiled) -> Callable[[np.ndarray], np.ndarray]:
+    """The exact gradient formulas evaluated in float64, as a function of the point."""
+
+    def g(x: np.ndarray) -> np.ndarray:
+        out = compiled.evaluate_vector(list(np.ravel(x)), "float64")
+        return np.array([float(v) for v in out[1:]])
+
+    return g
 
 
 # --------------------------------------------------------------------------------- run
@@ -195,6 +189,7 @@ def run_case(case: Case) -> list[CaseResult]:
         return [_error(case, name, p, f"order must be 1 or 2, not {case.order!r}") for p in points]
     try:
         prep = prepare(case.expr, case.order)
+        prep.derivatives.formulas(simplify=False)  # the report's `derivative` (cached)
     except ExprError as exc:
         return [_error(case, name, p, f"cannot parse expression: {exc}") for p in points]
     except RecursionError:
@@ -210,6 +205,15 @@ def run_case(case: Case) -> list[CaseResult]:
             if r.message and not r.message.startswith(case.location):
                 r.message = f"{case.location}: {r.message}"
     return results
+
+
+def show_formulas(result: CaseResult, order: int) -> None:
+    """Fill a result's formulas for people: simplified where short, the Hessian's too."""
+    if not result.derivative:
+        return
+    derivs = prepare(result.expr, order).derivatives
+    result.derivative = dict(derivs.formulas())
+    result.hessian_derivative = derivs.hessian_formulas()
 
 
 def _error(case: Case, name: str, point: dict[str, float], message: str) -> CaseResult:
@@ -283,8 +287,9 @@ def _fmt(v: float) -> str:
 
 def _run_point(case: Case, name: str, prep: Prepared, point: dict[str, Any]) -> CaseResult:
     result = _error(case, name, point, "")
-    result.derivative = dict(prep.formulas)
-    result.hessian_derivative = prep.hessian_formulas
+    # The contract's `derivative` field: SymPy's gradient, printed but not simplified (the
+    # terminal view asks for the simplified formulas, and the Hessian's, in show_formulas).
+    result.derivative = dict(prep.derivatives.formulas(simplify=False))
     result.atol, result.rtol = _tolerances(case)
     problem = _point_problem(prep, case, point)
     if problem is not None:
@@ -388,8 +393,11 @@ def _fill(
     num_err: dict[str, float] = {}
     num_hess = None
     if names:
+        gradient_of = None
+        if case.order == 2:
+            gradient_of = _gradient_function(prepare(case.expr, 1).compiled)
         grad_res, hess_res = numeric_derivatives(
-            prep.function, x, complex_safe=prep.smooth, order=case.order
+            prep.function, x, complex_safe=prep.smooth, order=case.order, gradient_of=gradient_of
         )
         num_grad = {n: float(v) for n, v in zip(names, np.ravel(grad_res.value), strict=True)}
         num_err = {n: float(v) for n, v in zip(names, np.ravel(grad_res.error), strict=True)}

@@ -19,6 +19,7 @@ from typing import IO, Any, NoReturn
 import click
 
 from gradcheck_cli import __version__
+from gradcheck_cli.expr import is_name
 from gradcheck_cli.schema import DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT, MAX_JOBS, MAX_TIMEOUT
 
 EXIT_OK = 0
@@ -112,6 +113,39 @@ def _debug(ctx: click.Context) -> bool:
     return bool(app and app.debug)
 
 
+class ExprCommand(click.Command):
+    """A command whose EXPR may start with '-': `gradcheck grad -m*g*x/(k*T) --at ...`.
+
+    An argument that starts with '-' but is none of the command's options is the expression,
+    not an unknown option (Click would say "No such option: -m").
+    """
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        """Move a leading-minus expression behind '--', then parse as usual."""
+        return super().parse_args(ctx, self._expression_last(ctx, list(args)))
+
+    def _expression_last(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if "--" in args:
+            return args
+        names: set[str] = set()
+        takes_value: set[str] = set()
+        for param in self.get_params(ctx):
+            if isinstance(param, click.Option):
+                names.update(param.opts + param.secondary_opts)
+                if not param.is_flag and not param.count:
+                    takes_value.update(param.opts)
+        i = 0
+        while i < len(args):
+            arg = args[i]
+            if arg in takes_value:
+                i += 2
+                continue
+            if arg[:1] == "-" and arg[1:2] not in ("", "-") and arg.split("=", 1)[0] not in names:
+                return [*args[:i], *args[i + 1 :], "--", arg]
+            i += 1
+        return args
+
+
 class PointType(click.ParamType):
     """`x=3,y=2` -> {"x": 3.0, "y": 2.0}."""
 
@@ -130,8 +164,11 @@ class PointType(click.ParamType):
             name = name.strip()
             if not sep:
                 self.fail(f"{part!r} is not NAME=VALUE (for example x=3)", param, ctx)
-            if not name.isidentifier():
-                self.fail(f"{name!r} is not a variable name (in {part!r})", param, ctx)
+            if not is_name(name):
+                # The expression's own rule, so a name works in both places or in neither.
+                base = name.rstrip("⁰¹²³⁴⁵⁶⁷⁸⁹⁻⁺")
+                hint = f": {name} means {base}**..., give --at {base}=..." if is_name(base) else ""
+                self.fail(f"{name!r} is not a variable name (in {part!r}){hint}", param, ctx)
             if name in point:
                 self.fail(f"{name} is given twice (in {value!r})", param, ctx)
             try:
@@ -326,7 +363,9 @@ def main(ctx: click.Context, no_color: bool, debug: bool) -> None:
     app.debug = app.debug or debug
 
 
-@main.command(short_help="Gradient of EXPR: autograd, SymPy and finite differences.")
+@main.command(
+    cls=ExprCommand, short_help="Gradient of EXPR: autograd, SymPy and finite differences."
+)
 @click.argument("expr")
 @point_option
 @click.option(
@@ -381,7 +420,9 @@ def grad(
         click.echo(dumps_report([result]))
         _exit(STATUS_EXIT[result.status])
     from gradcheck_cli import render
+    from gradcheck_cli.checks import show_formulas
 
+    show_formulas(result, order)  # display formulas: only when shown
     out, _ = app.consoles()
     out.print(render.grad_view(result))
     if steps:
@@ -403,7 +444,7 @@ def _trace(parsed: Any, expr: str, point: dict[str, float], dtype: str) -> Any:
     return trace_expression(parsed, expr, point, dtype)
 
 
-@main.command(short_help="The computational graph of EXPR, node by node.")
+@main.command(cls=ExprCommand, short_help="The computational graph of EXPR, node by node.")
 @click.argument("expr", metavar="EXPR | FILE::CASE")
 @point_option
 @click.option(

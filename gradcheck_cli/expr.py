@@ -1,5 +1,8 @@
 """The expression language: a whitelist parser from math text to a small frozen AST.
 
+What each operator and function means lives in one place, gradcheck_cli/table.py; this module
+reads its names, arities and printing column, and folds constants with its ``scalar`` column.
+
 Text never reaches ``eval``, ``exec``, ``sympify`` or ``lambdify``: it is tokenized, every name
 and number is replaced by a placeholder (so ``ast.parse`` sees only placeholders, operators,
 parentheses and commas), and the resulting Python AST is walked with an explicit stack
@@ -18,7 +21,19 @@ import re
 import tokenize
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TypeVar
+
+from gradcheck_cli.table import (
+    ATOM_PREC,
+    FUNCTIONS,
+    MATH,
+    OPERATORS,
+    ROWS,
+    SPELLINGS,
+    UNSUPPORTED,
+    OpRow,
+    canonical,
+)
 
 __all__ = [
     "CONSTANTS",
@@ -26,13 +41,20 @@ __all__ = [
     "MAX_DEPTH",
     "MAX_EXPONENT",
     "MAX_LENGTH",
+    "OPERATORS",
+    "ROWS",
     "Expr",
     "ExprError",
-    "FunctionDef",
     "Node",
+    "OpRow",
+    "fold",
+    "is_name",
+    "literal_value",
     "parse",
     "postorder",
+    "row_of",
     "subtree_texts",
+    "suggest",
     "to_text",
 ]
 
@@ -79,164 +101,13 @@ def _flatten(text: str) -> str:
     return re.sub(r"[\t\n\r\f\v]", " ", text)
 
 
-# ------------------------------------------------------------------------------ the table
-
-
-@dataclass(frozen=True)
-class FunctionDef:
-    """One function of the language: its arities and every implementation, side by side.
-
-    ``engine(E, *tensors)`` builds it from engine ops (E is the engine module),
-    ``sympy(S, *exprs)`` from SymPy (S is symbolic's namespace: SymPy plus our kink-aware
-    functions), ``scalar(m, *numbers)`` evaluates it with a math-like module m (math, cmath,
-    mpmath), for finite differences and exact domain checks.  ``kink(*args)`` is true where
-    the function is not differentiable; ``smooth`` is false when it has kinks at all (then
-    the complex step is not valid).  ``domain`` is the human description used in messages.
-    """
-
-    name: str
-    arity: tuple[int, ...]
-    engine: Callable[..., Any]
-    sympy: Callable[..., Any]
-    scalar: Callable[..., Any]
-    smooth: bool = True
-    kink: Callable[..., bool] | None = None
-    domain: str = ""
-
-
-def _spelled_alike(name: str, **flags: Any) -> FunctionDef:
-    """A function of one argument that the engine, SymPy and math-like modules all name
-    `name`: one row, the same call in each."""
-
-    def call(ns: Any, x: Any) -> Any:
-        return getattr(ns, name)(x)
-
-    call.__name__ = name
-    return FunctionDef(name, (1,), call, call, call, **flags)
-
-
-def _log(ns: Any, x: Any, b: Any = None) -> Any:
-    """log(x), or log(x, b) = log(x) / log(b), in any of the three modules."""
-    return ns.log(x) if b is None else ns.log(x) / ns.log(b)
-
-
-def _sigmoid_scalar(m: Any, x: Any) -> Any:
-    # Two branches so that neither overflows: exp of a large positive number never happens.
-    if x.real >= 0:
-        return 1 / (1 + m.exp(-x))
-    z = m.exp(x)
-    return z / (1 + z)
-
-
-def _softplus_scalar(m: Any, x: Any) -> Any:
-    if x.real > 0:
-        return x + m.log1p(m.exp(-x))
-    return m.log1p(m.exp(x))
-
-
-def _softplus_engine(E: Any, x: Any) -> Any:
-    # log1p(exp(x)) overflows for large x; above 40 softplus(x) == x in float64.  clamp's
-    # gradient is 1 up to and including the bound and relu takes over beyond it, so the
-    # lowering is smooth (unlike relu(x) + log1p(exp(-|x|)), whose gradient at 0 is 0).
-    return E.log1p(E.exp(E.clamp(x, max=40.0))) + E.relu(x - 40.0)
-
-
-def _relu_scalar(m: Any, x: Any) -> Any:
-    return x if x > 0 else 0 * x
-
-
-def _near_zero(a: Any) -> bool:
-    return abs(a) <= _KINK_TOL
-
-
-def _tie(a: Any, b: Any) -> bool:
-    return abs(a - b) <= _KINK_TOL * max(1, abs(a), abs(b))
-
-
-# A kink counts as "here" when its argument is zero up to float64 rounding of the inputs.
-_KINK_TOL = 1e-13
-
-FUNCTIONS: dict[str, FunctionDef] = {
-    f.name: f
-    for f in (
-        _spelled_alike("sin"),
-        _spelled_alike("cos"),
-        _spelled_alike("tan", domain="cos(x) != 0"),
-        _spelled_alike("asin", domain="-1 <= x <= 1"),
-        _spelled_alike("acos", domain="-1 <= x <= 1"),
-        _spelled_alike("atan"),
-        _spelled_alike("sinh"),
-        _spelled_alike("cosh"),
-        _spelled_alike("tanh"),
-        _spelled_alike("exp"),
-        FunctionDef("log", (1, 2), _log, _log, _log, domain="x > 0; base b > 0, b != 1"),
-        FunctionDef(
-            "log1p",
-            (1,),
-            lambda E, x: E.log1p(x),
-            lambda S, x: S.log(1 + x),
-            lambda m, x: m.log1p(x),
-            domain="x > -1",
-        ),
-        _spelled_alike("sqrt", kink=_near_zero, domain="x >= 0"),
-        FunctionDef(
-            "abs",
-            (1,),
-            lambda E, x: E.abs(x),
-            lambda S, x: S.abs_(x),
-            lambda m, x: m.fabs(x),
-            smooth=False,
-            kink=_near_zero,
-        ),
-        FunctionDef(
-            "sigmoid",
-            (1,),
-            lambda E, x: E.sigmoid(x),
-            lambda S, x: 1 / (1 + S.exp(-x)),
-            _sigmoid_scalar,
-        ),
-        FunctionDef(
-            "relu",
-            (1,),
-            lambda E, x: E.relu(x),
-            lambda S, x: S.relu(x),
-            _relu_scalar,
-            smooth=False,
-            kink=_near_zero,
-        ),
-        FunctionDef(
-            "softplus", (1,), _softplus_engine, lambda S, x: S.log(1 + S.exp(x)), _softplus_scalar
-        ),
-        FunctionDef(
-            "min",
-            (2,),
-            lambda E, a, b: E.minimum(a, b),
-            lambda S, a, b: S.Min(a, b),
-            lambda m, a, b: a if a <= b else b,
-            smooth=False,
-            kink=_tie,
-        ),
-        FunctionDef(
-            "max",
-            (2,),
-            lambda E, a, b: E.maximum(a, b),
-            lambda S, a, b: S.Max(a, b),
-            lambda m, a, b: a if a >= b else b,
-            smooth=False,
-            kink=_tie,
-        ),
-    )
-}
+# -------------------------------------------------------------------------- constants
 
 # Constant name in the text -> canonical name in the AST.
 CONSTANTS: dict[str, str] = {"pi": "pi", "E": "E", "e": "E"}
 CONSTANT_VALUES: dict[str, float] = {"pi": math.pi, "E": math.e}
 
 # ------------------------------------------------------------------------------- the AST
-
-_BINARY = ("+", "-", "*", "/", "**")
-# Precedence for printing: atoms 6, ** 5 (right-assoc), unary minus 4, * / 3, + - 2.
-_PREC = {"+": 2, "-": 2, "*": 3, "/": 3, "neg": 4, "**": 5}
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -303,8 +174,36 @@ class Expr:
 
     @property
     def smooth(self) -> bool:
-        """True when no function with kinks (abs, relu, min, max) appears."""
-        return all(FUNCTIONS[str(n.value)].smooth for n in postorder(self.root) if n.kind == "call")
+        """True when every operation is analytic (no abs, relu, min, max...): complex step."""
+        return all(row_of(n).smooth for n in postorder(self.root) if n.args)
+
+
+def row_of(node: Node) -> OpRow:
+    """The table row of an interior node: its operator, or the function it calls."""
+    return ROWS[str(node.value) if node.kind == "call" else node.kind]
+
+
+T = TypeVar("T")
+
+
+def fold(
+    root: Node,
+    leaf: Callable[[Node], T],
+    interior: Callable[[OpRow, Node, list[T]], T],
+    done: dict[int, T] | None = None,
+) -> dict[int, T]:
+    """Every distinct subtree's value, keyed by id(node): ``leaf`` for numbers, constants and
+    variables, ``interior(row, node, child values)`` for the rest (iterative, postorder).
+
+    ``done`` is filled as the fold goes, so ``interior`` may read any finished descendant.
+    """
+    done = {} if done is None else done
+    for node in postorder(root):
+        if node.args:
+            done[id(node)] = interior(row_of(node), node, [done[id(a)] for a in node.args])
+        else:
+            done[id(node)] = leaf(node)
+    return done
 
 
 def postorder(root: Node) -> Iterator[Node]:
@@ -338,37 +237,14 @@ def to_text(expr: Expr | Node) -> str:
 
 def subtree_texts(root: Node) -> dict[int, str]:
     """The canonical text of every distinct subtree, keyed by id(node), in one pass."""
-    done: dict[int, tuple[str, int]] = {}
-    for node in postorder(root):
-        done[id(node)] = _print_node(node, [done[id(a)] for a in node.args])
+    done = fold(root, _print_leaf, lambda row, node, parts: row.text(parts))
     return {k: v[0] for k, v in done.items()}
 
 
-def _print_node(node: Node, parts: list[tuple[str, int]]) -> tuple[str, int]:
-    kind = node.kind
-    if kind == "num":
-        return _format_number(node.value), 6  # type: ignore[arg-type]
-    if kind in ("var", "const"):
-        return str(node.value), 6
-    if kind == "call":
-        return f"{node.value}({', '.join(p[0] for p in parts)})", 6
-    if kind == "neg":
-        text, prec = parts[0]
-        return "-" + (text if prec >= _PREC["neg"] else f"({text})"), _PREC["neg"]
-    (lt, lp), (rt, rp) = parts
-    prec = _PREC[kind]
-    if kind == "**":
-        # Right-associative: the left side needs parentheses for anything but an atom.
-        left = lt if lp > prec else f"({lt})"
-        right = rt if rp >= prec else f"({rt})"
-        return f"{left}**{right}", prec
-    left = lt if lp >= prec else f"({lt})"
-    # Left-associative: an equal-precedence right operand keeps its parentheses, and a
-    # negated right operand gets them for readability (a - (-b), not a - -b).
-    right = rt if rp > prec and node.args[1].kind != "neg" else f"({rt})"
-    if kind in ("+", "-"):
-        return f"{left} {kind} {right}", prec
-    return f"{left}{kind}{right}", prec
+def _print_leaf(node: Node) -> tuple[str, int]:
+    if node.kind == "num":
+        return _format_number(node.value), ATOM_PREC  # type: ignore[arg-type]
+    return str(node.value), ATOM_PREC
 
 
 # ------------------------------------------------------------------------------- parsing
@@ -399,6 +275,9 @@ def parse(text: str) -> Expr:
         raise ExprError("empty expression", text, 1)
     tokens = _tokenize(flat, text)
     _check_sequence(tokens, text)
+    for i, tok in enumerate(tokens):
+        if tok.kind == "name" and _calls(tokens, i):
+            tok.kind = "call"
     source, atoms, where = _placeholder_source(tokens)
     try:
         tree = ast.parse(source, mode="eval")
@@ -414,20 +293,52 @@ def parse(text: str) -> Expr:
     seen: set[str] = set()
     # Order of first appearance in the text, so read the tokens rather than the tree.
     for tok in tokens:
-        if tok.kind == "name" and tok.text not in FUNCTIONS and tok.text not in CONSTANTS:
+        if tok.kind == "name" and tok.text not in CONSTANTS:
             if tok.text not in seen:
                 seen.add(tok.text)
                 variables.append(tok.text)
     return Expr(root=root, variables=tuple(variables), text=text)
 
 
+_SUPERSCRIPTS = str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹⁻⁺", "0123456789-+")
+_SUPERSCRIPT_RUN = re.compile("[⁻⁺]?[⁰¹²³⁴⁵⁶⁷⁸⁹]+")
+_NAME = re.compile(r"[^\W\d]\w*")
+
+
+def is_name(text: str) -> bool:
+    """Whether text is a variable name of the language (a Unicode identifier, x₁ included;
+    superscript digits are powers, so x² is not a name but x**2)."""
+    return bool(_NAME.fullmatch(text)) and not _SUPERSCRIPT_RUN.search(text)
+
+
+def _expand_superscripts(flat: str) -> tuple[str, list[int] | None]:
+    """x² -> x**(2), x⁻¹ -> x**(-1); with the original column of every new character."""
+    if not _SUPERSCRIPT_RUN.search(flat):
+        return flat, None
+    parts: list[str] = []
+    columns: list[int] = []
+    last = 0
+    for match in _SUPERSCRIPT_RUN.finditer(flat):
+        parts.append(flat[last : match.start()])
+        columns.extend(range(last + 1, match.start() + 1))
+        power = f" **({match.group().translate(_SUPERSCRIPTS)}) "
+        parts.append(power)
+        columns.extend([match.start() + 1] * len(power))
+        last = match.end()
+    parts.append(flat[last:])
+    columns.extend(range(last + 1, len(flat) + 2))
+    return "".join(parts), columns
+
+
 def _tokenize(flat: str, text: str) -> list[_Token]:
     """Our tokens (numbers, names, operators), with stray characters refused."""
     tokens: list[_Token] = []
-    reader = tokenize.generate_tokens(io.StringIO(flat).readline)
+    source, columns = _expand_superscripts(flat)
+    reader = tokenize.generate_tokens(io.StringIO(source).readline)
     try:
         for tok in reader:
-            col = tok.start[1] + 1
+            start = tok.start[1]
+            col = start + 1 if columns is None else columns[min(start, len(columns) - 1)]
             if tok.type in (
                 tokenize.NEWLINE,
                 tokenize.NL,
@@ -439,6 +350,8 @@ def _tokenize(flat: str, text: str) -> list[_Token]:
             if tok.type == tokenize.NUMBER:
                 tokens.append(_Token("num", tok.string, col))
             elif tok.type == tokenize.NAME:
+                if not is_name(tok.string):
+                    raise ExprError(f"'{tok.string}' is not a name", text, col)
                 tokens.append(_Token("name", tok.string, col))
             elif tok.type == tokenize.OP:
                 if tok.string not in _ALLOWED_OPS:
@@ -488,7 +401,7 @@ def _check_sequence(tokens: list[_Token], text: str) -> None:
         if tok.kind == "num":
             _number_value(tok, text)
         if tok.kind == "op" and tok.text == "(":
-            is_call = prev is not None and prev.kind == "name" and prev.text in FUNCTIONS
+            is_call = prev is not None and prev.kind == "name" and prev.text in SPELLINGS
             if _is_op(nxt, ")") and not is_call:
                 raise ExprError("empty parentheses", text, tok.column)
             opens.append(tok.column)
@@ -508,15 +421,18 @@ def _check_sequence(tokens: list[_Token], text: str) -> None:
             raise ExprError(
                 "unexpected ',' (commas only separate function arguments)", text, tok.column
             )
-        if tok.kind == "name" and tok.text in FUNCTIONS and not _is_op(nxt, "("):
+        spelled = tok.kind == "name" and tok.text in SPELLINGS
+        starts_operand = nxt is not None and (nxt.kind in ("num", "name") or _is_op(nxt, "("))
+        # The contract's functions are never variables; the newer spellings (erf, sign, ln...)
+        # are variables unless called, so that expressions using them as names keep working.
+        if spelled and not _is_op(nxt, "(") and (tok.text in _CONTRACT_FUNCTIONS or starts_operand):
             raise ExprError(
                 f"function '{tok.text}' needs parentheses, e.g. {tok.text}(x)", text, tok.column
             )
-        if tok.kind == "name" and tok.text not in FUNCTIONS and _is_op(nxt, "("):
+        if tok.kind == "name" and not spelled and _is_op(nxt, "("):
             raise _not_a_function(tok, text)
         ends_operand = tok.kind in ("num", "name") or _is_op(tok, ")")
-        starts_operand = nxt is not None and (nxt.kind in ("num", "name") or _is_op(nxt, "("))
-        if ends_operand and starts_operand and not (tok.kind == "name" and tok.text in FUNCTIONS):
+        if ends_operand and starts_operand and not spelled:
             assert nxt is not None
             if tok.kind == "num" and nxt.kind == "num" and nxt.column == tok.column + len(tok.text):
                 raise ExprError(f"malformed number '{tok.text}{nxt.text}'", text, tok.column)
@@ -530,17 +446,52 @@ def _is_op(tok: _Token | None, text: str) -> bool:
     return tok is not None and tok.kind == "op" and tok.text == text
 
 
+# The functions CONTRACT §2 lists: their bare names are errors, never variables.
+_CONTRACT_FUNCTIONS = frozenset(
+    "sin cos tan asin acos atan sinh cosh tanh exp log log1p sqrt abs sigmoid relu softplus "
+    "min max".split()
+)
+
+
+def _calls(tokens: list[_Token], i: int) -> bool:
+    """Whether name token i calls a function (a known spelling followed by '(')."""
+    return tokens[i].text in SPELLINGS and i + 1 < len(tokens) and _is_op(tokens[i + 1], "(")
+
+
+def suggest(name: str) -> str | None:
+    """The one spelling a mistyped function name is a near miss of, or None.
+
+    A name that is itself a known function elsewhere (acot, sech) gets no suggestion: the
+    user who accepts one would check a different formula.  Case slips (Sin, LOG) are fixed;
+    otherwise the closest spelling must be close (ratio >= 0.8) and strictly closest.
+    """
+    if name in SPELLINGS or name in UNSUPPORTED:
+        return None
+    folded = [s for s in SPELLINGS if s.lower() == name.lower()]
+    if len(folded) == 1:
+        return folded[0]
+    scores = sorted(
+        ((difflib.SequenceMatcher(None, name, s).ratio(), s) for s in SPELLINGS), reverse=True
+    )
+    (best, spelling), (second, _) = scores[0], scores[1]
+    return spelling if best >= 0.8 and best > second else None
+
+
 def _not_a_function(tok: _Token, text: str) -> ExprError:
-    close = difflib.get_close_matches(tok.text, list(FUNCTIONS), n=1, cutoff=0.6)
-    if close:
-        return ExprError(
-            f"unknown function '{tok.text}': did you mean {close[0]}?", text, tok.column
-        )
     if tok.text in CONSTANTS:
         return ExprError(
             f"'{tok.text}' is a constant, not a function: did you mean {tok.text}*(...)?",
             text,
             tok.column,
+        )
+    if tok.text in UNSUPPORTED:
+        return ExprError(
+            f"unknown function '{tok.text}': {UNSUPPORTED[tok.text]}", text, tok.column
+        )
+    close = suggest(tok.text)
+    if close:
+        return ExprError(
+            f"unknown function '{tok.text}': did you mean {close}?", text, tok.column
         )
     return ExprError(
         f"unknown function '{tok.text}' (to multiply, write {tok.text}*(...))", text, tok.column
@@ -676,7 +627,10 @@ def _depth(kind: str, kids: list[_Info]) -> int:
     for k, child in enumerate(kids):
         # a + b + c nests to the left; counting it would cap the length of a plain sum.
         chain = (
-            k == 0 and kind in ("+", "-", "*", "/") and _PREC[kind] == _PREC.get(child.node.kind)
+            k == 0
+            and kind in ("+", "-", "*", "/")
+            and child.node.kind in ("+", "-", "*", "/")
+            and ROWS[kind].prec == ROWS[child.node.kind].prec
         )
         best = max(best, child.depth if chain else child.depth + 1)
     return best
@@ -721,8 +675,6 @@ def _make_atom(tok: _Token, text: str) -> _Info:
     if tok.text in CONSTANTS:
         name = CONSTANTS[tok.text]
         return _Info(Node("const", name, column=tok.column), 1, CONSTANT_VALUES[name], 0)
-    if tok.text in FUNCTIONS:  # pragma: no cover - _check_sequence refuses these first
-        raise ExprError(f"function '{tok.text}' needs parentheses", text, tok.column)
     return _Info(Node("var", tok.text, column=tok.column), 1, None, 0)
 
 
@@ -730,18 +682,34 @@ def _make_call(py: ast.Call, kids: list[Node], atoms: list[_Token], text: str) -
     if not isinstance(py.func, ast.Name):  # pragma: no cover - refused at token level
         raise ExprError("only named functions can be called", text, 1)
     tok = atoms[int(py.func.id[1:])]
-    fdef = FUNCTIONS.get(tok.text)
-    if fdef is None:  # pragma: no cover - _check_sequence refuses these first
+    name = canonical(tok.text)
+    if name is None:  # pragma: no cover - _check_sequence refuses these first
         raise ExprError(f"unknown function '{tok.text}'", text, tok.column)
+    row = ROWS[name]
     if py.keywords or any(isinstance(a, ast.Starred) for a in py.args):  # pragma: no cover
         raise ExprError(f"{tok.text}() takes plain arguments", text, tok.column)
-    if len(kids) not in fdef.arity:
-        want = " or ".join(str(n) for n in fdef.arity)
-        plural = "" if fdef.arity == (1,) else "s"
+    if not row.accepts(len(kids)):
         raise ExprError(
-            f"{tok.text}() takes {want} argument{plural}, got {len(kids)}", text, tok.column
+            f"{tok.text}() takes {row.arity_text()}, got {len(kids)}", text, tok.column
         )
-    return Node("call", tok.text, tuple(kids), column=tok.column)
+    for k in row.fixed:
+        if k < len(kids) and literal_value(kids[k]) is None:
+            raise ExprError(
+                f"{tok.text}()'s argument {k + 1} must be a number", text, kids[k].column
+            )
+    if row.operator:  # power(x, 2) is x**2
+        return Node(row.name, None, tuple(kids), column=tok.column)
+    return Node("call", name, tuple(kids), column=tok.column)
+
+
+def literal_value(node: Node) -> int | float | None:
+    """The number a literal argument stands for (2, -0.5), or None for anything else."""
+    sign = 1
+    while node.kind == "neg":
+        sign, node = -sign, node.args[0]
+    if node.kind == "num":
+        return sign * node.value  # type: ignore[operator]
+    return None
 
 
 # ------------------------------------------------------------------- limits on constants
@@ -782,20 +750,7 @@ def _constant_info(node: Node, kids: list[_Info], text: str) -> _Info:
 def _fold(n: Node, args: list[float]) -> float:
     """Float value of an operation on constants: inf on overflow, nan where undefined."""
     try:
-        if n.kind == "neg":
-            return -args[0]
-        if n.kind == "call":
-            return float(FUNCTIONS[str(n.value)].scalar(math, *args).real)
-        a, b = args
-        if n.kind == "+":
-            return a + b
-        if n.kind == "-":
-            return a - b
-        if n.kind == "*":
-            return a * b
-        if n.kind == "/":
-            return a / b
-        return math.pow(a, b)
+        return float(row_of(n).scalar(MATH, *args))
     except OverflowError:
         return math.inf
     except (ValueError, ZeroDivisionError, TypeError):

@@ -11,21 +11,25 @@ import importlib
 from dataclasses import dataclass
 from typing import Any
 
-from gradcheck_cli.expr import CONSTANT_VALUES, FUNCTIONS, Expr, Node, postorder, subtree_texts
+from gradcheck_cli.expr import (
+    CONSTANT_VALUES,
+    OPERATORS,
+    Expr,
+    Node,
+    literal_value,
+    postorder,
+    row_of,
+    subtree_texts,
+)
 
 __all__ = ["Lowered", "LoweredNode", "OP_NAMES", "to_engine"]
 
-# Our node kinds -> op names shown in traces (PyTorch's vocabulary).
+# Our node kinds -> op names shown in traces (PyTorch's vocabulary), from the table.
 OP_NAMES = {
-    "+": "add",
-    "-": "sub",
-    "*": "mul",
-    "/": "div",
-    "**": "pow",
-    "neg": "neg",
     "var": "leaf",
     "num": "const",
     "const": "const",
+    **{name: row.op_name for name, row in OPERATORS.items()},
 }
 LABEL_LIMIT = 60
 
@@ -73,16 +77,6 @@ def _engine() -> Any:
     return importlib.import_module("engine")
 
 
-def _constant_exponent(node: Node) -> float | int | None:
-    """The exponent as a Python number when it is a literal (possibly negated)."""
-    sign = 1
-    while node.kind == "neg":
-        sign, node = -sign, node.args[0]
-    if node.kind == "num":
-        return sign * node.value  # type: ignore[operator]
-    return None
-
-
 def _shorten(text: str) -> str:
     return text if len(text) <= LABEL_LIMIT else text[: LABEL_LIMIT - 3] + "..."
 
@@ -128,23 +122,10 @@ def _lower_node(E: Any, edtype: Any, node: Node, args: list[Any]) -> Any:
         return E.tensor(float(node.value), dtype=edtype)  # type: ignore[arg-type]
     if kind == "const":
         return E.tensor(CONSTANT_VALUES[str(node.value)], dtype=edtype)
-    if kind == "neg":
-        return -args[0]
-    if kind == "call":
-        return FUNCTIONS[str(node.value)].engine(E, *args)
-    a, b = args
-    if kind == "+":
-        return a + b
-    if kind == "-":
-        return a - b
-    if kind == "*":
-        return a * b
-    if kind == "/":
-        return a / b
-    exponent = _constant_exponent(node.args[1])
-    if exponent is not None:
-        # A literal exponent stays a Python number, as in hand-written torch code (x ** 2):
-        # the engine's scalar-exponent rule is the one users rely on.
-        scalar = int(exponent) if float(exponent).is_integer() else float(exponent)
-        return a**scalar
-    return a**b
+    row = row_of(node)
+    for k in row.literals:
+        # A literal stays a Python number, as in hand-written torch code (x ** 2, elu(x, 0.5)).
+        value = literal_value(node.args[k]) if k < len(node.args) else None
+        if value is not None:
+            args[k] = value
+    return row.engine(E, *args)

@@ -15,8 +15,12 @@ from gradcheck_cli.results import CaseResult, Outcome, Tally
 REPORT_VERSION = 1
 SOURCES = ("autograd", "symbolic", "numeric")
 # XML 1.0 cannot carry most control characters, even escaped; CI parsers reject the file.
-# Lone surrogates (JSON's "\ud800") cannot be written as UTF-8 at all.
-_XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+# Lone surrogates (JSON's "\ud800") cannot be written as UTF-8 at all, and bidi overrides
+# would reorder what a CI page shows.
+_XML_INVALID = re.compile(
+    "[\x00-\x08\x0b\x0c\x0e-\x1f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
+    "\ud800-\udfff\ufffe\uffff]"
+)
 # What user text may not bring to a terminal: C0 and C1 controls (ESC, CR, CSI), bidi
 # overrides that reorder what is shown, and lone surrogates, which cannot be printed.
 _UNPRINTABLE = re.compile(

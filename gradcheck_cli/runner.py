@@ -638,7 +638,8 @@ class Runner:
                     self._busy.remove(worker)
                     self._idle.append(worker)
                     raise WorkerLost(value)
-            timed_out = timeout if worker.process.is_alive() else None
+            # Nothing ready: the deadline passed. Else it died (its exit status may come later).
+            timed_out = None if ready else timeout
             self._busy.remove(worker)
             worker.task = None
             message, _ = self._post_mortem(worker, timed_out)

@@ -38,7 +38,12 @@ __all__ = [
 TOP_KEYS = ("defaults", "case")
 DEFAULT_KEYS = ("atol", "rtol", "order", "dtype", "timeout")
 CASE_KEYS = ("name", "expr", "at", "points", "expect", "atol", "rtol", "order", "dtype")
-FN_KEYS = ("name", "fn", "inputs", "seed", "atol", "rtol", "order", "dtype", "fast", "timeout")
+FN_KEYS = (
+    "name", "fn", "inputs", "seed", "atol", "rtol", "order", "dtype", "fast", "timeout",
+    "framework", "grad",
+)
+# Whose code a callable case is: engine, PyTorch, JAX, or NumPy with a hand-written `grad`.
+FRAMEWORKS = ("engine", "torch", "jax", "numpy")
 INPUT_KEYS = ("name", "shape", "values", "dtype", "low", "high", "requires_grad")
 DTYPES = ("float32", "float64")
 ORDERS = (1, 2)
@@ -137,6 +142,7 @@ class CallableCase:
     fast: bool = False
     timeout: float | None = None  # seconds; None: the runner's default (--timeout)
     framework: str = "engine"  # the row of callables.FRAMEWORKS that loads and checks it
+    grad: str | None = None  # framework "numpy": "pkg.mod:name" of the hand-written derivative
     location: str = ""
     allow_python: bool = False
     paths: tuple[str, ...] = ()
@@ -620,10 +626,13 @@ def to_callable_case(
     inputs = tuple(_input(spec, i, dtype, lenient) for i, spec in enumerate(listed))
     if not any(spec.requires_grad for spec in inputs):
         raise CaseInvalid("no input requires grad: there is no gradient to check")
+    framework, grad = _framework(raw, settings.get("order", 1))
     return CallableCase(
         fn=fn,
         inputs=inputs,
         name=name,
+        framework=framework,
+        grad=grad,
         seed=_int("seed", raw.get("seed", 0), 0, MAX_SEED),
         fast=_bool("fast", raw.get("fast", False)),
         location=location,
@@ -631,6 +640,32 @@ def to_callable_case(
         paths=tuple(paths),
         **settings,
     )
+
+
+def _framework(raw: dict[str, Any], order: int) -> tuple[str, str | None]:
+    """The case's framework and, for "numpy", its validated `grad` target."""
+    framework = raw.get("framework", "engine")
+    if not isinstance(framework, str) or framework not in FRAMEWORKS:
+        hint = suggest(framework, FRAMEWORKS) if isinstance(framework, str) else ""
+        raise CaseInvalid(
+            f"'framework' must be one of {', '.join(FRAMEWORKS)}, not {_brief(framework)}{hint}"
+        )
+    grad = raw.get("grad")
+    if framework != "numpy":
+        if grad is not None:
+            raise CaseInvalid(
+                "'grad' goes with framework = \"numpy\" (the hand-written derivative)"
+            )
+        return framework, None
+    if grad is None:
+        raise CaseInvalid('framework = "numpy" needs \'grad = "pkg.module:function"\', the '
+                          "hand-written derivative")
+    if not isinstance(grad, str) or not TARGET.fullmatch(grad):
+        raise CaseInvalid(f"'grad' must look like \"pkg.module:function\", not {_brief(grad)}")
+    if order != 1:
+        raise CaseInvalid('order = 2 needs a second derivative: framework = "numpy" checks '
+                          "the first only")
+    return framework, grad
 
 
 # ------------------------------------------------------------------------- file -> items

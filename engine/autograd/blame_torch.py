@@ -51,7 +51,8 @@ def _user_functions() -> list[type]:
             continue
         seen.add(cls)
         stack.extend(cls.__subclasses__())
-        if "forward" in cls.__dict__ and not cls.__module__.startswith("torch"):
+        module = cls.__module__ or ""
+        if "forward" in cls.__dict__ and module.partition(".")[0] != "torch":
             found.append(cls)
     return found
 

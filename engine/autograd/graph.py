@@ -1,11 +1,26 @@
-"""The graph: nodes, recording an op, and the one backward loop.
+"""The graph: nodes, recording an op, and the backward loop.
 
-This module knows no op by name. An op is an `OpDef` (engine/_ops.py) whose derivative
-rules are written in engine ops; a `Node` remembers an op's arguments (the values of its
-inputs, so that intermediate tensors can die) and its edges to the nodes that produced them;
-`run_backward` walks the nodes in topological order with an explicit stack, so graph depth
-is limited by memory, never by Python's recursion limit. Without `create_graph`, the rules
-of `plain` rows run on the arrays themselves and gradients flow between them as arrays.
+Read `reference_backward` first: it is the whole algorithm as a textbook writes it, and
+the specification the fast loop is tested against. In short:
+
+- recording (`record`): every op on tensors that require grad leaves a `Node` behind its
+  output: the op (a row of engine/_ops.py, whose derivative rules are written in engine ops),
+  the op's arguments, and one edge per input to the node that produced that input (a leaf's
+  edge is its `AccumulateGrad`);
+- applying a node (`Node._apply`): given the gradient of its output, the node's rules give
+  the gradient of each input: the chain rule, one op at a time;
+- the loop (`reference_backward`): visit the nodes from the root back to the leaves, each
+  after every node that uses its output, so that its gradient is complete when it runs;
+  where paths meet, gradients add up; at a leaf they land in `.grad`.
+
+Everything else in this module makes that fast, and each piece is justified by a figure in
+benchmarks/README.md ("Engine core" and issue 15's section): `record_pair` / `record_one`
+(straight-line recording for one or two operands: the scalar graph), nodes that keep values
+instead of tensors and their edges in two slots (GC pressure on 100k-node graphs),
+`_apply_arrays` (plain rules on NumPy arrays, no tensor per intermediate: the MLP step), and
+`run_backward` (dependency counts instead of a sort, a short path per common node, stolen
+leaf gradients: the 1M-op chain). tests/engine/autograd/test_reference_backward.py runs every
+graph of the op-case matrix through both loops and requires identical gradients.
 """
 
 from __future__ import annotations
@@ -573,6 +588,68 @@ def _run_pre_hooks(node: Any, g: Any, create_graph: bool) -> Any:
     return g
 
 
+# ---- the reference backward: the specification ------------------------------------------------
+def topological_order(roots: Sequence[Any]) -> list:
+    """The nodes reachable from `roots`, every node after all the nodes it feeds.
+
+    A depth-first walk with an explicit stack (a 1,000,000-op chain is no harder than a short
+    one): a node is emitted once all its inputs' nodes have been, so the reversed list starts
+    at the roots and reaches each node only after everything that uses its output.
+    """
+    order: list = []
+    seen: set = set()
+    stack = [(node, False) for node in roots]
+    while stack:
+        node, inputs_done = stack.pop()
+        if inputs_done:
+            order.append(node)
+        elif node not in seen:
+            seen.add(node)
+            stack.append((node, True))
+            stack.extend((m, False) for m in _edges(node) if m is not None and m not in seen)
+    return order
+
+
+def reference_backward(roots: Sequence[Tensor], root_grads: Sequence[Tensor],
+                       retain_graph: bool = False, create_graph: bool = False) -> None:
+    """Accumulate d(roots)/d(leaf) into every leaf's .grad: the plain loop `run_backward`
+    is an optimisation of (same arguments, same numbers; see the module docstring)."""
+    grads: dict = {}  # node -> the gradient of its output(s), summed over every path so far
+    for root, g in zip(roots, root_grads, strict=True):
+        _add_grad(grads, edge(root), root._output_nr, g)
+    prev_mode = state.enabled
+    state.enabled = create_graph  # the rules record a graph of their own only if asked to
+    try:
+        for node in reversed(topological_order([edge(r) for r in roots])):
+            g = grads.pop(node, None)
+            if g is None:
+                continue  # no path from a root carries a gradient here
+            if node._hooks:
+                g = _run_pre_hooks(node, g, create_graph)
+            if type(node) is AccumulateGrad:  # a leaf: the gradient lands in .grad
+                _accumulate_leaf(node, g, create_graph)
+                continue
+            # The chain rule: the node's rules turn its output's gradient into its inputs'.
+            input_grads = node._apply(g, None, create_graph)
+            nrs = node._nrs or (0,) * len(_edges(node))
+            for m, nr, gi in zip(_edges(node), nrs, input_grads, strict=False):
+                if m is not None and gi is not None:
+                    _add_grad(grads, m, nr, gi)
+            if not retain_graph:
+                node._release()
+    finally:
+        state.enabled = prev_mode
+
+
+def _add_grad(grads: dict, node: Any, nr: int, g: Tensor) -> None:
+    """grads[node] += g (per output, for a node with several)."""
+    if node._n_outputs == 1:
+        grads[node] = g if node not in grads else grads[node] + g
+        return
+    slots = grads.setdefault(node, [None] * node._n_outputs)
+    slots[nr] = g if slots[nr] is None else slots[nr] + g
+
+
 def run_backward(
     roots: Sequence[Tensor],
     root_grads: Sequence[Tensor],
@@ -582,10 +659,13 @@ def run_backward(
     accumulate: bool = True,
     allow_unused: bool = True,
 ) -> list[Tensor | None] | None:
-    """Propagate `root_grads` from `roots` to the leaves (or to `inputs`).
+    """Propagate `root_grads` from `roots` to the leaves (or to `inputs`): the fast loop.
 
     With `accumulate`, gradients are added into `.grad` (of every leaf, or only of
     `inputs`); without, the gradients reaching `inputs` are returned (autograd.grad).
+    It computes what `reference_backward` computes; instead of a sorted node list it counts
+    each node's consumers and runs a node when its count reaches zero, and gradients between
+    `plain` nodes flow as NumPy arrays.
     """
     root_nodes = []
     for i, r in enumerate(roots):

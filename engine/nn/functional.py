@@ -379,14 +379,14 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Tensor,
         raise ValueError(
             f"Target size ({target.shape}) must be the same as input size ({input.shape})"
         )
-    softplus_neg = (-input.abs()).exp().log1p() + (-input).clamp(min=0)
-    if pos_weight is None:
-        loss = (1 - target) * input + softplus_neg
-    else:
-        loss = (1 - target) * input + (1 + (pos_weight - 1) * target) * softplus_neg
-    if weight is not None:
-        loss = loss * weight
-    return _reduce(loss, reduction)
+    if target.dtype != input.dtype:
+        target = target.to(input.dtype)
+
+    def values(t: Tensor | None) -> np.ndarray | None:
+        return None if t is None else np.asarray(t.detach().numpy(), dtype=input._data.dtype)
+
+    return _ops.call(_ops.OPS["bce_with_logits"], input, target, values(weight),
+                     values(pos_weight), reduction)
 
 
 def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:

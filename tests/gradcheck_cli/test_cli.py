@@ -342,3 +342,40 @@ def test_every_example_batch_passes_except_the_deliberate_failure(name: str) -> 
     else:
         assert result.exit_code == 0, result.output
         assert summary["total"] == summary["passed"] > 0
+
+
+# ------------------------------------------------- expressions people paste (issue 14)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["grad", "-m*g*x/(k*T)", "--at", "m=1,g=9.8,x=2,k=1.5,T=3"],
+        ["grad", "--at", "m=1,g=9.8,x=2,k=1.5,T=3", "-m*g*x/(k*T)"],
+        ["grad", "--at=m=1,g=9.8,x=2,k=1.5,T=3", "-m*g*x/(k*T)", "--json"],
+        ["trace", "-m*g*x/(k*T)", "--at", "m=1,g=9.8,x=2,k=1.5,T=3"],
+    ],
+)
+def test_an_expression_may_start_with_a_minus(args: list[str]) -> None:
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+
+
+def test_an_unknown_long_option_is_still_an_error() -> None:
+    result = CliRunner().invoke(main, ["grad", "x", "--at", "x=1", "--bogus"])
+    assert result.exit_code == 2 and "No such option" in result.output
+
+
+def test_unicode_names_work_in_the_expression_and_in_at() -> None:
+    result = CliRunner().invoke(main, ["grad", "α*x₁**2", "--at", "α=2,x₁=3", "--json"])
+    assert result.exit_code == 0, result.output
+    case = json.loads(result.output)["cases"][0]
+    assert case["gradient"]["autograd"] == {"α": 9.0, "x₁": 12.0}
+
+
+def test_a_superscript_is_a_power_in_both_places() -> None:
+    result = CliRunner().invoke(main, ["grad", "x²", "--at", "x=3", "--json"])
+    assert result.exit_code == 0
+    assert json.loads(result.output)["cases"][0]["gradient"]["symbolic"] == {"x": 6.0}
+    result = CliRunner().invoke(main, ["grad", "x²", "--at", "x²=3"])
+    assert result.exit_code == 2 and "x² means x**..., give --at x=..." in result.output

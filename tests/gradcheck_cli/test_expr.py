@@ -87,16 +87,15 @@ def test_equality_and_hash_ignore_columns() -> None:
     assert parse("x + y") != parse("y + x")
 
 
-def test_table_rows_are_complete() -> None:
-    expected = (
+def test_contract_functions_are_rows() -> None:
+    # CONTRACT §2's list; tests/gradcheck_cli/test_table.py holds every row to every column.
+    contract = (
         "sin cos tan asin acos atan sinh cosh tanh exp log log1p sqrt abs sigmoid relu "
         "softplus min max"
     ).split()
-    assert list(FUNCTIONS) == expected
-    for name, row in FUNCTIONS.items():
-        assert row.name == name
-        assert all(callable(f) for f in (row.engine, row.sympy, row.scalar))
-        text = f"{name}({', '.join(['x'] * row.arity[0])})"
+    assert set(contract) <= set(FUNCTIONS)
+    for name in contract:
+        text = f"{name}({', '.join(['x'] * FUNCTIONS[name].arity[0])})"
         assert parse(text).root.kind == "call"
 
 
@@ -126,8 +125,11 @@ ERRORS = [
     ("1 + exp", "function 'exp' needs parentheses, e.g. exp(x)", 5),
     ("sin()", "sin() takes 1 argument, got 0", 1),
     ("log(x, 2, 3)", "log() takes 1 or 2 arguments, got 3", 1),
-    ("max(x)", "max() takes 2 arguments, got 1", 1),
-    ("1 + min(x, y, z)", "min() takes 2 arguments, got 3", 5),
+    ("max(x)", "max() takes at least 2 arguments, got 1", 1),
+    ("1 + clamp(x, y)", "clamp() takes 3 arguments, got 2", 5),
+    ("elu(x, y)", "elu()'s argument 2 must be a number", 8),
+    ("acot(x)", "unknown function 'acot': write atan(1/x)", 1),
+    ("x²y", "missing operator: did you mean x²*y?", 3),
     ("exp(x,)", "missing argument after ','", 6),
     ("x, y", "unexpected ',' (commas only separate function arguments)", 2),
     ("()", "empty parentheses", 1),
@@ -238,7 +240,7 @@ def test_deep_or_huge_input_is_refused_quickly(text: str) -> None:
     start = time.perf_counter()
     with pytest.raises(ExprError, match="too deeply nested|too complex|unclosed"):
         parse(text)
-    assert time.perf_counter() - start < 2.0
+    assert time.perf_counter() - start < 10.0  # a hang guard, not a benchmark (shared CI)
 
 
 def test_maximum_nesting_is_accepted_and_round_trips() -> None:

@@ -21,7 +21,16 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from gradcheck_cli.checks import Case, numeric_derivatives, run_case, scalar_function
-from gradcheck_cli.expr import FUNCTIONS, Expr, ExprError, Node, parse, postorder, to_text
+from gradcheck_cli.expr import (
+    FUNCTIONS,
+    OPERATORS,
+    Expr,
+    ExprError,
+    Node,
+    parse,
+    postorder,
+    to_text,
+)
 from gradcheck_cli.lower import to_engine
 from gradcheck_cli.symbolic import analyze_point, compile_derivatives, differentiate
 
@@ -77,6 +86,35 @@ GUARDED = {
     "softplus": lambda a: call("softplus", a[0]),
     "min": lambda a: call("min", a[0], a[1]),
     "max": lambda a: call("max", a[0], a[1]),
+    "min3": lambda a: call("min", a[0], a[1], num(0.5)),
+    "max3": lambda a: call("max", Node("neg", None, (num(0.5),)), a[0], a[1]),
+    "sec": lambda a: call("sec", call("tanh", a[0])),
+    "csc": lambda a: call("csc", binary("+", num(1.5), call("tanh", a[0]))),
+    "cot": lambda a: call("cot", binary("+", num(1.5), call("tanh", a[0]))),
+    "asinh": lambda a: call("asinh", a[0]),
+    "acosh": lambda a: call("acosh", binary("+", num(2), call("tanh", a[0]))),
+    "atanh": lambda a: call("atanh", unit(a[0])),
+    "atan2": lambda a: call("atan2", a[0], positive(a[1])),
+    "erf": lambda a: call("erf", a[0]),
+    "erfc": lambda a: call("erfc", a[0]),
+    "log2f": lambda a: call("log2", positive(a[0])),
+    "log10": lambda a: call("log10", positive(a[0])),
+    "exp2": lambda a: call("exp2", bounded(a[0])),
+    "expm1": lambda a: call("expm1", bounded(a[0])),
+    "cbrt": lambda a: call("cbrt", a[0]),
+    "square": lambda a: call("square", a[0]),
+    "sign": lambda a: binary("*", call("sign", a[0]), a[1]),
+    "floor": lambda a: binary("+", call("floor", a[0]), a[1]),
+    "ceil": lambda a: binary("*", call("ceil", a[0]), a[1]),
+    "hypot": lambda a: call("hypot", a[0], a[1]),
+    "gelu": lambda a: call("gelu", a[0]),
+    "silu": lambda a: call("silu", a[0]),
+    "elu": lambda a: call("elu", a[0]),
+    "elu2": lambda a: call("elu", a[0], num(0.5)),
+    "leaky_relu": lambda a: call("leaky_relu", a[0], num(0.25)),
+    "softsign": lambda a: call("softsign", a[0]),
+    "logsigmoid": lambda a: call("logsigmoid", a[0]),
+    "clamp": lambda a: call("clamp", a[0], Node("neg", None, (num(0.5),)), a[1]),
     "+": lambda a: binary("+", a[0], a[1]),
     "-": lambda a: binary("-", a[0], a[1]),
     "*": lambda a: binary("*", a[0], a[1]),
@@ -86,6 +124,7 @@ GUARDED = {
     "neg": lambda a: Node("neg", None, (a[0],)),
 }
 assert {k for k in GUARDED if k in FUNCTIONS} == set(FUNCTIONS)
+assert {k for k in GUARDED if k in OPERATORS or k.startswith("**")} >= set(OPERATORS) - {"**"}
 
 variables = st.sampled_from(VARIABLES).map(lambda v: Node("var", v))
 leaves = st.one_of(
@@ -225,7 +264,7 @@ def parse_or_error(text: str) -> Expr | None:
         except ExprError as err:
             assert err.column >= 1 and "\n" not in str(err)
             e = None
-    assert time.perf_counter() - start < 1.0
+    assert time.perf_counter() - start < 5.0  # a hang guard, not a benchmark (shared CI)
     if e is not None:
         assert parse(to_text(e)) == e
     return e

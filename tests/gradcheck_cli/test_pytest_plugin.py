@@ -203,3 +203,34 @@ def test_repeated_names_keep_ids_unique(pytester: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(
         ["gradcheck_twice.toml::x[[]x=1[]]", "gradcheck_twice.toml::x[[]x=1[]] (case 2)"]
     )
+
+
+def test_user_code_that_exits_crashes_or_hangs_fails_its_item_and_the_session_goes_on(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "200")
+    monkeypatch.delenv("GRADCHECK_ALLOW_PYTHON", raising=False)
+    pkg = pytester.mkpydir("userpkg_plugin")
+    (pkg / "ops.py").write_text(
+        "import os, sys\n"
+        "def quits(x):\n    sys.exit(0)\n"
+        "def interrupts(x):\n    raise KeyboardInterrupt\n"
+        "def vanishes(x):\n    os._exit(1)\n"
+        "def hangs(x):\n    while True:\n        pass\n"
+        "def good(x):\n    print('noise ' * 100000)\n    return (x * x).sum()\n"
+    )
+    case = '[[case]]\nname = "{0}"\nfn = "userpkg_plugin.ops:{0}"\ninputs = [{{ shape = [2] }}]\n'
+    names = ["quits", "interrupts", "vanishes", "hangs", "good"]
+    pytester.makefile(".toml", gradcheck_hostile="\n".join(map(case.format, names)))
+    pytester.makeini(INI.format(extra="gradcheck_allow_python = true\ngradcheck_timeout = 1"))
+    result = run(pytester, "-rf")
+    result.assert_outcomes(passed=1, failed=4)
+    result.stdout.fnmatch_lines(
+        [
+            "FAILED gradcheck_hostile.toml::quits - *SystemExit: 0 (raised at *ops.py:3)*",
+            "FAILED gradcheck_hostile.toml::interrupts - *KeyboardInterrupt (raised at *",
+            "FAILED gradcheck_hostile.toml::vanishes - *exit code 1*",
+            "FAILED gradcheck_hostile.toml::hangs - *timed out after 1 s at *ops.py:9*",
+        ]
+    )
+    assert "noise noise" not in result.stdout.str()  # the passing case's print stays captured

@@ -154,3 +154,108 @@ def test_engine_testing_imports_nothing_of_the_command_line() -> None:
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert done.stdout.splitlines()[-1] == "[]"
+
+
+# ------------------------------------------------------------------------------ signals
+
+SLOW = """
+import os, subprocess, time
+def f(x):
+    child = subprocess.Popen(["sleep", "60"])
+    with open(os.environ["GRADCHECK_TEST_PIDS"], "a") as out:
+        out.write(f"{os.getpid()} {child.pid}\\n")
+    time.sleep(60)
+    return (x * x).sum()
+"""
+
+
+def _gone(pid: int) -> bool:
+    """True once a process has exited (a zombie waiting to be reaped counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except FileNotFoundError:
+        return True
+
+
+def _signalled_run(tmp_path: Path, jobs: int, sig: int, *output: str) -> tuple[int, str, str]:
+    """Start a batch of slow callables, signal it once its workers run; (code, out, err)."""
+    import os
+    import time
+
+    pkg = tmp_path / "userpkg_slow"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "ops.py").write_text(SLOW)
+    case = '[[case]]\nname = "slow {}"\nfn = "userpkg_slow.ops:f"\ninputs = [{{ shape = [2] }}]\n'
+    batch = tmp_path / "gradcheck_slow.toml"
+    batch.write_text(
+        '[[case]]\nexpr = "x*x"\nat = { x = 1 }\n\n' + "\n".join(map(case.format, range(4)))
+    )
+    pids = tmp_path / "pids.txt"
+    env = {**os.environ, "GRADCHECK_TEST_PIDS": str(pids), "NO_COLOR": "1"}
+    argv = [sys.executable, "-m", "gradcheck_cli", "check", str(batch), "--format", "json"]
+    argv += ["--allow-python", "--path", str(tmp_path), "--jobs", str(jobs), *output]
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if pids.exists() and len(pids.read_text().splitlines()) >= jobs:
+            break
+        time.sleep(0.05)
+    process.send_signal(sig)
+    out, err = process.communicate(timeout=60)
+    started = [int(pid) for line in pids.read_text().splitlines() for pid in line.split()]
+    assert len(started) == 2 * jobs  # each worker and the child its user code started
+    deadline = time.monotonic() + 10
+    while not all(map(_gone, started)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert [pid for pid in started if not _gone(pid)] == []  # no orphans
+    return process.returncode, out.decode(), err.decode()
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+@pytest.mark.parametrize(("sig", "code"), [("SIGINT", 130), ("SIGTERM", 143)])
+def test_a_signal_ends_every_worker_keeps_the_old_report_and_exits_128_plus_it(
+    tmp_path: Path, jobs: int, sig: str, code: int
+) -> None:
+    import signal
+
+    report = tmp_path / "report.json"
+    report.write_text('{"the": "previous report"}\n')
+    returncode, out, err = _signalled_run(tmp_path, jobs, getattr(signal, sig), "-o", str(report))
+    assert returncode == code, err
+    assert report.read_text() == '{"the": "previous report"}\n'
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".report")) == []
+    assert f"interrupted by {sig}: 4 of 5 cases not run (slow 0, slow 1, slow 2, slow 3)" in err
+    assert f"{report} left as it was" in err and "Traceback" not in err
+
+
+def test_an_interrupted_report_on_stdout_is_valid_and_names_the_cases_not_run(
+    tmp_path: Path,
+) -> None:
+    import signal
+
+    returncode, out, err = _signalled_run(tmp_path, 2, signal.SIGTERM)
+    assert returncode == 143, err
+    report = json.loads(out)
+    assert report["summary"] == {"total": 5, "passed": 1, "failed": 0, "errors": 4}
+    messages = [row["message"] for row in report["cases"][1:]]
+    assert all(m.endswith("not run: the run was interrupted by SIGTERM") for m in messages)
+
+
+def test_trace_of_a_case_runs_its_code_in_a_worker_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    path = hostile_batch(tmp_path, ["os_exit", "endless_loop"])
+    for name, message in [
+        ("os_exit", "its code ended the worker process with exit code 0"),
+        ("endless_loop", "timed out after 1 s at userpkg_hostile/endless_loop.py:2 in f"),
+    ]:
+        result = run(
+            "trace", f"{path}::{name}", "--allow-python", "--path", str(tmp_path), "--timeout", "1"
+        )
+        assert result.exit_code == 2
+        assert message in result.output and "Traceback" not in result.output
+    good = run("trace", f"{path}::first", "--allow-python", "--path", str(tmp_path))
+    assert good.exit_code == 0 and "leaf" in good.output

@@ -1,0 +1,173 @@
+"""Our checker on PyTorch and JAX code against their own checkers, on one catalogue.
+
+Run: python benchmarks/bench_frameworks.py [--jax] [--repeat N]
+
+The catalogue (tests/engine/autograd/framework_catalogue.py) holds torch.autograd.Function
+subclasses with correct and deliberately wrong backwards, one bug class at a time (sign,
+factor, transposed matmul, missing broadcast reduction, one element, negative inputs only,
+forgotten chain factor, wrong formula, wrong double backward, non-differentiable backward).
+Each case is judged by engine.autograd.gradcheck (the drop-in: torch's autograd, our numeric
+side and verdict) and by torch.autograd.gradcheck, both with their defaults, in float64 and
+float32, default and fast mode; second-order cases by the gradgradchecks. A checker that
+raises on a case flags it. Time: the sum over the catalogue of each checker's wall time
+(best of --repeat runs of the whole catalogue). --jax adds the JAX port of the same cases,
+ours against jax.test_util.check_grads (its defaults, modes=["rev"], order 1 or 2), with x64 on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from engine.autograd import gradcheck, gradgradcheck  # noqa: E402
+
+
+def _catalogue_module():
+    path = ROOT / "tests" / "engine" / "autograd" / "framework_catalogue.py"
+    spec = importlib.util.spec_from_file_location("framework_catalogue", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while building
+    spec.loader.exec_module(module)
+    return module
+
+
+def _judge(check: Callable[..., bool], case, dtype: str) -> tuple[bool, float]:
+    """(flagged, seconds) for one checker on one case."""
+    func, args = case.build(dtype)
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            flagged = not check(func, args, case.second_order)
+        except Exception:  # noqa: BLE001 - a checker raising on a wrong backward is a flag
+            flagged = True
+    return flagged, time.perf_counter() - start
+
+
+def _torch_checkers(fast: bool) -> dict[str, Callable]:
+    import torch
+
+    def ours(func, args, second):
+        check = gradgradcheck if second else gradcheck
+        return check(func, args, raise_exception=False, fast_mode=fast)
+
+    def theirs(func, args, second):
+        check = torch.autograd.gradgradcheck if second else torch.autograd.gradcheck
+        return check(func, args, raise_exception=False, fast_mode=fast)
+
+    return {"ours": ours, "torch": theirs}
+
+
+def _jax_checkers(fast: bool) -> dict[str, Callable]:
+    from jax.test_util import check_grads
+
+    def ours(func, args, second):
+        check = gradgradcheck if second else gradcheck
+        return check(func, args, raise_exception=False, fast_mode=fast)
+
+    def theirs(func, args, second):
+        check_grads(func, args, order=2 if second else 1, modes=["rev"])
+        return True
+
+    return {"ours": ours, "jax": theirs}
+
+
+def run(cases: list, checkers: Callable[[bool], dict], repeat: int, modes: tuple) -> dict:
+    """results[(checker, dtype, mode)] = (list of (case, flagged), best total seconds)."""
+    results: dict = {}
+    for check in checkers(False).values():  # first calls pay for imports and caches: not timed
+        for dtype in ("float64", "float32"):
+            _judge(check, cases[0], dtype)
+    for dtype in ("float64", "float32"):
+        for mode in modes:
+            for name, check in checkers(mode == "fast").items():
+                best, flags = float("inf"), []
+                for _ in range(repeat):
+                    total, flags = 0.0, []
+                    for case in cases:
+                        flagged, seconds = _judge(check, case, dtype)
+                        total += seconds
+                        flags.append((case, flagged))
+                    best = min(best, total)
+                results[(name, dtype, mode)] = (flags, best)
+    return results
+
+
+def report(title: str, results: dict, reference: str) -> bool:
+    """Print the summary and per-class tables; True when ours meets the targets."""
+    print(f"\n## {title}\n")
+    header = (f"{'checker':<8} {'dtype':<8} {'mode':<8} {'bugs detected':>14} "
+              f"{'false alarms':>13} {'time':>9} {'vs ' + reference:>10}")
+    print(header)
+    print("-" * len(header))
+    ok = True
+    for (name, dtype, mode), (flags, seconds) in results.items():
+        wrong = [f for c, f in flags if c.wrong]
+        right = [f for c, f in flags if not c.wrong]
+        ref = results[(reference, dtype, mode)][1]
+        print(f"{name:<8} {dtype:<8} {mode:<8} {sum(wrong):>6}/{len(wrong):<7} "
+              f"{sum(right):>6}/{len(right):<6} {seconds:>8.2f}s {seconds / ref:>9.2f}x")
+        if name != "ours":
+            alarms = [c.name for c, f in flags if not c.wrong and f]
+            if alarms and dtype == "float64":
+                print(f"    false alarms: {', '.join(alarms)}")
+        if name == "ours":
+            theirs = dict(results[(reference, dtype, mode)][0])
+            missed = [c.name for c, f in flags if c.wrong and not f and theirs[c]]
+            alarms = [c.name for c, f in flags if not c.wrong and f]
+            if missed or alarms or sum(wrong) < len(wrong):
+                ok = False
+                for label, names in (("missed (the reference caught)", missed),
+                                     ("false alarms", alarms)):
+                    if names:
+                        print(f"    {label}: {', '.join(names)}")
+    # Detection by bug class, default mode.
+    kinds = sorted({c.kind for c, _ in next(iter(results.values()))[0] if c.wrong})
+    print(f"\n{'bug class (default mode)':<30}" + "".join(
+        f" {name + ' ' + dtype[-2:]:>11}" for name, dtype, mode in results if mode == "default"))
+    for kind in kinds:
+        cells = []
+        for (_, _, mode), (flags, _) in results.items():
+            if mode != "default":
+                continue
+            hits = [f for c, f in flags if c.kind == kind]
+            cells.append(f"{sum(hits)}/{len(hits)}")
+        print(f"{kind:<30}" + "".join(f" {cell:>11}" for cell in cells))
+    return ok
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--jax", action="store_true", help="also the JAX port, vs check_grads")
+    args = parser.parse_args(argv)
+    cat = _catalogue_module()
+    import torch
+
+    torch.set_num_threads(1)
+    cases = cat.catalogue(cat.torch_ops())
+    print(f"torch {torch.__version__}; {len(cases)} Functions "
+          f"({sum(c.wrong for c in cases)} wrong, {sum(not c.wrong for c in cases)} right)")
+    ok = report("PyTorch: engine.autograd.gradcheck vs torch.autograd.gradcheck",
+                run(cases, _torch_checkers, args.repeat, ("default", "fast")), "torch")
+    if args.jax:
+        import jax
+
+        jax_cases = cat.catalogue(cat.jax_ops())
+        print(f"\njax {jax.__version__}, x64 on (check_grads needs it for float64)")
+        with jax.enable_x64(True):
+            results = run(jax_cases, _jax_checkers, args.repeat, ("default",))
+        report("JAX: engine.autograd.gradcheck vs jax.test_util.check_grads", results, "jax")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

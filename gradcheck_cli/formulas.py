@@ -1,0 +1,294 @@
+"""Display formulas: our AST as a SymPy expression, and SymPy's derivatives of it, on demand.
+
+The values a check compares come from the exact tape (gradcheck_cli/tape.py); SymPy's
+``diff`` of the whole expression, whose constructors and assumption queries cost more than
+everything else, is paid only when a formula is shown, and ``simplify`` (which imports far
+more of SymPy) only for short formulas on the terminal.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import sympy
+from sympy.printing.str import StrPrinter
+
+from gradcheck_cli.expr import ROWS, Expr, Node, OpRow, fold, postorder, row_of
+from gradcheck_cli.sympy_functions import NAMESPACE, PIECEWISE
+
+__all__ = ["Derivatives", "differentiate", "number", "symbol", "to_sympy"]
+
+
+# --------------------------------------------------------------------------- AST -> SymPy
+
+
+def number(value: int | float) -> sympy.Expr:
+    """A SymPy number: Integer for ints, a binary Float for floats."""
+    # Floats stay binary floats: the engine sees fl(0.1), so "x - 0.1" at x = 0.1 is an exact
+    # zero for both, and a kink there is seen by both.
+    return sympy.Integer(value) if isinstance(value, int) else sympy.Float(value)
+
+
+def symbol(name: str) -> sympy.Symbol:
+    """The SymPy symbol of a variable."""
+    # Points are finite reals; saying so also spares SymPy ~15% of its assumption queries.
+    return sympy.Symbol(name, real=True, finite=True)
+
+
+def to_sympy(expr: Expr | Node, symbols: dict[str, sympy.Symbol] | None = None) -> sympy.Expr:
+    """The SymPy expression of a tree (a fold over the table's sympy column); variables
+    become finite real Symbols with the user's names."""
+    root = expr.root if isinstance(expr, Expr) else expr
+    done: dict[int, sympy.Expr] = {}
+    return to_sympy_fold(root, done, {} if symbols is None else symbols)[id(root)]
+
+
+def to_sympy_fold(
+    root: Node, done: dict[int, sympy.Expr], symbols: dict[str, sympy.Symbol]
+) -> dict[int, sympy.Expr]:
+    """Every subtree's SymPy expression, keyed by id(node), into ``done``."""
+
+    def leaf(node: Node) -> sympy.Expr:
+        if node.kind == "num":
+            return number(node.value)  # type: ignore[arg-type]
+        if node.kind == "const":
+            return sympy.pi if node.value == "pi" else sympy.E
+        name = str(node.value)
+        if name not in symbols:
+            symbols[name] = symbol(name)
+        return symbols[name]
+
+    def interior(row: OpRow, node: Node, args: list[sympy.Expr]) -> sympy.Expr:
+        if node.kind in _CHAINS:
+            # Chains a + b + c ... are flattened into one n-ary Add/Mul: building them
+            # pairwise would re-flatten at every step (quadratic in the length of a sum).
+            return _flat_chain(node, done)
+        return row.sympy(NAMESPACE, *args)
+
+    return fold(root, leaf, interior, done)
+
+
+_CHAINS = ("+", "-", "*", "/")
+
+
+def _flat_chain(node: Node, done: dict[int, sympy.Expr]) -> sympy.Expr:
+    additive = node.kind in ("+", "-")
+    terms: list[sympy.Expr] = []
+    cur = node
+    # Walk down the left spine of the chain; right operands are already converted.
+    while cur.kind in (("+", "-") if additive else ("*", "/")):
+        right = done[id(cur.args[1])]
+        if cur.kind == "-":
+            right = -right
+        elif cur.kind == "/":
+            right = sympy.Pow(right, -1)
+        terms.append(right)
+        cur = cur.args[0]
+    terms.append(done[id(cur)])
+    terms.reverse()
+    return sympy.Add(*terms) if additive else sympy.Mul(*terms)
+
+
+# --------------------------------------------------------------------------- derivatives
+
+
+@dataclass(frozen=True)
+class Derivatives:
+    """A parsed expression and the order of its derivatives; SymPy's formulas on demand.
+
+    The values that checks compare come from ``compile_derivatives`` (a chain rule over our
+    AST, no SymPy ``diff``); the SymPy expressions below are built only when asked for, for
+    display: SymPy's constructors and assumption queries cost more than all the rest.
+    """
+
+    expr: Expr
+    order: int = 1
+    _shown: dict[tuple[str, bool], Any] = field(
+        default_factory=dict, compare=False, repr=False
+    )
+
+    @cached_property
+    def _sympy(self) -> tuple[tuple[sympy.Symbol, ...], sympy.Expr]:
+        symbols: dict[str, sympy.Symbol] = {}
+        value = to_sympy(self.expr, symbols)
+        return tuple(symbols.get(v) or symbol(v) for v in self.expr.variables), value
+
+    @property
+    def symbols(self) -> tuple[sympy.Symbol, ...]:
+        """The SymPy symbols of the variables, in the expression's order."""
+        return self._sympy[0]
+
+    @property
+    def value(self) -> sympy.Expr:
+        """The expression as SymPy sees it."""
+        return self._sympy[1]
+
+    @cached_property
+    def gradient(self) -> tuple[sympy.Expr, ...]:
+        """SymPy's gradient (its ``diff``), one formula per variable: the reference."""
+        return tuple(self.value.diff(s) for s in self.symbols)
+
+    @cached_property
+    def hessian(self) -> tuple[tuple[sympy.Expr, ...], ...] | None:
+        """SymPy's Hessian (None below order 2)."""
+        if self.order != 2:
+            return None
+        rows: list[tuple[sympy.Expr, ...]] = []
+        for i, gi in enumerate(self.shown_gradient):
+            # Symmetric: reuse the upper triangle rather than differentiate twice.
+            rows.append(
+                tuple(rows[j][i] if j < i else gi.diff(s) for j, s in enumerate(self.symbols))
+            )
+        return tuple(rows)
+
+    @cached_property
+    def shown_gradient(self) -> tuple[sympy.Expr, ...]:
+        """The gradient for display, by reverse mode over our AST in SymPy arithmetic.
+
+        Each node costs a few SymPy constructions, so a flat product of n factors costs
+        O(n**2) terms in all, where SymPy's ``diff`` of it costs O(n**3) constructions (47 s
+        for 60 factors).  The result is the same expression (the table's SymPy formulas,
+        SymPy's own partials of them); ``gradient`` keeps SymPy's diff as the reference.
+        """
+        return _reverse_mode(self.expr, self.symbols)
+
+    def formulas(self, simplify: bool = True) -> dict[str, str]:
+        """Formulas of the gradient, keyed by variable name; ``simplify`` tries SymPy's
+        simplify on short ones (for people; it imports much of SymPy on first use)."""
+        key = ("gradient", simplify)
+        if key not in self._shown:
+            self._shown[key] = {
+                v: _display(g, simplify)
+                for v, g in zip(self.expr.variables, self.shown_gradient, strict=True)
+            }
+        return self._shown[key]
+
+    def hessian_formulas(self, simplify: bool = True) -> dict[str, dict[str, str]] | None:
+        """Formulas of the Hessian, or None below order 2: only ever built for display."""
+        if self.order != 2:
+            return None
+        key = ("hessian", simplify)
+        if key not in self._shown:
+            names = self.expr.variables
+            assert self.hessian is not None
+            self._shown[key] = {
+                a: {b: _display(h, simplify) for b, h in zip(names, row, strict=True)}
+                for a, row in zip(names, self.hessian, strict=True)
+            }
+        return self._shown[key]
+
+
+def _reverse_mode(expr: Expr, symbols: tuple[sympy.Symbol, ...]) -> tuple[sympy.Expr, ...]:
+    """d expr / d symbol for each symbol: adjoints collected as term lists, summed once per
+    node, children visited after every parent (reverse postorder), no recursion."""
+    values: dict[int, sympy.Expr] = {}
+    to_sympy_fold(expr.root, values, dict(zip(expr.variables, symbols, strict=True)))
+    nodes = list(postorder(expr.root))
+    terms: dict[int, list[sympy.Expr]] = {id(expr.root): [sympy.S.One]}
+    gradient: dict[str, list[sympy.Expr]] = {v: [] for v in expr.variables}
+    for node in reversed(nodes):
+        pending = terms.pop(id(node), None)
+        if not pending:
+            continue
+        g = sympy.Add(*pending)
+        if node.kind == "var":
+            gradient[str(node.value)].append(g)
+            continue
+        if not node.args or g == 0:
+            continue
+        args = [values[id(a)] for a in node.args]
+        for child, partial in zip(node.args, _sympy_partials(node, args), strict=True):
+            if partial != 0 and values[id(child)].free_symbols:
+                terms.setdefault(id(child), []).append(g * partial)
+    return tuple(sympy.Add(*gradient[v]) for v in expr.variables)
+
+
+def _sympy_partials(node: Node, args: list[sympy.Expr]) -> list[sympy.Expr]:
+    kind = node.kind
+    if kind == "+":
+        return [sympy.S.One, sympy.S.One]
+    if kind == "-":
+        return [sympy.S.One, sympy.S.NegativeOne]
+    if kind == "neg":
+        return [sympy.S.NegativeOne]
+    if kind == "*":
+        return [args[1], args[0]]
+    if kind == "/":
+        return [1 / args[1], -args[0] / args[1] ** 2]
+    row = row_of(node)
+    dummies, partials = _partial_formulas(row.name, len(args))
+    swap = dict(zip(dummies, args, strict=True))
+    out = [p.xreplace(swap) for p in partials]
+    if kind == "**" and args[0] == 0:
+        # b**e*log(b) at a constant base 0 is 0*zoo: undefined, as SymPy's diff says (nan).
+        out[1] = sympy.nan
+    return out
+
+
+_PARTIALS: dict[tuple[str, int], tuple[tuple[sympy.Dummy, ...], tuple[sympy.Expr, ...]]] = {}
+
+
+def _partial_formulas(
+    name: str, arity: int
+) -> tuple[tuple[sympy.Dummy, ...], tuple[sympy.Expr, ...]]:
+    """SymPy's partial derivatives of a row's formula on Dummy symbols, once per process."""
+    key = (name, arity)
+    if key not in _PARTIALS:
+        dummies = tuple(sympy.Dummy(f"u{i}", real=True, finite=True) for i in range(arity))
+        formula = ROWS[name].sympy(NAMESPACE, *dummies)
+        _PARTIALS[key] = dummies, tuple(formula.diff(d) for d in dummies)
+    return _PARTIALS[key]
+
+
+def differentiate(expr: Expr, order: int = 1) -> Derivatives:
+    """The derivatives of a parsed expression to order 1 or 2 (SymPy's formulas on demand)."""
+    if order not in (1, 2):
+        raise ValueError(f"order must be 1 or 2, got {order}")
+    return Derivatives(expr, order)
+
+
+# Tidying can take seconds on large formulas and minutes on large powers (it expands
+# (x + 1)**9999), so display only tries it on short formulas with small exponents.
+_SIMPLIFY_MAX_CHARS = 40
+_SIMPLIFY_MAX_EXPONENT = 8
+
+
+def _simplifiable(e: sympy.Expr) -> bool:
+    if e.has(*PIECEWISE):
+        return False
+    for p in e.atoms(sympy.Pow):
+        exponent = p.exp
+        if not exponent.is_Number or abs(exponent) > _SIMPLIFY_MAX_EXPONENT:
+            return False
+    return True
+
+
+# SymPy's default term ordering (2*x + 2, not 2 + 2*x) costs more than the whole derivative
+# evaluation on long formulas; those are printed in SymPy's internal order instead.
+_ORDERED_MAX_CHARS = 80
+_UNORDERED = StrPrinter({"order": "none"})
+
+
+def _display(e: sympy.Expr, simplify: bool = True) -> str:
+    text = _UNORDERED.doprint(e)
+    if len(text) > _ORDERED_MAX_CHARS:
+        return text
+    text = str(e)
+    if simplify and len(text) <= _SIMPLIFY_MAX_CHARS and _simplifiable(e):
+        for tidy in _TIDY:
+            try:
+                simpler = str(tidy(e))
+            except Exception:  # tidying is cosmetic; never let it fail a check
+                continue
+            if len(simpler) < len(text):
+                text = simpler
+    return text
+
+
+# The cheap parts of sympy.simplify, which itself imports sympy.physics (0.3 s) on first
+# use: common factors pulled out, and rational functions cancelled.
+_TIDY = (sympy.factor_terms, sympy.cancel)
+
+
