@@ -81,6 +81,37 @@ def main() -> None:
                     f"{label:<24} --jobs {jobs}   {took:6.2f} s   {count / took:7.1f} cases/s"
                     f"   {took / count * 1000:6.1f} ms/case"
                 )
+        isolation(fns)
+
+
+def isolation(path: Path) -> None:
+    """What a worker costs per callable case: the same cases in this process and in one."""
+    sys.path.insert(0, str(EXAMPLES))
+    try:
+        from gradcheck_cli.runner import Runner, RunOptions, run_item
+        from gradcheck_cli.schema import iter_items, load_file
+    except ImportError:  # the code before the runner existed
+        return
+    items = list(iter_items([load_file(path)], allow_python=True, paths=[str(EXAMPLES)]))
+    for path_, item in items[:3]:
+        run_item(path_, item)  # imports and caches warmed in both measurements
+    start = time.perf_counter()
+    for path_, item in items:
+        run_item(path_, item)
+    here = time.perf_counter() - start
+    with Runner(RunOptions(jobs=1)) as runner:
+        start = time.perf_counter()
+        list(runner.run(items[:1]))
+        startup = time.perf_counter() - start
+        start = time.perf_counter()
+        list(runner.run(items))
+        isolated = time.perf_counter() - start
+    n = len(items)
+    print(
+        f"isolation: {n} callable cases in this process {here / n * 1000:.1f} ms/case, "
+        f"in a worker {isolated / n * 1000:.1f} ms/case "
+        f"(+{(isolated - here) / n * 1000:.1f} ms/case; first worker ready in {startup:.2f} s)"
+    )
 
 
 if __name__ == "__main__":

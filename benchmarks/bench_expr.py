@@ -87,26 +87,40 @@ def textbook_cases(count: int = 300) -> list[dict]:
     return cases
 
 
-def wall(cmd: list[str], env: dict[str, str], runs: int) -> float:
-    samples = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        subprocess.run(cmd, env=env, check=False, stdout=subprocess.DEVNULL)
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
+def cpu_and_wall(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """CPU seconds (user + system) and wall seconds of one run of cmd."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    subprocess.run(cmd, env=env, check=False, stdout=subprocess.DEVNULL)
+    elapsed = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return cpu, elapsed
 
 
 def one_shot(runs: int, env: dict[str, str], before: str | None) -> None:
-    floor = wall([sys.executable, "-c", "import numpy, sympy, mpmath"], env, runs)
+    """Medians over interleaved runs (floor, after, before...), so load hits all alike; CPU
+    time is the steadier figure on a shared machine."""
     # The expression starts with '-': the code before the change needs '--' in front of it.
     cli = [sys.executable, "-m", "gradcheck_cli", "grad", "--at", ONE_SHOT[1], "--", ONE_SHOT[0]]
-    print(f"one-shot (median of {runs}): import floor {floor * 1e3:.0f} ms")
-    versions = [("after", env)] + ([("before", {**env, "PYTHONPATH": before})] if before else [])
-    for label, run_env in versions:
-        terminal = wall(cli, run_env, runs)
-        as_json = wall([*cli[:-2], "--json", *cli[-2:]], run_env, runs)
-        print(f"  {label}: gradcheck grad {terminal * 1e3:.0f} ms ({terminal / floor:.2f}x); "
-              f"--json {as_json * 1e3:.0f} ms ({as_json / floor:.2f}x)")
+    as_json = [*cli[:-2], "--json", *cli[-2:]]
+    commands = {"floor": ([sys.executable, "-c", "import numpy, sympy, mpmath"], env),
+                "grad": (cli, env), "grad --json": (as_json, env)}
+    if before:
+        old = {**env, "PYTHONPATH": before}
+        commands.update({"before: grad": (cli, old), "before: grad --json": (as_json, old)})
+    for cmd, run_env in commands.values():
+        cpu_and_wall(cmd, run_env)  # warm-up: writes the bytecode
+    samples: dict[str, list[tuple[float, float]]] = {k: [] for k in commands}
+    for _ in range(runs):
+        for label, (cmd, run_env) in commands.items():
+            samples[label].append(cpu_and_wall(cmd, run_env))
+    cpu = {k: statistics.median(c for c, _ in v) for k, v in samples.items()}
+    wall = {k: statistics.median(w for _, w in v) for k, v in samples.items()}
+    print(f"one-shot (median of {runs} interleaved runs): CPU s (x floor), wall s (x floor)")
+    for label in commands:
+        print(f"  {label:20} {cpu[label]:6.2f} ({cpu[label] / cpu['floor']:.2f}x)  "
+              f"{wall[label]:6.2f} ({wall[label] / wall['floor']:.2f}x)")
 
 
 def _torch_hessian(kind: str, x: np.ndarray) -> float | None:
@@ -119,13 +133,13 @@ def _torch_hessian(kind: str, x: np.ndarray) -> float | None:
     def f(v):  # noqa: ANN001, ANN202
         return v.prod() if kind == "product" else v.sin().sum()
 
-    start = time.perf_counter()
+    start = time.process_time()
     torch.autograd.functional.hessian(f, xt)
-    return time.perf_counter() - start
+    return time.process_time() - start
 
 
 def _numpy_hessian(kind: str, x: np.ndarray) -> float:
-    start = time.perf_counter()
+    start = time.process_time()
     if kind == "product":
         p = np.prod(x)
         h = p / np.outer(x, x)
@@ -133,11 +147,11 @@ def _numpy_hessian(kind: str, x: np.ndarray) -> float:
     else:
         h = np.diag(-np.sin(x))
     assert h.shape == (x.size, x.size)
-    return time.perf_counter() - start
+    return time.process_time() - start
 
 
 def order_two() -> None:
-    print("order 2 (run_case; per entry = time / n**2):")
+    print("order 2 (run_case, CPU time; per entry = time / n**2):")
     print(f"{'n':>4} {'kind':8} {'run_case':>10} {'per entry':>10} {'torch':>9} {'numpy':>9}")
     run_case(Case("sin(x)*y", ({"x": 0.3, "y": 0.5},), order=2))  # warm the function rules
     for kind in ("product", "sum"):
@@ -147,9 +161,9 @@ def order_two() -> None:
             x = 0.9 + 0.2 * np.arange(n) / max(1, n)
             point = dict(zip(names, map(float, x), strict=True))
             checks.prepare.cache_clear()
-            start = time.perf_counter()
+            start = time.process_time()
             [r] = run_case(Case(text, (point,), order=2))
-            t = time.perf_counter() - start
+            t = time.process_time() - start
             assert r.status == "pass", r.message
             th = _torch_hessian(kind, x)
             tn = _numpy_hessian(kind, x)
@@ -189,7 +203,11 @@ def main() -> None:
     parser.add_argument("--before", help="PYTHONPATH of the code before the change")
     parser.add_argument("--only", choices=["one-shot", "order2", "batch"])
     args = parser.parse_args()
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "NO_COLOR": "1"}
+    # Bytecode as an installed package has it (this machine sets PYTHONDONTWRITEBYTECODE,
+    # which would recompile our modules on every start), cached outside the tree.
+    cache = tempfile.mkdtemp(prefix="gradcheck-pyc-")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "NO_COLOR": "1", "PYTHONPYCACHEPREFIX": cache}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
     if args.only in (None, "one-shot"):
         one_shot(args.runs, env, args.before)

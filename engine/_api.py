@@ -76,6 +76,24 @@ def div(a: Any, b: Any, *, rounding_mode: str | None = None, out: Tensor | None 
     return result if out is None else _into(out, result)
 
 
+# The operators: the functions above without torch's keywords (a + b takes neither alpha
+# nor out=), one call from the operator to the op table on the scalar graph's hot path.
+def _add_op(a: Any, b: Any) -> Tensor:
+    return binary(_ADD, a, b)
+
+
+def _sub_op(a: Any, b: Any) -> Tensor:
+    return binary(_SUB, a, b)
+
+
+def _mul_op(a: Any, b: Any) -> Tensor:
+    return binary(_MUL, a, b)
+
+
+def _div_op(a: Any, b: Any) -> Tensor:
+    return binary(_DIV, a, b)
+
+
 def _into(out: Tensor, result: Tensor) -> Tensor:
     """torch's `out=`: the result written into `out` (resized if need be); no history."""
     if state.enabled and result._requires_grad:
@@ -1146,16 +1164,6 @@ def random_(x: Tensor, low: int = 0, high: int | None = None, *, generator: Any 
 
 
 # ---- Tensor methods and operators --------------------------------------------------------------
-# other + x and other * x, recorded as torch records them: x + other, x * other (the
-# tensor first in next_functions). Both are exact whichever the order.
-def _radd(x: Tensor, other: Any) -> Tensor:
-    return binary(_ADD, x, other)
-
-
-def _rmul(x: Tensor, other: Any) -> Tensor:
-    return binary(_MUL, x, other)
-
-
 def _tensor_backward(self: Tensor, gradient: Tensor | None = None,
                      retain_graph: bool | None = None, create_graph: bool = False,
                      inputs: Any = None) -> None:
@@ -1184,8 +1192,10 @@ def install() -> None:
         add_=add_, sub_=sub_, mul_=mul_, div_=div_, copy_=copy_, zero_=zero_, fill_=fill_,
         eq=eq, ne=ne, lt=lt, le=le, gt=gt, ge=ge, isnan=isnan, isfinite=isfinite,
         allclose=allclose, equal=equal, all=all, any=any, logical_not=logical_not,
-        __add__=add, __radd__=_radd, __sub__=sub, __rsub__=rsub,
-        __mul__=mul, __rmul__=_rmul, __truediv__=div, __rtruediv__=true_divide_r,
+        # other + x and other * x are recorded as torch records them, x + other and
+        # x * other (the tensor first in next_functions); both are exact in either order.
+        __add__=_add_op, __radd__=_add_op, __sub__=_sub_op, __rsub__=rsub,
+        __mul__=_mul_op, __rmul__=_mul_op, __truediv__=_div_op, __rtruediv__=true_divide_r,
         __pow__=pow, __rpow__=_reflected(pow), __matmul__=matmul,
         __rmatmul__=_reflected(matmul), __neg__=_ops.neg, __pos__=lambda self: self,
         __abs__=_ops.abs, __getitem__=getitem, __setitem__=setitem,

@@ -16,13 +16,13 @@ from typing import Any
 import mpmath
 import numpy as np
 
-from gradcheck_cli.table import MATH, max2, min2
+from gradcheck_cli.table import MATH, Reciprocals, max2, min2
 
 __all__ = ["COMPLEX", "MATH", "MPMATH", "NUMPY"]
 
 
 
-class COMPLEX:
+class COMPLEX(Reciprocals):
     """Complex numbers, for the complex step of the smooth rows (analytic continuations)."""
 
     sin, cos, tan = cmath.sin, cmath.cos, cmath.tan
@@ -65,17 +65,6 @@ class COMPLEX:
     def erfc(z: complex) -> complex:
         return complex(mpmath.erfc(mpmath.mpc(z)))
 
-    @staticmethod
-    def sec(z: complex) -> complex:
-        return 1 / cmath.cos(z)
-
-    @staticmethod
-    def csc(z: complex) -> complex:
-        return 1 / cmath.sin(z)
-
-    @staticmethod
-    def cot(z: complex) -> complex:
-        return 1 / cmath.tan(z)
 
 
 def _mp_pow(b: Any, e: Any) -> Any:
@@ -121,7 +110,7 @@ def _np_special(fn: Any) -> Any:
     return staticmethod(f)
 
 
-class NUMPY:
+class NUMPY(Reciprocals):
     """NumPy scalars (np.float64, np.float32): IEEE results, no exceptions."""
 
     sin, cos, tan, asin, acos, atan, atan2 = (
@@ -139,14 +128,3 @@ class NUMPY:
     min2, max2 = np.minimum, np.maximum
     erf, erfc = _np_special(math.erf), _np_special(math.erfc)
 
-    @staticmethod
-    def sec(x: Any) -> Any:
-        return 1 / np.cos(x)
-
-    @staticmethod
-    def csc(x: Any) -> Any:
-        return 1 / np.sin(x)
-
-    @staticmethod
-    def cot(x: Any) -> Any:
-        return 1 / np.tan(x)

@@ -29,6 +29,7 @@ __all__ = [
     "ALIASES",
     "ATOM_PREC",
     "MATH",
+    "Reciprocals",
     "FUNCTIONS",
     "NEG_PREC",
     "OPERATORS",
@@ -289,7 +290,23 @@ def max2(a: Any, b: Any) -> Any:
     return a if a >= b else b
 
 
-class MATH:
+class Reciprocals:
+    """sec, csc and cot from a namespace's cos, sin and tan (math and NumPy lack them)."""
+
+    @classmethod
+    def sec(cls, x: Any) -> Any:
+        return 1 / cls.cos(x)  # type: ignore[attr-defined]
+
+    @classmethod
+    def csc(cls, x: Any) -> Any:
+        return 1 / cls.sin(x)  # type: ignore[attr-defined]
+
+    @classmethod
+    def cot(cls, x: Any) -> Any:
+        return 1 / cls.tan(x)  # type: ignore[attr-defined]
+
+
+class MATH(Reciprocals):
     """Python floats (math raises on domain errors; callers turn that into NaN)."""
 
     sin, cos, tan, asin, acos, atan, atan2 = (
@@ -306,18 +323,6 @@ class MATH:
         math.hypot, math.pow,
     )
     min2, max2 = staticmethod(min2), staticmethod(max2)
-
-    @staticmethod
-    def sec(x: float) -> float:
-        return 1 / math.cos(x)
-
-    @staticmethod
-    def csc(x: float) -> float:
-        return 1 / math.sin(x)
-
-    @staticmethod
-    def cot(x: float) -> float:
-        return 1 / math.tan(x)
 
 
 # ---------------------------------------------------------------------------- the rows

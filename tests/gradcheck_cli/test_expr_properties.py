@@ -264,7 +264,7 @@ def parse_or_error(text: str) -> Expr | None:
         except ExprError as err:
             assert err.column >= 1 and "\n" not in str(err)
             e = None
-    assert time.perf_counter() - start < 5.0  # a hang guard, not a benchmark (shared CI)
+    assert time.perf_counter() - start < 30.0  # a hang guard, not a benchmark (shared CI)
     if e is not None:
         assert parse(to_text(e)) == e
     return e
