@@ -157,6 +157,15 @@ class Elu(_Real):
     nargs = 2
     _name = "elu"
 
+    @classmethod
+    def eval(cls, x: sympy.Expr, a: sympy.Expr) -> sympy.Expr | None:
+        # A number must evaluate: Max/Min refuse an argument they cannot compare.
+        if x.is_extended_positive:
+            return x
+        if x.is_extended_nonpositive:
+            return a * Expm1(x)
+        return None
+
     def fdiff(self, argindex: int = 1) -> sympy.Expr:
         x, a = self.args
         if argindex == 1:
@@ -169,6 +178,14 @@ class LeakyRelu(_Real):
 
     nargs = 2
     _name = "leaky_relu"
+
+    @classmethod
+    def eval(cls, x: sympy.Expr, s: sympy.Expr) -> sympy.Expr | None:
+        if x.is_extended_positive:
+            return x
+        if x.is_extended_nonpositive:
+            return s * x
+        return None
 
     def fdiff(self, argindex: int = 1) -> sympy.Expr:
         x, s = self.args
