@@ -341,3 +341,10 @@ def test_an_infinite_exact_derivative_does_not_vouch_for_a_finite_estimate() -> 
     (r,) = run_case(Case("sqrt(x - 3)", ({"x": 3.0},)))
     assert r.gradient["symbolic"]["x"] == float("inf")
     assert r.numeric_agrees is False
+
+
+@pytest.mark.parametrize("text", ["max(x, elu(1))", "min(x, leaky_relu(-2))", "max(elu(x), x)"])
+def test_min_and_max_compare_activations_at_numbers(text: str) -> None:
+    # Found by the chain-rule property test: SymPy's Max refused an unevaluated elu(1).
+    r = one(Case(text, ({"x": 0.0},)))
+    assert r.status == "pass", r.message
