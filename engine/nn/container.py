@@ -11,34 +11,14 @@ from engine.nn.module import Module, _add_indent
 __all__ = ["ModuleDict", "ModuleList", "Sequential"]
 
 
-class Sequential(Module):
-    """Chain modules: the output of each is the input of the next."""
-
-    @overload
-    def __init__(self, *args: Module) -> None: ...
-
-    @overload
-    def __init__(self, arg: OrderedDict[str, Module]) -> None: ...
-
-    def __init__(self, *args: Any) -> None:
-        super().__init__()
-        if len(args) == 1 and isinstance(args[0], OrderedDict):
-            for name, module in args[0].items():
-                self.add_module(name, module)
-        else:
-            for index, module in enumerate(args):
-                self.add_module(str(index), module)
+class _IndexedModules(Module):
+    """What Sequential and ModuleList share: modules addressed by position, as in PyTorch."""
 
     def _index(self, idx: int) -> str:
         size = len(self)
         if not -size <= idx < size:
             raise IndexError(f"index {idx} is out of range")
         return list(self._modules)[idx % size]
-
-    def __getitem__(self, idx: int | slice) -> Module:
-        if isinstance(idx, slice):
-            return Sequential(OrderedDict(list(self._modules.items())[idx]))
-        return self._modules[self._index(idx)]
 
     def __setitem__(self, idx: int, module: Module) -> None:
         setattr(self, self._index(idx), module)
@@ -59,6 +39,30 @@ class Sequential(Module):
     def __iter__(self) -> Iterator[Module]:
         return iter(self._modules.values())
 
+
+class Sequential(_IndexedModules):
+    """Chain modules: the output of each is the input of the next."""
+
+    @overload
+    def __init__(self, *args: Module) -> None: ...
+
+    @overload
+    def __init__(self, arg: OrderedDict[str, Module]) -> None: ...
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__()
+        if len(args) == 1 and isinstance(args[0], OrderedDict):
+            for name, module in args[0].items():
+                self.add_module(name, module)
+        else:
+            for index, module in enumerate(args):
+                self.add_module(str(index), module)
+
+    def __getitem__(self, idx: int | slice) -> Module:
+        if isinstance(idx, slice):
+            return Sequential(OrderedDict(list(self._modules.items())[idx]))
+        return self._modules[self._index(idx)]
+
     def append(self, module: Module) -> Sequential:
         """Add ``module`` at the end; return self."""
         self.add_module(str(len(self)), module)
@@ -71,7 +75,7 @@ class Sequential(Module):
         return input
 
 
-class ModuleList(Module):
+class ModuleList(_IndexedModules):
     """A list of modules, each registered (so their parameters are the list's)."""
 
     def __init__(self, modules: Iterable[Module] | None = None) -> None:
@@ -79,34 +83,10 @@ class ModuleList(Module):
         if modules is not None:
             self.extend(modules)
 
-    def _index(self, idx: int) -> str:
-        n = len(self)
-        if not -n <= idx < n:
-            raise IndexError(f"index {idx} is out of range")
-        return str(idx % n)
-
     def __getitem__(self, idx: int | slice) -> Any:
         if isinstance(idx, slice):
             return ModuleList(list(self._modules.values())[idx])
         return self._modules[self._index(idx)]
-
-    def __setitem__(self, idx: int, module: Module) -> None:
-        setattr(self, self._index(idx), module)
-
-    def __delitem__(self, idx: int | slice) -> None:
-        names = list(self._modules)[idx] if isinstance(idx, slice) else [self._index(idx)]
-        for name in names:
-            delattr(self, name)
-        remaining = list(self._modules.values())
-        self._modules.clear()
-        for index, module in enumerate(remaining):
-            self._modules[str(index)] = module
-
-    def __len__(self) -> int:
-        return len(self._modules)
-
-    def __iter__(self) -> Iterator[Module]:
-        return iter(self._modules.values())
 
     def __repr__(self) -> str:
         # torch folds runs of equal-looking modules: "(0-2): 3 x Linear(...)"
