@@ -151,20 +151,33 @@ class Expm1(_Real):
         return sympy.exp(self.args[0])
 
 
-class Elu(_Real):
-    """x if x > 0 else alpha*(exp(x) - 1); torch takes the second branch at 0."""
+class _PositivePart(_Real):
+    """x if x > 0 else ``_below(x, p)``, for a parameter p; torch takes the second branch at 0."""
 
     nargs = 2
-    _name = "elu"
+
+    @staticmethod
+    def _below(x: sympy.Expr, p: sympy.Expr) -> sympy.Expr:
+        raise NotImplementedError
 
     @classmethod
-    def eval(cls, x: sympy.Expr, a: sympy.Expr) -> sympy.Expr | None:
+    def eval(cls, x: sympy.Expr, p: sympy.Expr) -> sympy.Expr | None:
         # A number must evaluate: Max/Min refuse an argument they cannot compare.
         if x.is_extended_positive:
             return x
         if x.is_extended_nonpositive:
-            return a * Expm1(x)
+            return cls._below(x, p)
         return None
+
+
+class Elu(_PositivePart):
+    """x if x > 0 else alpha*(exp(x) - 1)."""
+
+    _name = "elu"
+
+    @staticmethod
+    def _below(x: sympy.Expr, a: sympy.Expr) -> sympy.Expr:
+        return a * Expm1(x)
 
     def fdiff(self, argindex: int = 1) -> sympy.Expr:
         x, a = self.args
@@ -173,19 +186,14 @@ class Elu(_Real):
         return _H(-x, 1) * Expm1(x)
 
 
-class LeakyRelu(_Real):
+class LeakyRelu(_PositivePart):
     """x if x > 0 else slope*x; torch's derivative at 0 is the slope."""
 
-    nargs = 2
     _name = "leaky_relu"
 
-    @classmethod
-    def eval(cls, x: sympy.Expr, s: sympy.Expr) -> sympy.Expr | None:
-        if x.is_extended_positive:
-            return x
-        if x.is_extended_nonpositive:
-            return s * x
-        return None
+    @staticmethod
+    def _below(x: sympy.Expr, s: sympy.Expr) -> sympy.Expr:
+        return s * x
 
     def fdiff(self, argindex: int = 1) -> sympy.Expr:
         x, s = self.args
