@@ -327,3 +327,16 @@ def test_load_refuses_other_files_without_running_code(tmp_path):
         engine.load(path)
     with pytest.raises(TypeError, match="state_dict"):
         engine.save(engine.nn.Linear(2, 2), tmp_path / "model.pt")
+
+
+def test_max_pool2d_sends_a_nan_window_gradient_where_torch_does():
+    data = np.array([[[[1.0, np.nan, 3.0, 3.0], [np.nan, 2.0, 3.0, 1.0],
+                       [0.0, 0.0, np.nan, 0.0], [0.0, 0.0, 0.0, 0.0]]]])
+    out = {}
+    for lib in (torch, engine):
+        x = lib.tensor(data, requires_grad=True)
+        y, idx = lib.nn.functional.max_pool2d(x, 2, return_indices=True)
+        y.sum().backward()
+        out[lib] = (y.detach().numpy(), idx.numpy(), x.grad.numpy())
+    for e, t in zip(out[engine], out[torch], strict=True):
+        np.testing.assert_array_equal(e, t)
