@@ -381,20 +381,32 @@ def _gelu(x: Any, approximate: str) -> Any:
     return (0.5 * x * (1 + _erf(x / _SQRT_2))).astype(np.result_type(x), copy=False)
 
 
-def _gelu_derivative(x: Any, approximate: str) -> Any:
-    """d gelu / dx on NumPy values."""
+def _gelu_derivative(x: Any, approximate: str, cdf: Any) -> Any:
+    """d gelu / dx on NumPy values (cdf: Phi(x), when the forward's output gave it)."""
     if approximate == "tanh":
         u1 = _TANH_K * (1 + 3 * _TANH_C * x * x)
         t = np.tanh(_TANH_K * (x + _TANH_C * x * x * x))
         return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * u1
-    return 0.5 * (1 + _erf(x / _SQRT_2)) + x * np.exp(-0.5 * x * x) / _SQRT_2PI
+    if cdf is None:
+        cdf = 0.5 * (1 + _erf(x / _SQRT_2))
+    return cdf + x * np.exp(-0.5 * x * x) / _SQRT_2PI
 
 
-def _gelu_backward(g: Any, x: Any, approximate: str) -> Any:
-    return (g * _gelu_derivative(x, approximate)).astype(np.result_type(g, x), copy=False)
+def _gelu_cdf(x: Tensor, out: Tensor, approximate: str) -> Any:
+    # Phi(x) = gelu(x) / x, read off the forward's output: backward then needs no second
+    # erf, which was a quarter of a transformer block's step. (Phi(0) = 1/2.)
+    if approximate == "tanh":
+        return None  # (1 + tanh) / 2 from gelu / x would cancel; tanh is cheap anyway
+    xd, od = x._data, out._data
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(xd == 0, 0.5, od / np.where(xd == 0, 1, xd))
 
 
-def _gelu_second(gg: Tensor, g: Tensor, x: Tensor, approximate: str) -> Tensor:
+def _gelu_backward(g: Any, x: Any, approximate: str, cdf: Any) -> Any:
+    return (g * _gelu_derivative(x, approximate, cdf)).astype(np.result_type(g, x), copy=False)
+
+
+def _gelu_second(gg: Tensor, g: Tensor, x: Tensor, approximate: str, cdf: Any) -> Tensor:
     # d^2 gelu / dx^2 in engine ops, so that third derivatives exist too.
     if approximate == "tanh":
         u1 = _TANH_K * (1 + 3 * _TANH_C * x * x)
@@ -1338,9 +1350,11 @@ op("relu", "ReluBackward0", _relu, lambda g, x, out: g * (out > 0), saves_output
 # ML activations with torch's semantics (torch.nn.functional). Second derivatives: the rules
 # are engine ops; gelu's is its own row, as torch's GeluBackwardBackward0.
 op("gelu", "GeluBackward0", _gelu,
-   lambda g, x, approximate: call(OPS["gelu_backward"], g, x, approximate), saves=(0,))
+   lambda g, x, approximate, out: call(OPS["gelu_backward"], g, x, approximate,
+                                       _gelu_cdf(x, out, approximate)),
+   saves=(0,), saves_output=True)
 op("gelu_backward", "GeluBackwardBackward0", _gelu_backward,
-   lambda gg, g, x, approximate: call(OPS["gelu_backward"], gg, x, approximate),
+   lambda gg, g, x, approximate, cdf: call(OPS["gelu_backward"], gg, x, approximate, cdf),
    _gelu_second, saves=(0, 1), reads=((1,), (0, 1)))
 op("silu", "SiluBackward0", _silu, _silu_rule, saves=(0,))
 op("elu", "EluBackward0", _elu,
