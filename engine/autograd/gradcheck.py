@@ -407,26 +407,44 @@ class _Checker:
         """None: steps chosen per element; an explicit eps is PyTorch's fixed central step."""
         return None if self.eps == _DEFAULT_EPS else self.eps
 
-    def _numeric_full(self, runs: list[_Run], jacs: list) -> numeric.NumericResult:
-        """The numeric Jacobian, as precise as the verdicts on these analytic ones need."""
+    def _numeric_full(
+        self, runs: list[_Run], analytic: Callable[[int], list | _Failure]
+    ) -> tuple[numeric.NumericResult, dict[int, set[tuple[int, int]]], _Failure | None]:
+        """The numeric Jacobian, as precise as the verdicts on the analytic ones need.
+
+        analytic(r): run r's analytic Jacobian (or its failure), computed when first asked:
+        the later runs' only once the earlier ones have not settled the verdict.  Also
+        returns the pairs (o, k) per run that failed on estimates whose error settles it,
+        and a run's analytic failure; in both cases nothing more was refined.
+        """
         blocks = [(int(self.offsets[k]), int(self.offsets[k + 1])) for k in range(len(self.diff))]
         # Structure detection costs 2 log2(n) evaluations; it is worth trying only where the
         # analytic Jacobian looks gather-shaped (a wrong one costs time, never a verdict).
+        jac0 = analytic(0)
         detect = [
-            all(
-                np.all(np.count_nonzero(np.vstack([j[k] for j in jac]), axis=1) <= 1)
-                for jac in jacs
-            )
+            np.all(np.count_nonzero(np.vstack([j[k] for j in jac0]), axis=1) <= 1)
             for k in range(len(self.diff))
         ]
+        settled: dict[int, set[tuple[int, int]]] = {}
+        broken: list[_Failure] = []
 
         def undecided(value: np.ndarray, error: np.ndarray, floor: np.ndarray) -> np.ndarray:
             need = np.zeros(value.shape, dtype=bool)
-            for run, jac in zip(runs, jacs, strict=True):
-                need |= self._undecided(run, jac, value, error, floor)
-            return need
+            for r, run in enumerate(runs):
+                jac = analytic(r)
+                if isinstance(jac, _Failure):
+                    broken.append(jac.after(run.note))
+                    break
+                open_, failing = self._decide(run, jac, value, error, floor)
+                if failing:
+                    settled[r] = failing
+                    break
+                need |= open_
+            # One element that fails whatever a refined reference says settles the verdict:
+            # refining the others (or running a later run's backward) would only cost time.
+            return np.zeros(value.shape, dtype=bool) if settled or broken else need
 
-        return numeric.staged_jacobian(
+        num = numeric.staged_jacobian(
             self.f_ref,
             self.flat0,
             undecided,
@@ -435,43 +453,57 @@ class _Checker:
             dtype=self.ref_dtype,
             step=self._step(),
         )
+        return num, settled, broken[0] if broken else None
 
-    def _undecided(
+    def _decide(
         self, run: _Run, jac: list, value: np.ndarray, error: np.ndarray, floor: np.ndarray
-    ) -> np.ndarray:
-        """Elements whose verdict a more precise numeric reference could change.
+    ) -> tuple[np.ndarray, set[tuple[int, int]]]:
+        """The elements a more precise numeric reference could change, and the pairs (o, k)
+        with an element that fails whatever it says.
 
-        An element is decided (it passes) when |A - N| + 4 E fits in the tolerance, computed
+        An element is decided passing when |A - N| + 4 E fits in the tolerance, computed
         from lower bounds of the scales (|N| - 4 E for |N|), plus 4 F, F a lower bound on the
         error any refined reference would report (numeric's floor; E >= F).  The truth lies
         within 4 E of N (the rule's own premise), so A is within tolerance + 4 F of it: the
         refined verdict could not call it a mismatch beyond the margin the rule leaves
-        anyway, and the first estimate passes the rule itself.  Everything else, in
-        particular every element that would fail, is refined before it is judged, so a
-        first estimate never raises an alarm.
+        anyway, and the first estimate passes the rule itself.
+
+        An element is decided failing when |A - N| - 8 E exceeds the tolerance computed from
+        upper bounds of the scales (|N| + 4 E for |N|): a refined reference N' within 4 E of
+        N with an error E' <= E, judged at any scale it allows, still fails the rule.  Upper
+        bounds exist only where every element of the Jacobian is finite, so a NaN anywhere
+        leaves the failures to the refined reference.  The rest is refined before it is
+        judged.
         """
         usable = np.isfinite(value) & np.isfinite(error)
         low = np.where(usable, np.maximum(np.abs(value) - _ERROR_FACTOR * error, 0.0), 0.0)
+        high = np.where(usable, np.abs(value) + _ERROR_FACTOR * error, np.inf)
         global_low = float(np.max(low, initial=0.0))
+        global_high = float(np.max(high, initial=0.0))
         need = np.ones(value.shape, dtype=bool)
+        failing = set()
         for o in range(len(self.out_sizes)):
             rows = slice(self.out_offsets[o], self.out_offsets[o + 1])
             for k in range(len(self.diff)):
                 cols = slice(self.offsets[k], self.offsets[k + 1])
-                a, n, e, lo = jac[o][k], value[rows, cols], error[rows, cols], low[rows, cols]
+                a, n, e = jac[o][k], value[rows, cols], error[rows, cols]
+                lo, hi = low[rows, cols], high[rows, cols]
                 both = usable[rows, cols] & np.isfinite(a)
-                local = max(
-                    float(np.max(np.abs(a[both]), initial=0.0)),
-                    float(np.max(lo[both], initial=0.0)),
-                )
-                scale = max(local, 1e-3 * global_low)
+                a_max = float(np.max(np.abs(a[both]), initial=0.0))
+                scale = max(a_max, float(np.max(lo[both], initial=0.0)), 1e-3 * global_low)
+                scale_hi = max(a_max, float(np.max(hi[both], initial=0.0)), 1e-3 * global_high)
                 tau = _tolerance_scale(self._pair_eps(o, k, run), self.scale_tolerances)
                 with np.errstate(invalid="ignore"):
+                    gap = np.abs(a - n)
                     tol = tau * (self.atol * scale + self.rtol * lo)
                     slack = _ERROR_FACTOR * floor[rows, cols]
-                    ok = both & (np.abs(a - n) + _ERROR_FACTOR * e <= tol + slack)
-                need[rows, cols] = ~ok
-        return need
+                    ok = both & (gap + _ERROR_FACTOR * e <= tol + slack)
+                    tol_hi = tau * (self.atol * scale_hi + self.rtol * hi)
+                    bad = both & (gap - 2 * _ERROR_FACTOR * e > tol_hi)
+                need[rows, cols] = ~(ok | bad)
+                if np.any(bad):
+                    failing.add((o, k))
+        return need, failing
 
     def _pair_eps(self, o: int, k: int, run: _Run) -> float:
         if run.eps is not None:
@@ -494,22 +526,37 @@ class _Checker:
         return first
 
     def _full(self, runs: list[_Run]) -> _Failure | None:
-        jacs = []
-        for run in runs:
-            jac = self._analytic_checked(run)
+        jacs: dict[int, list | _Failure] = {}
+
+        def analytic(r: int) -> list | _Failure:
+            if r not in jacs:
+                jacs[r] = self._analytic_checked(runs[r])
+            return jacs[r]
+
+        if isinstance(analytic(0), _Failure):
+            return analytic(0).after(runs[0].note)
+        num, settled, broken = self._numeric_full(runs, analytic)
+        if broken is not None:
+            return broken
+        for r, run in enumerate(runs):
+            if settled and r not in settled:
+                continue  # its elements were left unrefined: judge the run that failed
+            jac = analytic(r)
             if isinstance(jac, _Failure):
                 return jac.after(run.note)
-            jacs.append(jac)
-        num = self._numeric_full(runs, jacs)
-        for run, jac in zip(runs, jacs, strict=True):
-            failure = self._full_run(run, jac, num)
+            failure = self._full_run(run, jac, num, settled.get(r))
             if failure is not None:
                 return failure.after(run.note)
         return None
 
     def _full_run(
-        self, run: _Run, jac: list[list[np.ndarray]], num: numeric.NumericResult
+        self,
+        run: _Run,
+        jac: list[list[np.ndarray]],
+        num: numeric.NumericResult,
+        only: set[tuple[int, int]] | None = None,
     ) -> _Failure | None:
+        """The first failing pair of one run (of the pairs in `only`, when given)."""
         outs = run.outs
         pairs = []
         for o in range(len(outs)):
@@ -533,6 +580,8 @@ class _Checker:
             (float(np.max(np.abs(p.numeric), initial=0.0)) for p in pairs), default=0.0
         )
         for pair in pairs:
+            if only is not None and (pair.out_index, self.diff.index(pair.in_index)) not in only:
+                continue
             failure = self._judge(pair, global_scale)
             if failure is not None:
                 return failure
@@ -636,19 +685,30 @@ class _Checker:
             return out
 
         def undecided(value, error, floor, realised) -> np.ndarray:
+            # Decided as the elements of the full check are (see _decide): passing at the
+            # lower bounds of the scales, failing at the upper ones by more than 8 E.
             need = np.zeros(count, dtype=bool)
+            failing = False
             for r, run in enumerate(runs):
                 lows = projected(r, value, floor, realised)
                 for o, (a, n, e) in enumerate(projected(r, value, error, realised)):
                     slack = _ERROR_FACTOR * lows[o][2]
                     usable = np.isfinite(a) & np.isfinite(n) & np.isfinite(e)
                     low = np.where(usable, np.maximum(np.abs(n) - _ERROR_FACTOR * e, 0.0), 0.0)
-                    scale = max(float(np.max(np.abs(a[usable]), initial=0.0)), float(np.max(low)))
+                    high = np.where(usable, np.abs(n) + _ERROR_FACTOR * e, np.inf)
+                    a_max = float(np.max(np.abs(a[usable]), initial=0.0))
+                    scale = max(a_max, float(np.max(low)))
+                    scale_hi = max(a_max, float(np.max(high)))
                     tau = _tolerance_scale(self._fast_eps(o, run), self.scale_tolerances)
                     with np.errstate(invalid="ignore"):
+                        gap = np.abs(a - n)
                         tol = tau * (self.atol * scale + self.rtol * low)
-                        need |= ~(usable & (np.abs(a - n) + _ERROR_FACTOR * e <= tol + slack))
-            return need
+                        tol_hi = tau * (self.atol * scale_hi + self.rtol * high)
+                        need |= ~(usable & (gap + _ERROR_FACTOR * e <= tol + slack))
+                        failing |= bool(np.any(usable & (gap - 2 * _ERROR_FACTOR * e > tol_hi)))
+            # A projection that fails whatever a refined reference says sends the check to
+            # the full one: refining the others would only cost evaluations.
+            return np.zeros(count, dtype=bool) if failing else need
 
         res, realised = numeric.staged_directional(
             self.f_ref, self.flat0, dirs, undecided, dtype=self.ref_dtype, step=self._step()
@@ -850,10 +910,13 @@ def gradcheck(
 
     N and E are, per element, a cheap first estimate (three evaluations per input, or per
     block of inputs that no output element reads two of) where it already settles the
-    verdict, that is where |A - N| + 4 E fits the tolerance even at the lowest scales
-    consistent with the estimates, else Richardson extrapolation; so every element judged
-    a mismatch was judged on the Richardson reference, and no element passes that the
-    Richardson reference would fail unless the first estimate's error bound is dishonest.
+    verdict, else Richardson extrapolation.  It settles a pass where |A - N| + 4 E fits the
+    tolerance even at the lowest scales consistent with the estimates, and a failure where
+    |A - N| - 8 E exceeds it even at the highest ones (every refined N' within 4 E of N, with
+    an error at most E, would fail too); one settled failure ends the numeric work, and the
+    report then shows the first estimates with their error estimates.  So no element passes
+    and none fails that the Richardson reference would judge otherwise, unless the first
+    estimate's error bound is dishonest.
 
     S is the scale of the pair's Jacobian, max |A|, |N| (floored at 1e-3 of the largest
     pair's scale), so atol is relative: a wrong gradient of size 1e-9 is still caught and
