@@ -8,7 +8,7 @@ swallows small errors nor cries wolf in float32 (see `gradcheck`'s docstring).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, NoReturn
 
 import numpy as np
@@ -130,6 +130,42 @@ class _Run:
     note: str = ""
 
 
+@dataclass(frozen=True)
+class _Options:
+    """The keywords of one gradcheck call, written once: ours all, torch's by `torch_kwargs`."""
+
+    eps: float = _DEFAULT_EPS
+    atol: float = 1e-5
+    rtol: float = 1e-3
+    raise_exception: bool = True
+    nondet_tol: float = 0.0
+    check_undefined_grad: bool = True
+    check_grad_dtypes: bool = False
+    check_backward_ad: bool = True
+    fast_mode: bool = False
+    scale_tolerances: bool = True
+    projections: int = 2
+    seed: int = 0
+
+    @classmethod
+    def pick(cls, keywords: dict[str, Any]) -> _Options:
+        """The options among a public function's keywords (its `locals()`), by field name."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{name: value for name, value in keywords.items() if name in names})
+
+    def torch_kwargs(self) -> dict[str, Any]:
+        """The keywords torch.autograd.gradcheck and gradgradcheck share with ours."""
+        return {
+            "eps": self.eps,
+            "atol": self.atol,
+            "rtol": self.rtol,
+            "raise_exception": self.raise_exception,
+            "nondet_tol": self.nondet_tol,
+            "check_grad_dtypes": self.check_grad_dtypes,
+            "fast_mode": self.fast_mode,
+        }
+
+
 # ------------------------------------------------------------------------------ helpers
 
 
@@ -160,36 +196,11 @@ def _fmt_index(flat: int, shape: tuple[int, ...]) -> str:
 class _Checker:
     """Runs the analytic and numeric sides of one gradcheck call."""
 
-    def __init__(
-        self,
-        adapter: Adapter,
-        func: Callable,
-        inputs: tuple,
-        *,
-        eps: float,
-        atol: float,
-        rtol: float,
-        nondet_tol: float,
-        check_undefined_grad: bool,
-        check_grad_dtypes: bool,
-        fast_mode: bool,
-        scale_tolerances: bool,
-        projections: int,
-        seed: int,
-    ):
+    def __init__(self, adapter: Adapter, func: Callable, inputs: tuple, options: _Options):
         self.adapter = adapter
         self.func = func
         self.inputs = inputs
-        self.eps = eps
-        self.atol = atol
-        self.rtol = rtol
-        self.nondet_tol = nondet_tol
-        self.check_undefined_grad = check_undefined_grad
-        self.check_grad_dtypes = check_grad_dtypes
-        self.fast_mode = fast_mode
-        self.scale_tolerances = scale_tolerances
-        self.projections = projections
-        self.seed = seed
+        self.opts = options
         self.diff = adapter.diff_indices(inputs)
         if not self.diff:
             raise ValueError("gradcheck expects at least one input tensor to require gradient")
@@ -306,7 +317,7 @@ class _Checker:
                     f"expected {list(self.in_shapes[k])}{hint}"
                 )
             expected = fw.dtype_of(run.inputs[self.diff[k]])
-            if self.check_grad_dtypes and fw.dtype_of(g) != expected:
+            if self.opts.check_grad_dtypes and fw.dtype_of(g) != expected:
                 return _Failure(
                     f"gradient for input {self.diff[k]} has dtype {fw.dtype_of(g)}, "
                     f"expected {expected}"
@@ -353,7 +364,7 @@ class _Checker:
         self.flat0 = np.concatenate([x.reshape(-1) for x in self.x0])
         self.out_sizes = [int(np.prod(o.shape, dtype=np.int64)) for o in outs]
         self.out_offsets = np.concatenate([[0], np.cumsum(self.out_sizes)]).astype(int)
-        if self.check_undefined_grad and any(map(self.adapter.requires_grad, outs)):
+        if self.opts.check_undefined_grad and any(map(self.adapter.requires_grad, outs)):
             zeros = [
                 self._cotangent(o, np.zeros(s)) for o, s in zip(outs, self.out_sizes, strict=True)
             ]
@@ -367,7 +378,7 @@ class _Checker:
                         f"{self.diff[k]} (max |g| = {np.max(np.abs(g)):.3g})"
                     )
         runs = [_Run(self.inputs, outs)] + self._float64_run()
-        if self.fast_mode:
+        if self.opts.fast_mode:
             if self._fast(runs) is None:
                 return None
             # The element-wise check locates the failure and has the last word, so that
@@ -405,7 +416,7 @@ class _Checker:
 
     def _step(self) -> float | None:
         """None: steps chosen per element; an explicit eps is PyTorch's fixed central step."""
-        return None if self.eps == _DEFAULT_EPS else self.eps
+        return None if self.opts.eps == _DEFAULT_EPS else self.opts.eps
 
     def _numeric_full(
         self, runs: list[_Run], analytic: Callable[[int], list | _Failure]
@@ -492,13 +503,13 @@ class _Checker:
                 a_max = float(np.max(np.abs(a[both]), initial=0.0))
                 scale = max(a_max, float(np.max(lo[both], initial=0.0)), 1e-3 * global_low)
                 scale_hi = max(a_max, float(np.max(hi[both], initial=0.0)), 1e-3 * global_high)
-                tau = _tolerance_scale(self._pair_eps(o, k, run), self.scale_tolerances)
+                tau = _tolerance_scale(self._pair_eps(o, k, run), self.opts.scale_tolerances)
                 with np.errstate(invalid="ignore"):
                     gap = np.abs(a - n)
-                    tol = tau * (self.atol * scale + self.rtol * lo)
+                    tol = tau * (self.opts.atol * scale + self.opts.rtol * lo)
                     slack = _ERROR_FACTOR * floor[rows, cols]
                     ok = both & (gap + _ERROR_FACTOR * e <= tol + slack)
-                    tol_hi = tau * (self.atol * scale_hi + self.rtol * hi)
+                    tol_hi = tau * (self.opts.atol * scale_hi + self.opts.rtol * hi)
                     bad = both & (gap - 2 * _ERROR_FACTOR * e > tol_hi)
                 need[rows, cols] = ~(ok | bad)
                 if np.any(bad):
@@ -593,17 +604,17 @@ class _Checker:
             return second
         for k in range(len(self.diff)):
             diff = float(np.max(np.abs(first[k] - second[k]), initial=0.0))
-            if not diff <= self.nondet_tol:
+            if not diff <= self.opts.nondet_tol:
                 return _Failure(
                     f"Backward is not reentrant, i.e., running backward with same input "
                     f"and grad_output multiple times gives different values (max "
                     f"difference {diff:.3g} for output {o}, input {self.diff[k]}). The "
-                    f"tolerance for nondeterminism was {self.nondet_tol}."
+                    f"tolerance for nondeterminism was {self.opts.nondet_tol}."
                 )
         return None
 
     def _judge(self, pair: _Pair, global_scale: float) -> _Failure | None:
-        tau = _tolerance_scale(pair.eps, self.scale_tolerances)
+        tau = _tolerance_scale(pair.eps, self.opts.scale_tolerances)
         finite = np.isfinite(pair.analytic) & np.isfinite(pair.numeric)
         local = max(
             float(np.max(np.abs(pair.analytic[finite]), initial=0.0)),
@@ -616,14 +627,16 @@ class _Checker:
             pair.analytic,
             pair.numeric,
             pair.error,
-            atol=self.atol * tau,
-            rtol=self.rtol * tau,
+            atol=self.opts.atol * tau,
+            rtol=self.opts.rtol * tau,
             error_factor=_ERROR_FACTOR,
             scale=scale,
         )
         unusable = ~np.isfinite(pair.numeric) | ~np.isfinite(pair.error)
         if verdict.ok and not np.any(unusable & np.isfinite(pair.analytic)):
             return None
+        if not self.opts.raise_exception:
+            return _Failure("Jacobian mismatch")  # nobody sees the report: skip building it
         mismatch = _mismatch(pair, verdict, unusable)
         return _Failure("\n".join(mismatch.lines()), mismatch)
 
@@ -637,8 +650,8 @@ class _Checker:
         no input hides behind a larger one.  The numeric side is a first estimate along u
         (three evaluations), refined on the Richardson ladder only where it cannot decide.
         """
-        rng = np.random.default_rng(self.seed)
-        n_out, count, size = len(self.out_sizes), self.projections, self.flat0.size
+        rng = np.random.default_rng(self.opts.seed)
+        n_out, count, size = len(self.out_sizes), self.opts.projections, self.flat0.size
         # Random sizes as well as signs: with +-1 entries an error in two elements of equal
         # size cancels in half the projections; with sizes in [0.5, 1.5] it cancels in none.
         w = [[_random_entries(rng, m) for m in self.out_sizes] for _ in range(count)]
@@ -699,11 +712,11 @@ class _Checker:
                     a_max = float(np.max(np.abs(a[usable]), initial=0.0))
                     scale = max(a_max, float(np.max(low)))
                     scale_hi = max(a_max, float(np.max(high)))
-                    tau = _tolerance_scale(self._fast_eps(o, run), self.scale_tolerances)
+                    tau = _tolerance_scale(self._fast_eps(o, run), self.opts.scale_tolerances)
                     with np.errstate(invalid="ignore"):
                         gap = np.abs(a - n)
-                        tol = tau * (self.atol * scale + self.rtol * low)
-                        tol_hi = tau * (self.atol * scale_hi + self.rtol * high)
+                        tol = tau * (self.opts.atol * scale + self.opts.rtol * low)
+                        tol_hi = tau * (self.opts.atol * scale_hi + self.opts.rtol * high)
                         need |= ~(usable & (gap + _ERROR_FACTOR * e <= tol + slack))
                         failing |= bool(np.any(usable & (gap - 2 * _ERROR_FACTOR * e > tol_hi)))
             # A projection that fails whatever a refined reference says sends the check to
@@ -829,48 +842,17 @@ def _adapter_for(inputs: tuple, adapter: Adapter | None) -> Adapter:
     return adapter if adapter is not None else for_inputs(inputs)
 
 
-def _gradcheck(
-    adapter: Adapter | None,
-    func: Callable,
-    inputs: Any,
-    *,
-    eps: float = _DEFAULT_EPS,
-    atol: float = 1e-5,
-    rtol: float = 1e-3,
-    raise_exception: bool = True,
-    nondet_tol: float = 0.0,
-    check_undefined_grad: bool = True,
-    check_grad_dtypes: bool = False,
-    check_backward_ad: bool = True,
-    fast_mode: bool = False,
-    scale_tolerances: bool = True,
-    projections: int = 2,
-    seed: int = 0,
-) -> bool:
+def _gradcheck(adapter: Adapter | None, func: Callable, inputs: Any, options: _Options) -> bool:
     """gradcheck through a framework adapter (None: the one the inputs' arrays call for)."""
     tupled = _as_tuple(inputs)
     fw = _adapter_for(tupled, adapter)
-    checker = _Checker(
-        fw,
-        func,
-        tupled,
-        eps=eps,
-        atol=atol,
-        rtol=rtol,
-        nondet_tol=nondet_tol,
-        check_undefined_grad=check_undefined_grad,
-        check_grad_dtypes=check_grad_dtypes,
-        fast_mode=fast_mode,
-        scale_tolerances=scale_tolerances,
-        projections=projections,
-        seed=seed,
-    )
-    if not check_backward_ad:
+    checker = _Checker(fw, func, tupled, options)
+    if not options.check_backward_ad:
         return True
     failure = checker.run()
     if failure is None:
         return True
-    if raise_exception:
+    if options.raise_exception:
         _raise(fw.error_type, fw.note(checker.in_dtypes) + failure.message, failure)
     return False
 
@@ -940,6 +922,7 @@ def gradcheck(
     With torch inputs, check_batched_grad, check_batched_forward_grad, check_forward_ad and
     masked are torch's own checks, run by torch.autograd.gradcheck after ours passes.
     """
+    options = _Options.pick(locals())  # before any other local: the keywords, once
     adapter = for_inputs(_as_tuple(inputs))
     torch_checks = _unsupported(
         adapter,
@@ -948,59 +931,31 @@ def gradcheck(
         check_forward_ad=check_forward_ad,
         masked=bool(masked),
     )
-    ours = _gradcheck(
-        adapter,
-        func,
-        inputs,
-        eps=eps,
-        atol=atol,
-        rtol=rtol,
-        raise_exception=raise_exception,
-        nondet_tol=nondet_tol,
-        check_undefined_grad=check_undefined_grad,
-        check_grad_dtypes=check_grad_dtypes,
-        check_backward_ad=check_backward_ad,
-        fast_mode=fast_mode,
-        scale_tolerances=scale_tolerances,
-        projections=projections,
-        seed=seed,
-    )
+    ours = _gradcheck(adapter, func, inputs, options)
     if not (ours and torch_checks):
         return ours
     # Batched grads need torch's backward pass; ours has judged the backward already.
     return adapter.own_check(
         "gradcheck",
         (func, inputs),
-        dict(
-            eps=eps,
-            atol=atol,
-            rtol=rtol,
-            raise_exception=raise_exception,
-            nondet_tol=nondet_tol,
-            check_undefined_grad=False,
-            check_grad_dtypes=check_grad_dtypes,
-            check_backward_ad=check_batched_grad,
-            fast_mode=fast_mode,
+        {
+            **options.torch_kwargs(),
+            "check_undefined_grad": False,
+            "check_backward_ad": check_batched_grad,
             **torch_checks,
-        ),
+        },
     )
 
 
 def _gradgradcheck(
-    adapter: Adapter | None,
-    func: Callable,
-    inputs: Any,
-    grad_outputs: Any = None,
-    *,
-    seed: int = 0,
-    **kwargs: Any,
+    adapter: Adapter | None, func: Callable, inputs: Any, grad_outputs: Any, options: _Options
 ) -> bool:
     """gradgradcheck through a framework adapter (None: the one the inputs call for)."""
     tupled = _as_tuple(inputs)
     fw = _adapter_for(tupled, adapter)
     diff = fw.diff_indices(tupled)
     if grad_outputs is None:
-        rng = np.random.default_rng(seed)
+        rng = np.random.default_rng(options.seed)
         grad_outputs = tuple(
             fw.from_numpy(
                 rng.standard_normal(tuple(o.shape)).astype(fw.dtype_of(o)), requires_grad=True
@@ -1010,13 +965,10 @@ def _gradgradcheck(
         )
     grad_outputs = _as_tuple(grad_outputs)
     n_in = len(tupled)
-    raise_exception = kwargs.pop("raise_exception", True)
     first_derivative = fw.first_derivative(func, n_in, diff)
     try:
-        return _gradcheck(fw, first_derivative, tupled + grad_outputs, seed=seed, **kwargs)
+        return _gradcheck(fw, first_derivative, tupled + grad_outputs, options)
     except GradcheckError as exc:
-        if not raise_exception:
-            return False
         _raise(
             fw.error_type,
             f"gradgradcheck: output k below is the gradient for differentiable input k, and "
@@ -1054,6 +1006,7 @@ def gradgradcheck(
     (engine arrays have no strides to vary).  torch and JAX inputs as for gradcheck; with
     torch inputs, check_batched_grad and check_fwd_over_rev are torch's own checks.
     """
+    options = _Options.pick(locals())  # before any other local: the keywords, once
     adapter = for_inputs(_as_tuple(inputs))
     torch_checks = _unsupported(
         adapter,
@@ -1061,41 +1014,19 @@ def gradgradcheck(
         check_fwd_over_rev=check_fwd_over_rev,
         masked=masked,
     )
-    ours = True
-    if check_rev_over_rev:
-        ours = _gradgradcheck(
-            adapter,
-            func,
-            inputs,
-            grad_outputs,
-            seed=seed,
-            eps=eps,
-            atol=atol,
-            rtol=rtol,
-            raise_exception=raise_exception,
-            nondet_tol=nondet_tol,
-            check_undefined_grad=check_undefined_grad,
-            check_grad_dtypes=check_grad_dtypes,
-            fast_mode=fast_mode,
-            scale_tolerances=scale_tolerances,
-            projections=projections,
-        )
+    ours = (
+        _gradgradcheck(adapter, func, inputs, grad_outputs, options) if check_rev_over_rev else True
+    )
     if not (ours and torch_checks):
         return ours
     return adapter.own_check(
         "gradgradcheck",
         (func, inputs, grad_outputs),
-        dict(
-            eps=eps,
-            atol=atol,
-            rtol=rtol,
-            raise_exception=raise_exception,
-            nondet_tol=nondet_tol,
-            check_undefined_grad=False,
-            check_grad_dtypes=check_grad_dtypes,
-            check_rev_over_rev=check_batched_grad,
-            gen_non_contig_grad_outputs=gen_non_contig_grad_outputs,
-            fast_mode=fast_mode,
+        {
+            **options.torch_kwargs(),
+            "check_undefined_grad": False,
+            "check_rev_over_rev": check_batched_grad,
+            "gen_non_contig_grad_outputs": gen_non_contig_grad_outputs,
             **torch_checks,
-        ),
+        },
     )
