@@ -91,10 +91,11 @@ class _Failure:
 
     message: str
     mismatch: JacobianMismatch | None = None
+    numeric: bool = False  # analytic and numeric disagree (rather than a broken backward)
 
     def after(self, note: str) -> _Failure:
         """The same failure, its message prefixed by `note`."""
-        return _Failure(note + self.message, self.mismatch)
+        return _Failure(note + self.message, self.mismatch, self.numeric)
 
 
 def _raise(error_type: type[RuntimeError] | None, message: str, failure: Any) -> NoReturn:
@@ -379,8 +380,9 @@ class _Checker:
                     )
         runs = [_Run(self.inputs, outs)] + self._float64_run()
         if self.opts.fast_mode:
-            if self._fast(runs) is None:
-                return None
+            failure = self._fast(runs)
+            if failure is None or not failure.numeric:
+                return failure
             # The element-wise check locates the failure and has the last word, so that
             # fast mode is never stricter than the full check (a directional estimate can be
             # less precise than per-coordinate ones).  Reentrance was checked on the
@@ -637,9 +639,9 @@ class _Checker:
         if verdict.ok and not np.any(unusable & np.isfinite(pair.analytic)):
             return None
         if not self.opts.raise_exception:
-            return _Failure("Jacobian mismatch")  # nobody sees the report: skip building it
+            return _Failure("Jacobian mismatch", numeric=True)  # nobody sees the report
         mismatch = _mismatch(pair, verdict, unusable)
-        return _Failure("\n".join(mismatch.lines()), mismatch)
+        return _Failure("\n".join(mismatch.lines()), mismatch, numeric=True)
 
     # ---------------------------------------------------------------- fast mode
 
