@@ -4,13 +4,21 @@ from __future__ import annotations
 
 from collections import OrderedDict, namedtuple
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar
 
 import engine
 from engine import Tensor
 from engine.nn.parameter import Parameter
 
 __all__ = ["Module"]
+
+_P = ParamSpec("_P")
+_R_co = TypeVar("_R_co", covariant=True)
+
+
+class _HasForward(Protocol[_P, _R_co]):
+    @property
+    def forward(self) -> Callable[_P, _R_co]: ...
 
 
 class _IncompatibleKeys(namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])):
@@ -50,9 +58,15 @@ class Module:
 
     forward: Callable[..., Any]
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        """Run ``forward``."""
-        return self.forward(*args, **kwargs)
+    if TYPE_CHECKING:
+        # To a type checker, calling a module is calling its forward: the same parameters and
+        # result type (torch's own stubs say Any here).
+        def __call__(self: _HasForward[_P, _R_co], *args: _P.args, **kwargs: _P.kwargs
+                     ) -> _R_co: ...
+    else:
+        def __call__(self, *args: Any, **kwargs: Any) -> Any:
+            """Run ``forward``."""
+            return self.forward(*args, **kwargs)
 
     def _forward_unimplemented(self, *args: Any) -> None:
         raise NotImplementedError(
