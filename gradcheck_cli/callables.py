@@ -274,6 +274,7 @@ def run_callable_case(case: CallableCase) -> list[CaseResult]:
             inputs=check.inputs,
             shapes=check.shapes,
             blame=check.blame,
+            mismatch=check.mismatch,
         )
     ]
 
