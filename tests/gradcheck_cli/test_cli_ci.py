@@ -220,6 +220,37 @@ def test_json_flag_and_format_json_are_the_same_report() -> None:
     assert json.loads(flag.stdout)["cases"] == json.loads(option.stdout)["cases"]
 
 
+@pytest.mark.parametrize(
+    "command", [("grad", "x*x + 2*x + 1", "--at", "x=3"), ("trace", "x*x", "--at", "x=3")]
+)
+def test_grad_and_trace_take_json_as_a_flag_and_as_a_format(command: tuple[str, ...]) -> None:
+    flag, option = run(*command, "--json"), run(*command, "--format", "json")
+    assert flag.exit_code == option.exit_code == 0
+    assert json.loads(flag.stdout) == json.loads(option.stdout)
+    assert json.loads(run(*command, "--json", "--format", "json").stdout) == json.loads(
+        flag.stdout
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("trace", "x*x", "--at", "x=3", "--json", "--format", "dot"),
+         "--json and --format dot ask for two different"),
+        (("grad", "x*x", "--at", "x=3", "--json", "--format", "table"),
+         "--json and --format table ask for two different"),
+        (("grad", "x*x", "--at", "x=3", "--format", "json", "--graph"),
+         "--graph adds to the tables"),
+        (("grad", "x*x", "--at", "x=3", "--json", "--steps"), "--steps adds to the tables"),
+    ],
+)
+def test_grad_and_trace_refuse_contradicting_formats(args: tuple[str, ...], message: str
+                                                     ) -> None:
+    result = run(*args)
+    assert result.exit_code == 2, result.output
+    assert message in " ".join(result.output.split())
+
+
 def test_output_dash_is_stdout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     result = run("check", SEED, "--format", "junit", "-o", "-")
