@@ -862,6 +862,166 @@ def _bce_logits_grad_t(g: Tensor, x: Tensor, t: Tensor, weight: Any, pos_weight:
     return _unreduced(g, _broadcast_shape(x, t), reduction) * d
 
 
+def _bce(x: Any, t: Any, weight: Any, reduction: str) -> Any:
+    # torch's kernel: each log clamped at -100, so that x = 0 or 1 gives a finite loss.
+    with np.errstate(divide="ignore"):
+        loss = (t - 1) * np.maximum(np.log1p(-x), -100) - t * np.maximum(np.log(x), -100)
+    if weight is not None:
+        loss = loss * weight
+    return np.asarray(_reduced(loss, reduction), dtype=np.result_type(x))[()]
+
+
+_BCE_EPSILON = 1e-12  # torch's floor under x (1 - x) in the gradient
+
+
+def _bce_grad_x(g: Tensor, x: Tensor, t: Tensor, weight: Any, reduction: str) -> Tensor:
+    d = (x - t) / unary(OPS["clamp"], (1 - x) * x, _BCE_EPSILON, None)
+    if weight is not None:
+        d = d * const(weight)
+    return _unreduced(g, _broadcast_shape(x, t), reduction) * d
+
+
+def _bce_grad_t(g: Tensor, x: Tensor, t: Tensor, weight: Any, reduction: str) -> Tensor:
+    d = unary(OPS["clamp"], log1p(-x), -100.0, None) - unary(OPS["clamp"], log(x), -100.0, None)
+    if weight is not None:
+        d = d * const(weight)
+    return _unreduced(g, _broadcast_shape(x, t), reduction) * d
+
+
+def _smooth_l1(a: Any, b: Any, reduction: str, beta: float) -> Any:
+    d = a - b
+    m = np.abs(d)
+    return _reduced(np.where(m < beta, 0.5 * d * d / beta, m - 0.5 * beta), reduction)
+
+
+def _smooth_l1_slope(a: Tensor, b: Tensor, beta: float) -> Tensor:
+    d = a - b
+    return where(d / beta, sign(d), const(np.abs(d._data) < beta))
+
+
+def _huber(a: Any, b: Any, reduction: str, delta: float) -> Any:
+    d = a - b
+    m = np.abs(d)
+    return _reduced(np.where(m < delta, 0.5 * d * d, delta * (m - 0.5 * delta)), reduction)
+
+
+def _huber_slope(a: Tensor, b: Tensor, delta: float) -> Tensor:
+    d = a - b
+    return where(d, sign(d) * delta, const(np.abs(d._data) < delta))
+
+
+def _pair_loss_rules(slope: Callable) -> tuple:
+    # d loss / d a = slope(a - b), d loss / d b = -slope, through the reduction.
+    def rule_a(g: Tensor, a: Tensor, b: Tensor, reduction: str, k: float) -> Tensor:
+        return _unreduced(g, _broadcast_shape(a, b), reduction) * slope(a, b, k)
+
+    def rule_b(g: Tensor, a: Tensor, b: Tensor, reduction: str, k: float) -> Tensor:
+        return -(_unreduced(g, _broadcast_shape(a, b), reduction) * slope(a, b, k))
+
+    return rule_a, rule_b
+
+
+# Layer norm and batch norm: x standardised over `dims` ((x - mean) / sqrt(var + eps), the
+# biased variance), then scaled and shifted per feature. `stats` is None for the batch's own
+# statistics, else the (running) mean and variance to use, as constants.
+def _layer_dims(ndim: int, n_normalized: int) -> tuple[int, ...]:
+    return tuple(range(ndim - n_normalized, ndim))
+
+
+def _batch_dims(ndim: int) -> tuple[int, ...]:
+    return (0, *range(2, ndim))
+
+
+def _feature_shape(ndim: int) -> tuple[int, ...]:
+    return (1, -1) + (1,) * (ndim - 2)  # a channel's weight against (N, C, *)
+
+
+def _standardised(x: Any, dims: tuple[int, ...], eps: float, stats: Any) -> Any:
+    if stats is None:
+        mean = np.mean(x, axis=dims, keepdims=True)
+        c = x - mean
+        var = np.mean(c * c, axis=dims, keepdims=True)
+    else:
+        shape = _feature_shape(np.ndim(x))
+        c = x - stats[0].reshape(shape)
+        var = stats[1].reshape(shape)
+    return c * (1 / np.sqrt(var + eps))  # torch multiplies by the reciprocal std
+
+
+def _affine(xhat: Any, w: Any, b: Any, shape: tuple[int, ...] | None) -> Any:
+    if w is not None:
+        xhat = xhat * (w if shape is None else w.reshape(shape))
+    if b is not None:
+        xhat = xhat + (b if shape is None else b.reshape(shape))
+    return xhat
+
+
+def _layer_norm(x: Any, w: Any, b: Any, n_normalized: int, eps: float) -> Any:
+    return _affine(_standardised(x, _layer_dims(np.ndim(x), n_normalized), eps, None), w, b,
+                   None)
+
+
+def _batch_norm(x: Any, w: Any, b: Any, stats: Any, eps: float) -> Any:
+    nd = np.ndim(x)
+    return _affine(_standardised(x, _batch_dims(nd), eps, stats), w, b, _feature_shape(nd))
+
+
+def _standardised_t(x: Tensor, dims: tuple[int, ...], eps: float, stats: Any
+                    ) -> tuple[Tensor, Tensor]:
+    """(x standardised, 1 / std) in engine ops, so the rules differentiate again."""
+    if stats is None:
+        c = x - x.mean(dim=dims, keepdim=True)
+        rstd = 1 / sqrt((c * c).mean(dim=dims, keepdim=True) + eps)
+    else:
+        shape = _feature_shape(x.ndim)
+        c = x - const(stats[0].reshape(shape))
+        rstd = const(1 / np.sqrt(stats[1].reshape(shape) + eps))
+    return c * rstd, rstd
+
+
+def _norm_grad_input(g: Tensor, x: Tensor, w: Any, dims: tuple[int, ...], eps: float,
+                     stats: Any, shape: tuple[int, ...] | None) -> Tensor:
+    xhat, rstd = _standardised_t(x, dims, eps, stats)
+    gx = g if w is None else g * (w if shape is None else w.reshape(shape))
+    if stats is not None:  # constant statistics: the normalisation is affine in x
+        return gx * rstd
+    return rstd * (gx - gx.mean(dim=dims, keepdim=True)
+                   - xhat * (gx * xhat).mean(dim=dims, keepdim=True))
+
+
+def _outer_dims(ndim: int, dims: tuple[int, ...], shape: tuple[int, ...] | None) -> tuple:
+    # The dims a weight's gradient sums over: all but the normalised ones (layer norm) or
+    # all but the channel (batch norm).
+    return tuple(range(ndim - len(dims))) if shape is None else dims
+
+
+def _norm_rules(geometry: Callable) -> tuple:
+    # geometry(x, *static) -> (dims, eps, stats, weight shape or None)
+    def rule_x(g: Tensor, x: Tensor, w: Any, b: Any, *static: Any) -> Tensor:
+        dims, eps, stats, shape = geometry(x, *static)
+        return _norm_grad_input(g, x, w, dims, eps, stats, shape)
+
+    def rule_w(g: Tensor, x: Tensor, w: Any, b: Any, *static: Any) -> Tensor:
+        dims, eps, stats, shape = geometry(x, *static)
+        xhat = _standardised_t(x, dims, eps, stats)[0]
+        return (g * xhat).sum(dim=_outer_dims(x.ndim, dims, shape))
+
+    def rule_b(g: Tensor, x: Any, w: Any, b: Any, *static: Any) -> Tensor:
+        dims, _, _, shape = geometry(x, *static)
+        return g.sum(dim=_outer_dims(g.ndim, dims, shape))
+
+    return rule_x, rule_w, rule_b
+
+
+def _layer_geometry(x: Any, n_normalized: int, eps: float) -> tuple:
+    return _layer_dims(np.ndim(x._data), n_normalized), eps, None, None
+
+
+def _batch_geometry(x: Any, stats: Any, eps: float) -> tuple:
+    nd = np.ndim(x._data)
+    return _batch_dims(nd), eps, stats, _feature_shape(nd)
+
+
 def _conv_out(n: int, k: int, stride: int, pad: int, dil: int) -> int:
     return (n + 2 * pad - dil * (k - 1) - 1) // stride + 1
 
@@ -992,31 +1152,52 @@ def _conv_weight_grad_rules() -> tuple:
     return rule_g, rule_x
 
 
-def _max_pool(x: Any, kernel: tuple, stride: tuple, pad: tuple, dil: tuple) -> Any:
-    return np.max(_pool_windows(x, kernel, stride, pad, dil), axis=tuple(range(2, 2 + len(kernel))))
+def _max_pool(x: Any, kernel: tuple, stride: tuple, pad: tuple, dil: tuple, ceil: bool) -> Any:
+    # An unbatched (C, H, W) input is one node too, as in torch.
+    batched = np.ndim(x) == 2 + len(kernel)
+    win = _pool_windows(x if batched else x[None], kernel, stride, pad, dil, ceil)
+    out = np.max(win, axis=tuple(range(2, 2 + len(kernel))))
+    return out if batched else out[0]
 
 
-def _pool_windows(x: Any, kernel: tuple, stride: tuple, pad: tuple, dil: tuple) -> np.ndarray:
+def _pool_out(n: int, k: int, stride: int, pad: int, dil: int, ceil: bool) -> int:
+    """torch's pooling_output_shape: with ceil_mode a last partial window counts, unless it
+    would start in the right padding."""
+    if not ceil:
+        return _conv_out(n, k, stride, pad, dil)
+    out = -(-(n + 2 * pad - dil * (k - 1) - 1) // stride) + 1
+    return out - 1 if (out - 1) * stride >= n + pad else out
+
+
+def _pool_windows(x: Any, kernel: tuple, stride: tuple, pad: tuple, dil: tuple, ceil: bool
+                  ) -> np.ndarray:
     x = np.asarray(x)
-    if any(pad):  # padding never wins a max
-        x = np.pad(x, [(0, 0), (0, 0), *((p, p) for p in pad)], constant_values=-np.inf)
-        pad0 = (0,) * len(pad)
-    else:
-        pad0 = pad
-    return _im2col(x, kernel, stride, pad0, dil)
+    nd = len(kernel)
+    # Padding (and ceil_mode's partial windows past the right edge) never wins a max.
+    right = [pad[i] + max(0, (_pool_out(x.shape[2 + i], kernel[i], stride[i], pad[i], dil[i],
+                                        ceil) - 1) * stride[i] + dil[i] * (kernel[i] - 1) + 1
+                          - x.shape[2 + i] - 2 * pad[i]) for i in range(nd)]
+    if any(pad) or any(right):
+        x = np.pad(x, [(0, 0), (0, 0), *zip(pad, right, strict=True)], constant_values=-np.inf)
+    return _im2col(x, kernel, stride, (0,) * nd, dil)
 
 
-def _max_pool_rule(g: Tensor, x: Tensor, kernel: tuple, stride: tuple, pad: tuple, dil: tuple
-                   ) -> Tensor:
+def _max_pool_rule(g: Tensor, x: Tensor, kernel: tuple, stride: tuple, pad: tuple, dil: tuple,
+                   ceil: bool) -> Tensor:
     # The whole gradient goes to the first maximum of each window (torch's indices): a
     # scatter-add of g at those positions, which is itself differentiable in g.
-    return _index_backward(g, x._data.shape, _max_pool_index(x._data, kernel, stride, pad, dil))
+    index = _max_pool_index(x._data, kernel, stride, pad, dil, ceil)
+    return _index_backward(g, x._data.shape, index)
 
 
-def _max_pool_index(x: Any, kernel: tuple, stride: tuple, pad: tuple, dil: tuple) -> tuple:
+def _max_pool_index(x: Any, kernel: tuple, stride: tuple, pad: tuple, dil: tuple, ceil: bool
+                    ) -> tuple:
     """For every output position, the index into x of its window's first maximum."""
     nd = len(kernel)
-    win = _pool_windows(x, kernel, stride, pad, dil)
+    if np.ndim(x) == 1 + nd:  # unbatched
+        index = _max_pool_index(x[None], kernel, stride, pad, dil, ceil)
+        return tuple(a[0] for a in np.broadcast_arrays(*index)[1:])
+    win = _pool_windows(x, kernel, stride, pad, dil, ceil)
     n, c = win.shape[:2]
     out = win.shape[2 + nd:]
     k = np.argmax(win.reshape(n, c, -1, *out), axis=2)  # flat kernel offset of the maximum
@@ -1026,6 +1207,15 @@ def _max_pool_index(x: Any, kernel: tuple, stride: tuple, pad: tuple, dil: tuple
     lead = (np.arange(n).reshape((n,) + (1,) * (nd + 1)),
             np.arange(c).reshape((1, c) + (1,) * nd))
     return lead + spatial
+
+
+def max_pool_indices(x: Tensor, kernel: tuple, stride: tuple, pad: tuple, dil: tuple,
+                     ceil: bool) -> Tensor:
+    """torch's return_indices: each window's maximum as a flat index into its input plane."""
+    nd = len(kernel)
+    spatial = _max_pool_index(x._data, kernel, stride, pad, dil, ceil)[-nd:]
+    plane = np.ravel_multi_index(np.broadcast_arrays(*spatial), x._data.shape[-nd:])
+    return _wrap(np.ascontiguousarray(plane, dtype=np.int64))
 
 
 # ---- the table -----------------------------------------------------------------------------
@@ -1217,6 +1407,16 @@ op("mse_loss", "MseLossBackward0", _mse_loss, _mse_rule_a, _mse_rule_b, saves=(0
 op("nll_loss", "NllLossBackward0", _nll_loss, _nll_rule)
 op("bce_with_logits", "BinaryCrossEntropyWithLogitsBackward0", _bce_logits, _bce_logits_grad_x,
    _bce_logits_grad_t, saves=(0, 1), broadcasts=True)
+op("binary_cross_entropy", "BinaryCrossEntropyBackward0", _bce, _bce_grad_x, _bce_grad_t,
+   saves=(0, 1))
+op("smooth_l1_loss", "SmoothL1LossBackward0", _smooth_l1, *_pair_loss_rules(_smooth_l1_slope),
+   saves=(0, 1), broadcasts=True)
+op("huber_loss", "HuberLossBackward0", _huber, *_pair_loss_rules(_huber_slope), saves=(0, 1),
+   broadcasts=True)
+op("layer_norm", "NativeLayerNormBackward0", _layer_norm, *_norm_rules(_layer_geometry),
+   saves=(0, 1), reads=((0, 1), (0,), ()))
+op("batch_norm", "NativeBatchNormBackward0", _batch_norm, *_norm_rules(_batch_geometry),
+   saves=(0, 1), reads=((0, 1), (0,), ()))
 op("conv", "ConvolutionBackward0", _conv, _conv_grad_input, _conv_grad_weight, _conv_grad_bias,
    saves=(0, 1), reads=((1,), (0,), ()))
 op("conv_transpose_input", "ConvolutionBackwardBackward0", _conv_transpose_input,

@@ -614,6 +614,55 @@ def test_fast_mode_costs_three_evaluations_per_projection():
     assert calls[0] <= 2 + 3 * 4
 
 
+def _dense_with_backward_factor(factor: float) -> tuple[Callable, tuple]:
+    rng = np.random.default_rng(3)
+    W = engine.tensor(rng.standard_normal((30, 40)), dtype=engine.float64)
+
+    class Dense(engine.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.save_for_backward(x)
+            return engine.tanh(W @ x / 6)
+
+        @staticmethod
+        def backward(ctx, g):
+            (x,) = ctx.saved_tensors
+            y = engine.tanh(W @ x / 6)
+            return factor * (W.T @ (g * (1 - y * y))) / 6
+
+    x = engine.tensor(rng.uniform(-1, 1, 40), dtype=engine.float64, requires_grad=True)
+    return Dense.apply, (x,)
+
+
+@pytest.mark.parametrize("fast_mode", [False, True], ids=["full", "fast"])
+def test_a_clear_mismatch_is_settled_by_the_first_estimate(fast_mode: bool):
+    """|A - N| beyond the tolerance by more than 8 error estimates needs no ladder."""
+    func, args = _dense_with_backward_factor(-1.0)
+    counted, calls = _counted(func)
+    message = _failure(counted, args, fast_mode=fast_mode)
+    assert "Jacobian mismatch" in message and "sign flipped" in message
+    # The forward, the centre, three perturbations per input (fast: first a centre and three
+    # per projection, then the full check to locate the failure).
+    assert calls[0] <= 2 + 3 * 40 + (1 + 3 * 2 if fast_mode else 0)
+    # Its twin with a right backward passes, fast mode without the full check.
+    func, args = _dense_with_backward_factor(1.0)
+    counted, calls = _counted(func)
+    assert gradcheck(counted, args, fast_mode=fast_mode)
+    assert calls[0] <= 2 + (3 * 2 if fast_mode else 3 * 40)
+
+
+def test_a_settled_failure_still_reports_the_elements_and_their_estimates():
+    func, args = _dense_with_backward_factor(1.0001)
+    with pytest.raises(GradcheckError) as info:
+        gradcheck(func, args)
+    mismatch = info.value.mismatch
+    assert mismatch is not None and mismatch.differing == 30 * 40
+    assert "1.0001 (a constant factor)" in str(info.value)
+    for w in mismatch.worst:
+        # Each shown element fails the rule on the numbers shown, by far.
+        assert w.error > 8 * w.estimate and w.error > 1e-5 * abs(w.numeric)
+
+
 @pytest.mark.parametrize("fast_mode", [False, True], ids=["full", "fast"])
 def test_a_backward_that_claims_elementwise_for_a_mixing_function_is_caught(fast_mode: bool):
     """The structure comes from the function's own values, never from the analytic side."""
