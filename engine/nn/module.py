@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import OrderedDict, namedtuple
 from collections.abc import Callable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, Self, TypeVar
 
 import engine
 from engine import Tensor
@@ -288,7 +288,7 @@ class Module:
             yield buf
 
     # ------------------------------------------------------------------ modes and grads
-    def train(self, mode: bool = True) -> Module:
+    def train(self, mode: bool = True) -> Self:
         """Set training mode on this module and every descendant; return self."""
         if not isinstance(mode, bool):
             raise ValueError("training mode is expected to be boolean")
@@ -296,17 +296,17 @@ class Module:
             object.__setattr__(module, "training", mode)
         return self
 
-    def eval(self) -> Module:
+    def eval(self) -> Self:
         """Set evaluation mode (``train(False)``); return self."""
         return self.train(False)
 
-    def requires_grad_(self, requires_grad: bool = True) -> Module:
+    def requires_grad_(self, requires_grad: bool = True) -> Self:
         """Set ``requires_grad`` on every parameter; return self."""
         for param in self.parameters():
             param.requires_grad_(requires_grad)
         return self
 
-    def to(self, *args: Any, dtype: Any = None, device: Any = None) -> Module:
+    def to(self, *args: Any, dtype: Any = None, device: Any = None) -> Self:
         """Cast floating-point parameters and buffers to a dtype (the only device is 'cpu')."""
         for arg in args:
             if isinstance(arg, Tensor):
@@ -319,15 +319,15 @@ class Module:
             raise RuntimeError(f"engine tensors live on the CPU; cannot move to {device}")
         return self if dtype is None else self._cast(dtype)
 
-    def double(self) -> Module:
+    def double(self) -> Self:
         """Cast floating-point parameters and buffers to float64; return self."""
         return self._cast(engine.float64)
 
-    def float(self) -> Module:
+    def float(self) -> Self:
         """Cast floating-point parameters and buffers to float32; return self."""
         return self._cast(engine.float32)
 
-    def _cast(self, dtype: Any) -> Module:
+    def _cast(self, dtype: Any) -> Self:
         with engine.no_grad():
             for module in self.modules():
                 for param in module._parameters.values():
@@ -356,7 +356,7 @@ class Module:
                     param.grad.requires_grad_(False)
                 param.grad.zero_()
 
-    def apply(self, fn: Callable[[Module], None]) -> Module:
+    def apply(self, fn: Callable[[Module], None]) -> Self:
         """Call ``fn`` on every descendant, children first, then on self; return self."""
         # Post-order with an explicit stack: a module's subtree before the module itself.
         stack: list[tuple[Module, bool]] = [(self, False)]

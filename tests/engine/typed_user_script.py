@@ -109,3 +109,15 @@ head = torch.nn.Linear(2, 1)
 sgd = torch.optim.SGD(head.parameters(), lr=0.1, momentum=0.9)
 assert_type(head(torch.ones(3, 2)), Tensor)
 sgd.zero_grad()
+assert_type(model.eval(), nn.Sequential)
+assert_type(layer.train().requires_grad_(True), nn.Linear)
+
+
+def closure() -> Tensor:
+    adam.zero_grad()
+    out = layer(data).pow(2).mean()
+    out.backward()
+    return out
+
+
+assert_type(adam.step(closure), Tensor)
