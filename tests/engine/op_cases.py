@@ -171,6 +171,10 @@ CASES: dict[str, OpCase] = {
                                ((1, 2, 4, 4), (2, 2, 3, 3))),
     "max_pool": OpCase(lambda x: _F(x).max_pool2d(x, 3, stride=2, padding=1, ceil_mode=True),
                        ((1, 2, 6, 6),), smooth=False),
+    "max_pool_backward": OpCase(
+        lambda x: _grad_of(x, lambda v: _F(v).max_pool2d(v, 3, stride=2, padding=1,
+                                                        ceil_mode=True) ** 2),
+        ((2, 6, 6),), smooth=False),
 }
 
 

@@ -327,3 +327,32 @@ def test_load_refuses_other_files_without_running_code(tmp_path):
         engine.load(path)
     with pytest.raises(TypeError, match="state_dict"):
         engine.save(engine.nn.Linear(2, 2), tmp_path / "model.pt")
+
+
+def test_max_pool2d_sends_a_nan_window_gradient_where_torch_does():
+    data = np.array([[[[1.0, np.nan, 3.0, 3.0], [np.nan, 2.0, 3.0, 1.0],
+                       [0.0, 0.0, np.nan, 0.0], [0.0, 0.0, 0.0, 0.0]]]])
+    out = {}
+    for lib in (torch, engine):
+        x = lib.tensor(data, requires_grad=True)
+        y, idx = lib.nn.functional.max_pool2d(x, 2, return_indices=True)
+        y.sum().backward()
+        out[lib] = (y.detach().numpy(), idx.numpy(), x.grad.numpy())
+    for e, t in zip(out[engine], out[torch], strict=True):
+        np.testing.assert_array_equal(e, t)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_gelu_gradient_from_its_output_matches_torch_at_the_edges(dtype):
+    # backward reads Phi(x) off the forward's output (gelu(x) / x): x = 0, tiny, very
+    # negative (Phi underflows) and large, and the second derivative through it.
+    data = np.array([0.0, -0.0, 1e-300, -1e-30, -10.0, -40.0, 3.0, 0.7, -1.3])
+    out = {}
+    for lib in (torch, engine):
+        x = lib.tensor(data, dtype=getattr(lib, dtype), requires_grad=True)
+        (g,) = lib.autograd.grad(lib.nn.functional.gelu(x).sum(), x, create_graph=True)
+        (g2,) = lib.autograd.grad(g.sum(), x)
+        out[lib] = (g.detach().numpy(), g2.numpy())
+    tol = 1e-12 if dtype == "float64" else 1e-6
+    for e, t in zip(out[engine], out[torch], strict=True):
+        np.testing.assert_allclose(e, t, rtol=tol, atol=tol)
