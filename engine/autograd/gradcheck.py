@@ -147,6 +147,7 @@ class _Options:
     scale_tolerances: bool = True
     projections: int = 2
     seed: int = 0
+    batched: bool = False
 
     @classmethod
     def pick(cls, keywords: dict[str, Any]) -> _Options:
@@ -217,14 +218,18 @@ class _Checker:
     # ---------------------------------------------------------------- forward evaluation
 
     def _call(self, flat: np.ndarray, dtype: np.dtype | None) -> tuple:
-        """func at the diff inputs given by flat; other floating inputs cast to dtype."""
+        """func at the diff inputs given by flat, (N,), or, for a batched func, by a stack
+        of points (P, N) given as a new leading dimension of every differentiated input;
+        other floating inputs cast to dtype."""
         fw = self.adapter
         args = list(self.inputs)
+        lead = flat.shape[:-1]
         for k, i in enumerate(self.diff):
-            chunk = flat[self.offsets[k] : self.offsets[k + 1]].reshape(self.in_shapes[k])
+            chunk = flat[..., self.offsets[k] : self.offsets[k + 1]]
             target = self.in_dtypes[k] if dtype is None else dtype
             # Keep the flags: gradgradcheck's function calls autograd.grad inside.
-            args[i] = fw.from_numpy(chunk.astype(target), requires_grad=True)
+            chunk = chunk.reshape(lead + self.in_shapes[k]).astype(target)
+            args[i] = fw.from_numpy(chunk, requires_grad=True)
         if dtype is not None:
             args = self._cast(args, dtype)
         return fw.call(self.func, args)
@@ -239,10 +244,18 @@ class _Checker:
             for i, t in enumerate(args)
         ]
 
-    def _flat_outputs(self, outs: tuple) -> np.ndarray:
-        to_numpy = self.adapter.to_numpy
-        parts = [to_numpy(o).astype(np.float64).reshape(-1) for o in self._float_outputs(outs)]
-        return np.concatenate(parts) if parts else np.zeros(0)
+    def _flat_outputs(self, outs: tuple, stack: int | None = None) -> np.ndarray:
+        """The floating outputs as one vector, or (stack, M) for a batched call."""
+        parts = [self.adapter.to_numpy(o).astype(np.float64) for o in self._float_outputs(outs)]
+        if stack is None:
+            return np.concatenate([p.reshape(-1) for p in parts]) if parts else np.zeros(0)
+        for p in parts:
+            if p.ndim == 0 or p.shape[0] != stack:
+                raise ValueError(
+                    f"batched=True, but an output of func for a stack of {stack} inputs has "
+                    f"shape {list(p.shape)}, not a leading dimension of {stack}"
+                )
+        return np.concatenate([p.reshape(stack, -1) for p in parts], axis=1)
 
     def _float_outputs(self, outs: tuple) -> list:
         return [o for o in outs if self.adapter.is_floating(o)]
@@ -262,8 +275,9 @@ class _Checker:
 
         def in_dtype(dtype: np.dtype | None) -> Callable[[np.ndarray], np.ndarray]:
             def evaluate(flat: np.ndarray) -> np.ndarray:
+                stack = flat.shape[0] if flat.ndim == 2 else None  # a batched func's points
                 try:
-                    return self._flat_outputs(self._call(flat, dtype))
+                    return self._flat_outputs(self._call(flat, dtype), stack)
                 except Exception as exc:  # noqa: BLE001
                     # A perturbed point outside func's domain: the numeric side treats NaN
                     # as "invalid step" and moves to smaller or one-sided steps.
@@ -281,6 +295,35 @@ class _Checker:
             except Exception:  # noqa: BLE001 - any failure means "cannot run in float64"
                 pass
         return in_dtype(None), np.dtype(native_dtype)
+
+    def _batched(self) -> Callable[[np.ndarray], np.ndarray]:
+        """The reference over stacks of points, once func has shown it batches.
+
+        batched=True is the caller's claim; one stack of two different points (the centre
+        and a point one first step away) must give each point's own outputs, to the
+        rounding of a differently ordered reduction, or the claim is an error.
+        """
+        flat1 = self.flat0 + np.where(self.flat0 < 0, -1.0, 1.0) * 2.0**-10 * np.maximum(
+            np.abs(self.flat0), 1.0
+        )
+        points = np.stack([self.flat0, flat1])
+        try:
+            stacked = self.f_ref(points)
+            each = np.stack([self.f_ref(self.flat0), self.f_ref(flat1)])
+        except ValueError as exc:
+            raise ValueError(
+                f"gradcheck: batched=True, but func failed on a stack: {exc}"
+            ) from None
+        eps = float(np.finfo(self.ref_dtype).eps)
+        tol = 64 * eps * (np.abs(each) + np.max(np.abs(each), initial=1.0))
+        with np.errstate(invalid="ignore"):
+            same = (np.abs(stacked - each) <= tol) | (np.isnan(stacked) & np.isnan(each))
+        if stacked.shape != each.shape or not np.all(same):
+            raise ValueError(
+                "gradcheck: batched=True, but func's outputs for a stack of 2 inputs are not "
+                "its outputs for each (row p must be func at row p of the stacked inputs)"
+            )
+        return self.f_ref
 
     # ---------------------------------------------------------------- analytic side
 
@@ -334,14 +377,14 @@ class _Checker:
         """jac[o][k]: (numel(out o), numel(input k)) by one backward per output element."""
         jac = []
         outs = run.outs
+        # The other outputs' cotangents are zeros in every row: built once (backward only
+        # reads them).
+        zeros = [self._cotangent(q, np.zeros(int(np.prod(q.shape, dtype=np.int64)))) for q in outs]
         for o, out in enumerate(outs):
             m = int(np.prod(out.shape, dtype=np.int64))
             blocks = [np.zeros((m, n)) for n in self.sizes]
             for j in range(m):
-                cot = [
-                    self._cotangent(q, np.zeros(int(np.prod(q.shape, dtype=np.int64))))
-                    for q in outs
-                ]
+                cot = list(zeros)
                 onehot = np.zeros(m)
                 onehot[j] = 1.0
                 cot[o] = self._cotangent(out, onehot)
@@ -363,6 +406,7 @@ class _Checker:
             return None
         self.f_ref, self.ref_dtype = self._reference()
         self.flat0 = np.concatenate([x.reshape(-1) for x in self.x0])
+        self.f_many = self._batched() if self.opts.batched else None
         self.out_sizes = [int(np.prod(o.shape, dtype=np.int64)) for o in outs]
         self.out_offsets = np.concatenate([[0], np.cumsum(self.out_sizes)]).astype(int)
         if self.opts.check_undefined_grad and any(map(self.adapter.requires_grad, outs)):
@@ -466,6 +510,7 @@ class _Checker:
             detect=detect,
             dtype=self.ref_dtype,
             step=self._step(),
+            batched=self.f_many,
         )
         return num, settled, broken[0] if broken else None
 
@@ -544,7 +589,9 @@ class _Checker:
 
         def analytic(r: int) -> list | _Failure:
             if r not in jacs:
-                jacs[r] = self._analytic_checked(runs[r], reentrant)
+                # Reentrance is a property of the backward's code: shown on the native run,
+                # not again on its float64 re-run.
+                jacs[r] = self._analytic_checked(runs[r], reentrant and r == 0)
             return jacs[r]
 
         if isinstance(analytic(0), _Failure):
@@ -727,7 +774,13 @@ class _Checker:
             return np.zeros(count, dtype=bool) if failing else need
 
         res, realised = numeric.staged_directional(
-            self.f_ref, self.flat0, dirs, undecided, dtype=self.ref_dtype, step=self._step()
+            self.f_ref,
+            self.flat0,
+            dirs,
+            undecided,
+            dtype=self.ref_dtype,
+            step=self._step(),
+            batched=self.f_many,
         )
         for r, run in enumerate(runs):
             for o, (a, n, e) in enumerate(projected(r, res.value, res.error, realised)):
@@ -880,6 +933,7 @@ def gradcheck(
     scale_tolerances: bool = True,
     projections: int = 2,
     seed: int = 0,
+    batched: bool = False,
 ) -> bool:
     """Check func's analytic gradients against finite differences; True or GradcheckError.
 
@@ -919,6 +973,14 @@ def gradcheck(
     random projections w^T J u (u over all inputs at once, each one directional derivative
     of three evaluations, refined like the elements above); if one disagrees, the full check
     locates the failure and gives the verdict.
+    batched=True declares that func evaluates a stack of points in one call: given every
+    differentiated input with one extra leading dimension of size P (the other inputs as
+    they are), it returns every floating output with that leading dimension, row p being
+    func at row p (as `torch.vmap(func)` or `jax.vmap(func)` would, or code that
+    broadcasts over a leading dimension).  The perturbations of each stage (the first
+    estimates of all inputs, a rung of the ladder for all inputs, ...) are then evaluated in
+    a few calls instead of one call each; the numbers are func's own, so the verdicts are
+    the same.  Checked once on a stack of two points (a ValueError if func does not batch).
     A backward that raises, returns a wrong shape (or, with check_grad_dtypes, dtype), is
     not reentrant within nondet_tol, or gives non-zero gradients for zero grad_outputs
     (check_undefined_grad) fails the check.

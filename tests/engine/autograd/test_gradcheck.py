@@ -223,6 +223,62 @@ def test_catalogue(case: Case, dtype: str, fast_mode: bool):
     assert passed == (not case.wrong)
 
 
+def _looped(func: Callable, args: tuple) -> tuple[Callable, list[int]]:
+    """func made batched by a loop over the stack (what batched=True promises), counted."""
+    shapes = [tuple(a.shape) for a in args]
+    calls = [0]
+
+    def batched(*xs: Any) -> Any:
+        calls[0] += 1
+        stacked = [tuple(x.shape) != s for x, s in zip(xs, shapes, strict=True)]
+        if not any(stacked):
+            return func(*xs)
+        count = next(x.shape[0] for x, st in zip(xs, stacked, strict=True) if st)
+        rows = [
+            func(*[x[p] if st else x for x, st in zip(xs, stacked, strict=True)])
+            for p in range(count)
+        ]
+        if isinstance(rows[0], tuple):
+            return tuple(engine.stack([r[k] for r in rows]) for k in range(len(rows[0])))
+        return engine.stack(rows)
+
+    return batched, calls
+
+
+FIRST_ORDER = [c for c in CATALOGUE if not c.second_order]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=list(DTYPES))
+@pytest.mark.parametrize("case", FIRST_ORDER, ids=[c.name for c in FIRST_ORDER])
+@pytest.mark.parametrize("fast_mode", [False, True], ids=["full", "fast"])
+def test_batched_evaluations_give_the_same_verdicts_in_fewer_calls(
+    case: Case, dtype: str, fast_mode: bool
+):
+    func, args = case.build(DTYPES[dtype])
+    verdicts, calls = [], []
+    for batched in (False, True):
+        counted, count = _looped(func, args)
+        verdicts.append(
+            gradcheck(counted, args, batched=batched, fast_mode=fast_mode, raise_exception=False)
+        )
+        calls.append(count[0])
+    assert verdicts[0] == verdicts[1] == (not case.wrong)
+    assert calls[1] < calls[0]
+
+
+def test_batched_needs_a_function_that_batches():
+    rng = np.random.default_rng(4)
+    W = engine.tensor(rng.standard_normal((3, 4)), dtype=engine.float64)
+    x = engine.tensor(rng.uniform(-1, 1, 4), dtype=engine.float64, requires_grad=True)
+    with pytest.raises(ValueError, match="batched=True, but func failed on a stack"):
+        gradcheck(lambda a: W @ a, (x,), batched=True)  # (3, 4) @ (2, 4)
+    with pytest.raises(ValueError, match="batched=True, but func's outputs for a stack"):
+        gradcheck(lambda a: a * a.sum(), (x,), batched=True)  # mixes the stack's rows
+    with pytest.raises(ValueError, match="not a leading dimension of 2"):
+        gradcheck(lambda a: (a * a).sum(), (x,), batched=True)
+    assert gradcheck(lambda a: engine.tanh(a @ W.T), (x,), batched=True)
+
+
 def _failure(func: Callable, args: tuple, **kwargs: Any) -> str:
     with pytest.raises(GradcheckError) as info:
         gradcheck(func, args, **kwargs)
