@@ -80,7 +80,7 @@ class RootGroup(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         """Run the subcommand; keep tracebacks for --debug; signals end it with 130 or 143."""
-        from gradcheck_cli.runner import Interrupted, stop_signals
+        from gradcheck_cli.signals import Interrupted, stop_signals
 
         try:
             with stop_signals() as guard:
@@ -700,7 +700,8 @@ def check(
     from gradcheck_cli import render, report
     from gradcheck_cli.junit import JUnitReport
     from gradcheck_cli.results import Outcome, error_rows
-    from gradcheck_cli.runner import Interrupted, RunOptions
+    from gradcheck_cli.runner import RunOptions
+    from gradcheck_cli.signals import Interrupted
 
     options = RunOptions(
         jobs=jobs or os.cpu_count() or 1, timeout=timeout, memory_mb=max_memory, debug=app.debug
@@ -881,7 +882,8 @@ def _run_batch(
     second argument, after every worker has been ended.
     """
     from gradcheck_cli import render
-    from gradcheck_cli.runner import Interrupted, Runner
+    from gradcheck_cli.runner import Runner
+    from gradcheck_cli.signals import Interrupted
 
     ran = 0
     try:
