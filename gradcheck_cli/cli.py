@@ -18,7 +18,6 @@ from typing import IO, Any, NoReturn
 
 import click
 
-from gradcheck_cli import __version__
 from gradcheck_cli.expr import is_name
 from gradcheck_cli.schema import DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT, MAX_JOBS, MAX_TIMEOUT
 
@@ -343,9 +342,25 @@ def parse_expression(text: str, point: dict[str, float]) -> Any:
     return expr, {name: point[name] for name in variables}
 
 
+def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    """--version: the distribution's version, looked up only when asked for."""
+    if not value or ctx.resilient_parsing:
+        return
+    from gradcheck_cli import __version__
+
+    click.echo(f"gradcheck {__version__}")
+    ctx.exit()
+
+
 @click.group(cls=RootGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(
-    __version__, "-V", "--version", prog_name="gradcheck", message="%(prog)s %(version)s"
+@click.option(
+    "-V",
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_print_version,
+    help="Show the version and exit.",
 )
 @click.option(
     "--no-color", is_flag=True, help="Plain text: no colours or styles (also: NO_COLOR=1)."
