@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import sys
 import time
 import traceback
@@ -112,11 +113,17 @@ def _debug(ctx: click.Context) -> bool:
     return bool(app and app.debug)
 
 
+_LONG_OPTION = re.compile(r"--[^\W\d]\w*(?:-\w+)*(?:=.*)?", re.DOTALL)
+
+
 class ExprCommand(click.Command):
     """A command whose EXPR may start with '-': `gradcheck grad -m*g*x/(k*T) --at ...`.
 
     An argument that starts with '-' but is none of the command's options is the expression,
-    not an unknown option (Click would say "No such option: -m").
+    not an unknown option (Click would say "No such option: -m"). One that reads as a long
+    option (`--name`, `--name=value`) stays an unknown option even when it could be a double
+    negation (`--x`): a mistyped option must not become the expression; `--x*y` and `--(x)`
+    cannot be options, so they are expressions.
     """
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
@@ -139,7 +146,12 @@ class ExprCommand(click.Command):
             if arg in takes_value:
                 i += 2
                 continue
-            if arg[:1] == "-" and arg[1:2] not in ("", "-") and arg.split("=", 1)[0] not in names:
+            if (
+                arg[:1] == "-"
+                and arg not in ("-", "--")
+                and arg.split("=", 1)[0] not in names
+                and not _LONG_OPTION.fullmatch(arg)
+            ):
                 return [*args[:i], *args[i + 1 :], "--", arg]
             i += 1
         return args
