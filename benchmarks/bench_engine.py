@@ -13,7 +13,8 @@ of several repeats, and the ratios are what benchmarks/README.md records.
 On a noisy machine the best-of ratio moves by +-5% between runs; --paired times an engine
 step and then a NumPy step, N times, and reports the median and quartiles of the ratios.
 --opcodes counts the Python opcodes one step runs (sys.settrace): the interpreter's share of
-the step, without the noise.
+the step, without the noise. The conv net and transformer steps always run paired: an
+engine step, then a torch step, N times, and the median of the N ratios is their figure.
 """
 
 from __future__ import annotations
@@ -285,7 +286,7 @@ def model_rows(quick: bool) -> list:
     labels = rng.integers(0, 10, 64)
     tokens = rng.standard_normal((16, 32, 64)).astype(np.float32)
     targets = rng.standard_normal((16, 32, 64)).astype(np.float32)
-    steps = 3 if quick else 10
+    steps = 5 if quick else 30
     rows = []
     for name, build, xd, yd, loss in (
         ("conv net step, batch 64 28x28", conv_net, images, labels, "ce"),
@@ -296,9 +297,31 @@ def model_rows(quick: bool) -> list:
         if t_step is not None:  # the same first loss: the same computation
             le, lt = float(e_step()), float(t_step())
             assert abs(le - lt) < 1e-4 * (1 + abs(lt)), (name, le, lt)
-        rows.append((name, best_of(e_step, steps), best_of(t_step, steps) if t_step else None,
-                     None, "vs torch"))
+        if t_step is None:
+            rows.append((name, best_of(e_step, steps), None, None, "vs torch"))
+            continue
+        te, tt, ratios = paired(e_step, t_step, steps)
+        q1, q3 = np.percentile(ratios, [25, 75])
+        rows.append((name, te, tt, None,
+                     f"paired median {np.median(ratios):.2f}x (quartiles {q1:.2f}-{q3:.2f}x)"))
     return rows
+
+
+def paired(a: Callable[[], object], b: Callable[[], object], n: int) -> tuple:
+    """a then b, n times (on a shared machine both see the same load): the best of each and
+    the ratio a/b of every pair."""
+    ta, tb, ratios = [], [], []
+    for _ in range(n):
+        times = []
+        for fn in (a, b):
+            gc.collect()
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+        ta.append(times[0])
+        tb.append(times[1])
+        ratios.append(times[0] / times[1])
+    return min(ta), min(tb), ratios
 
 
 def main() -> None:

@@ -9,9 +9,11 @@ forgotten chain factor, wrong formula, wrong double backward, non-differentiable
 Each case is judged by engine.autograd.gradcheck (the drop-in: torch's autograd, our numeric
 side and verdict) and by torch.autograd.gradcheck, both with their defaults, in float64 and
 float32, default and fast mode; second-order cases by the gradgradchecks. A checker that
-raises on a case flags it. Time: the sum over the catalogue of each checker's wall time
-(best of --repeat runs of the whole catalogue). --jax adds the JAX port of the same cases,
-ours against jax.test_util.check_grads (its defaults, modes=["rev"], order 1 or 2), with x64 on.
+raises on a case flags it. Time: the sum over the catalogue of each checker's CPU time (the
+process's, one torch thread: on a shared machine wall-clock varied several-fold run to run),
+best of --repeat runs of the whole catalogue; --wall for wall-clock instead. --jax adds the
+JAX port of the same cases, ours against jax.test_util.check_grads (its defaults,
+modes=["rev"], order 1 or 2), with x64 on.
 """
 
 from __future__ import annotations
@@ -39,17 +41,19 @@ def _catalogue_module():
     return module
 
 
-def _judge(check: Callable[..., bool], case, dtype: str) -> tuple[bool, float]:
+def _judge(
+    check: Callable[..., bool], case, dtype: str, clock: Callable[[], float] = time.process_time
+) -> tuple[bool, float]:
     """(flagged, seconds) for one checker on one case."""
     func, args = case.build(dtype)
-    start = time.perf_counter()
+    start = clock()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
             flagged = not check(func, args, case.second_order)
         except Exception:  # noqa: BLE001 - a checker raising on a wrong backward is a flag
             flagged = True
-    return flagged, time.perf_counter() - start
+    return flagged, clock() - start
 
 
 def _torch_checkers(fast: bool) -> dict[str, Callable]:
@@ -80,7 +84,9 @@ def _jax_checkers(fast: bool) -> dict[str, Callable]:
     return {"ours": ours, "jax": theirs}
 
 
-def run(cases: list, checkers: Callable[[bool], dict], repeat: int, modes: tuple) -> dict:
+def run(
+    cases: list, checkers: Callable[[bool], dict], repeat: int, modes: tuple, clock: Callable
+) -> dict:
     """results[(checker, dtype, mode)] = (list of (case, flagged), best total seconds)."""
     results: dict = {}
     for check in checkers(False).values():  # first calls pay for imports and caches: not timed
@@ -93,7 +99,7 @@ def run(cases: list, checkers: Callable[[bool], dict], repeat: int, modes: tuple
                 for _ in range(repeat):
                     total, flags = 0.0, []
                     for case in cases:
-                        flagged, seconds = _judge(check, case, dtype)
+                        flagged, seconds = _judge(check, case, dtype, clock)
                         total += seconds
                         flags.append((case, flagged))
                     best = min(best, total)
@@ -148,7 +154,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--jax", action="store_true", help="also the JAX port, vs check_grads")
+    parser.add_argument("--wall", action="store_true", help="wall-clock time, not CPU time")
     args = parser.parse_args(argv)
+    clock = time.perf_counter if args.wall else time.process_time
     cat = _catalogue_module()
     import torch
 
@@ -157,14 +165,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"torch {torch.__version__}; {len(cases)} Functions "
           f"({sum(c.wrong for c in cases)} wrong, {sum(not c.wrong for c in cases)} right)")
     ok = report("PyTorch: engine.autograd.gradcheck vs torch.autograd.gradcheck",
-                run(cases, _torch_checkers, args.repeat, ("default", "fast")), "torch")
+                run(cases, _torch_checkers, args.repeat, ("default", "fast"), clock), "torch")
     if args.jax:
         import jax
 
         jax_cases = cat.catalogue(cat.jax_ops())
         print(f"\njax {jax.__version__}, x64 on (check_grads needs it for float64)")
         with jax.enable_x64(True):
-            results = run(jax_cases, _jax_checkers, args.repeat, ("default",))
+            results = run(jax_cases, _jax_checkers, args.repeat, ("default",), clock)
         report("JAX: engine.autograd.gradcheck vs jax.test_util.check_grads", results, "jax")
     return 0 if ok else 1
 

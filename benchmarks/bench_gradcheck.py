@@ -16,6 +16,9 @@ mode; the figures are the median time and the median of the per-round ratios.  T
 process's CPU time (everything runs on one thread): with five other jobs on the two cores,
 wall-clock times of one check varied 5x.  Evaluations per input coordinate count every call
 of the function (forward for the outputs, re-runs and numeric evaluations), for both.
+"batched" is ours on engine with batched=True (the functions broadcast over a leading
+dimension): its time, its ratio to torch's and its calls per input coordinate (a call may
+evaluate many points).
 """
 
 from __future__ import annotations
@@ -164,8 +167,10 @@ def _function(lib, kind: str, n: int, calls: list[int]):
         calls[0] += 1
         if kind == "elementwise":
             return lib.sin(a) * lib.exp(0.5 * a)
-        y = lib.tanh(w @ a)
-        return y if kind == "dense" else (y * y).sum()
+        # Written to broadcast over a leading dimension, so that batched=True may stack
+        # points: a @ w.T is W x for one point, and a row of W x per row of a stack.
+        y = lib.tanh(a @ w.T)
+        return y if kind == "dense" else (y * y).sum(dim=-1)
 
     return f
 
@@ -179,6 +184,11 @@ def _timed(gc, f, x, fast: bool, calls: list[int]) -> tuple[float, bool, int]:
     return time.process_time() - start, bool(ok), calls[0]
 
 
+def _batched(*args, **kwargs) -> bool:
+    """Ours, told that the function evaluates a stack of points in one call."""
+    return gradcheck(*args, batched=True, **kwargs)
+
+
 def cost(sizes: list[int], rounds: int) -> bool:
     """Time and evaluations of ours against torch's, per round, medians printed.
 
@@ -190,7 +200,7 @@ def cost(sizes: list[int], rounds: int) -> bool:
     print(
         f"{'function':<12} {'n':>5} {'mode':>7} | {'ours':>9} {'on torch':>9} {'torch':>9}"
         f" | {'ratio':>6} {'(min-max)':>11} {'on torch':>8} | {'evals/coord ours':>16}"
-        f" {'torch':>6} | verdicts"
+        f" {'torch':>6} | {'batched':>9} {'ratio':>6} {'calls/c':>7} | verdicts"
     )
     met = True
     for kind in _KINDS:
@@ -205,10 +215,11 @@ def cost(sizes: list[int], rounds: int) -> bool:
                 "ours": (gradcheck, ours_f, x_ours, ours_calls),
                 "on torch": (gradcheck, torch_f, x_torch, torch_calls),
                 "torch": (torch.autograd.gradcheck, torch_f, x_torch, torch_calls),
+                "batched": (_batched, ours_f, x_ours, ours_calls),
             }
             for fast in (False, True):
                 times = {k: [] for k in checks}
-                ratios = {"ours": [], "on torch": []}
+                ratios = {"ours": [], "on torch": [], "batched": []}
                 evals, verdicts = {}, []
                 for _ in range(rounds):
                     for label, (gc, f, x, calls) in checks.items():
@@ -224,11 +235,13 @@ def cost(sizes: list[int], rounds: int) -> bool:
                 met &= ratio <= target and all(verdicts)
                 mode = "fast" if fast else "default"
                 spread = f"{min(ratios['ours']):.2f}-{max(ratios['ours']):.2f}"
-                t_ours, t_on, t_torch = (1e3 * statistics.median(times[k]) for k in checks)
+                t_ours, t_on, t_torch, t_b = (1e3 * statistics.median(times[k]) for k in checks)
+                batched = statistics.median(ratios["batched"])
                 print(
                     f"{kind:<12} {n:>5} {mode:>7} | {t_ours:>7.1f}ms {t_on:>7.1f}ms"
                     f" {t_torch:>7.1f}ms | {ratio:>5.2f}x {spread:>11} {on_torch:>7.2f}x |"
                     f" {evals['ours']:>16.2f} {evals['torch']:>6.2f} |"
+                    f" {t_b:>7.1f}ms {batched:>5.2f}x {evals['batched']:>7.3f} |"
                     f" {'all pass' if all(verdicts) else 'FAIL'}"
                 )
     print(f"targets (default <= 1.5x, fast <= 3x torch, every verdict pass): {met}")

@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from engine.autograd import GradcheckError, gradcheck, gradgradcheck, numpy_gradcheck
+from engine.autograd.blame import blame
 from engine.autograd.frameworks import Adapter, BackwardError, for_inputs, for_name
 
 __all__ = ["CallableCheck", "assert_gradcheck", "check_callable", "describe_exception"]
@@ -132,8 +134,6 @@ def _smoke(fn: Callable[..., Any], inputs: Sequence[Any], fw: Adapter
 def _blame(fn: Callable[..., Any], inputs: Sequence[Any], seed: int, order: int = 1
            ) -> tuple[dict | None, str]:
     """(the culprit as JSON-able data, or None; one line for the report)."""
-    from engine.autograd.blame import blame
-
     framework = for_inputs(list(inputs)).name
     if framework not in ("engine", "torch"):
         return None, f"blame: not available for {framework} code (engine and torch only)"
@@ -226,8 +226,6 @@ def check_callable(
     hand-written derivative, see numpy_gradcheck), NumPy arrays, `requires_grad` saying
     which inputs grad differentiates (default: every floating array).
     """
-    from engine.autograd import GradcheckError, gradcheck, gradgradcheck, numpy_gradcheck
-
     result = CallableCheck(name=name, target=target or target_of(fn))
     try:
         fw = for_inputs(list(inputs)) if grad is None else for_name(

@@ -8,7 +8,7 @@ swallows small errors nor cries wolf in float32 (see `gradcheck`'s docstring).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, NoReturn
 
 import numpy as np
@@ -91,10 +91,11 @@ class _Failure:
 
     message: str
     mismatch: JacobianMismatch | None = None
+    numeric: bool = False  # analytic and numeric disagree (rather than a broken backward)
 
     def after(self, note: str) -> _Failure:
         """The same failure, its message prefixed by `note`."""
-        return _Failure(note + self.message, self.mismatch)
+        return _Failure(note + self.message, self.mismatch, self.numeric)
 
 
 def _raise(error_type: type[RuntimeError] | None, message: str, failure: Any) -> NoReturn:
@@ -130,6 +131,43 @@ class _Run:
     note: str = ""
 
 
+@dataclass(frozen=True)
+class _Options:
+    """The keywords of one gradcheck call, written once: ours all, torch's by `torch_kwargs`."""
+
+    eps: float = _DEFAULT_EPS
+    atol: float = 1e-5
+    rtol: float = 1e-3
+    raise_exception: bool = True
+    nondet_tol: float = 0.0
+    check_undefined_grad: bool = True
+    check_grad_dtypes: bool = False
+    check_backward_ad: bool = True
+    fast_mode: bool = False
+    scale_tolerances: bool = True
+    projections: int = 2
+    seed: int = 0
+    batched: bool = False
+
+    @classmethod
+    def pick(cls, keywords: dict[str, Any]) -> _Options:
+        """The options among a public function's keywords (its `locals()`), by field name."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{name: value for name, value in keywords.items() if name in names})
+
+    def torch_kwargs(self) -> dict[str, Any]:
+        """The keywords torch.autograd.gradcheck and gradgradcheck share with ours."""
+        return {
+            "eps": self.eps,
+            "atol": self.atol,
+            "rtol": self.rtol,
+            "raise_exception": self.raise_exception,
+            "nondet_tol": self.nondet_tol,
+            "check_grad_dtypes": self.check_grad_dtypes,
+            "fast_mode": self.fast_mode,
+        }
+
+
 # ------------------------------------------------------------------------------ helpers
 
 
@@ -160,36 +198,11 @@ def _fmt_index(flat: int, shape: tuple[int, ...]) -> str:
 class _Checker:
     """Runs the analytic and numeric sides of one gradcheck call."""
 
-    def __init__(
-        self,
-        adapter: Adapter,
-        func: Callable,
-        inputs: tuple,
-        *,
-        eps: float,
-        atol: float,
-        rtol: float,
-        nondet_tol: float,
-        check_undefined_grad: bool,
-        check_grad_dtypes: bool,
-        fast_mode: bool,
-        scale_tolerances: bool,
-        projections: int,
-        seed: int,
-    ):
+    def __init__(self, adapter: Adapter, func: Callable, inputs: tuple, options: _Options):
         self.adapter = adapter
         self.func = func
         self.inputs = inputs
-        self.eps = eps
-        self.atol = atol
-        self.rtol = rtol
-        self.nondet_tol = nondet_tol
-        self.check_undefined_grad = check_undefined_grad
-        self.check_grad_dtypes = check_grad_dtypes
-        self.fast_mode = fast_mode
-        self.scale_tolerances = scale_tolerances
-        self.projections = projections
-        self.seed = seed
+        self.opts = options
         self.diff = adapter.diff_indices(inputs)
         if not self.diff:
             raise ValueError("gradcheck expects at least one input tensor to require gradient")
@@ -205,14 +218,18 @@ class _Checker:
     # ---------------------------------------------------------------- forward evaluation
 
     def _call(self, flat: np.ndarray, dtype: np.dtype | None) -> tuple:
-        """func at the diff inputs given by flat; other floating inputs cast to dtype."""
+        """func at the diff inputs given by flat, (N,), or, for a batched func, by a stack
+        of points (P, N) given as a new leading dimension of every differentiated input;
+        other floating inputs cast to dtype."""
         fw = self.adapter
         args = list(self.inputs)
+        lead = flat.shape[:-1]
         for k, i in enumerate(self.diff):
-            chunk = flat[self.offsets[k] : self.offsets[k + 1]].reshape(self.in_shapes[k])
+            chunk = flat[..., self.offsets[k] : self.offsets[k + 1]]
             target = self.in_dtypes[k] if dtype is None else dtype
             # Keep the flags: gradgradcheck's function calls autograd.grad inside.
-            args[i] = fw.from_numpy(chunk.astype(target), requires_grad=True)
+            chunk = chunk.reshape(lead + self.in_shapes[k]).astype(target)
+            args[i] = fw.from_numpy(chunk, requires_grad=True)
         if dtype is not None:
             args = self._cast(args, dtype)
         return fw.call(self.func, args)
@@ -227,10 +244,18 @@ class _Checker:
             for i, t in enumerate(args)
         ]
 
-    def _flat_outputs(self, outs: tuple) -> np.ndarray:
-        to_numpy = self.adapter.to_numpy
-        parts = [to_numpy(o).astype(np.float64).reshape(-1) for o in self._float_outputs(outs)]
-        return np.concatenate(parts) if parts else np.zeros(0)
+    def _flat_outputs(self, outs: tuple, stack: int | None = None) -> np.ndarray:
+        """The floating outputs as one vector, or (stack, M) for a batched call."""
+        parts = [self.adapter.to_numpy(o).astype(np.float64) for o in self._float_outputs(outs)]
+        if stack is None:
+            return np.concatenate([p.reshape(-1) for p in parts]) if parts else np.zeros(0)
+        for p in parts:
+            if p.ndim == 0 or p.shape[0] != stack:
+                raise ValueError(
+                    f"batched=True, but an output of func for a stack of {stack} inputs has "
+                    f"shape {list(p.shape)}, not a leading dimension of {stack}"
+                )
+        return np.concatenate([p.reshape(stack, -1) for p in parts], axis=1)
 
     def _float_outputs(self, outs: tuple) -> list:
         return [o for o in outs if self.adapter.is_floating(o)]
@@ -250,8 +275,9 @@ class _Checker:
 
         def in_dtype(dtype: np.dtype | None) -> Callable[[np.ndarray], np.ndarray]:
             def evaluate(flat: np.ndarray) -> np.ndarray:
+                stack = flat.shape[0] if flat.ndim == 2 else None  # a batched func's points
                 try:
-                    return self._flat_outputs(self._call(flat, dtype))
+                    return self._flat_outputs(self._call(flat, dtype), stack)
                 except Exception as exc:  # noqa: BLE001
                     # A perturbed point outside func's domain: the numeric side treats NaN
                     # as "invalid step" and moves to smaller or one-sided steps.
@@ -269,6 +295,35 @@ class _Checker:
             except Exception:  # noqa: BLE001 - any failure means "cannot run in float64"
                 pass
         return in_dtype(None), np.dtype(native_dtype)
+
+    def _batched(self) -> Callable[[np.ndarray], np.ndarray]:
+        """The reference over stacks of points, once func has shown it batches.
+
+        batched=True is the caller's claim; one stack of two different points (the centre
+        and a point one first step away) must give each point's own outputs, to the
+        rounding of a differently ordered reduction, or the claim is an error.
+        """
+        flat1 = self.flat0 + np.where(self.flat0 < 0, -1.0, 1.0) * 2.0**-10 * np.maximum(
+            np.abs(self.flat0), 1.0
+        )
+        points = np.stack([self.flat0, flat1])
+        try:
+            stacked = self.f_ref(points)
+            each = np.stack([self.f_ref(self.flat0), self.f_ref(flat1)])
+        except ValueError as exc:
+            raise ValueError(
+                f"gradcheck: batched=True, but func failed on a stack: {exc}"
+            ) from None
+        eps = float(np.finfo(self.ref_dtype).eps)
+        tol = 64 * eps * (np.abs(each) + np.max(np.abs(each), initial=1.0))
+        with np.errstate(invalid="ignore"):
+            same = (np.abs(stacked - each) <= tol) | (np.isnan(stacked) & np.isnan(each))
+        if stacked.shape != each.shape or not np.all(same):
+            raise ValueError(
+                "gradcheck: batched=True, but func's outputs for a stack of 2 inputs are not "
+                "its outputs for each (row p must be func at row p of the stacked inputs)"
+            )
+        return self.f_ref
 
     # ---------------------------------------------------------------- analytic side
 
@@ -306,7 +361,7 @@ class _Checker:
                     f"expected {list(self.in_shapes[k])}{hint}"
                 )
             expected = fw.dtype_of(run.inputs[self.diff[k]])
-            if self.check_grad_dtypes and fw.dtype_of(g) != expected:
+            if self.opts.check_grad_dtypes and fw.dtype_of(g) != expected:
                 return _Failure(
                     f"gradient for input {self.diff[k]} has dtype {fw.dtype_of(g)}, "
                     f"expected {expected}"
@@ -322,14 +377,14 @@ class _Checker:
         """jac[o][k]: (numel(out o), numel(input k)) by one backward per output element."""
         jac = []
         outs = run.outs
+        # The other outputs' cotangents are zeros in every row: built once (backward only
+        # reads them).
+        zeros = [self._cotangent(q, np.zeros(int(np.prod(q.shape, dtype=np.int64)))) for q in outs]
         for o, out in enumerate(outs):
             m = int(np.prod(out.shape, dtype=np.int64))
             blocks = [np.zeros((m, n)) for n in self.sizes]
             for j in range(m):
-                cot = [
-                    self._cotangent(q, np.zeros(int(np.prod(q.shape, dtype=np.int64))))
-                    for q in outs
-                ]
+                cot = list(zeros)
                 onehot = np.zeros(m)
                 onehot[j] = 1.0
                 cot[o] = self._cotangent(out, onehot)
@@ -351,9 +406,10 @@ class _Checker:
             return None
         self.f_ref, self.ref_dtype = self._reference()
         self.flat0 = np.concatenate([x.reshape(-1) for x in self.x0])
+        self.f_many = self._batched() if self.opts.batched else None
         self.out_sizes = [int(np.prod(o.shape, dtype=np.int64)) for o in outs]
         self.out_offsets = np.concatenate([[0], np.cumsum(self.out_sizes)]).astype(int)
-        if self.check_undefined_grad and any(map(self.adapter.requires_grad, outs)):
+        if self.opts.check_undefined_grad and any(map(self.adapter.requires_grad, outs)):
             zeros = [
                 self._cotangent(o, np.zeros(s)) for o, s in zip(outs, self.out_sizes, strict=True)
             ]
@@ -367,13 +423,15 @@ class _Checker:
                         f"{self.diff[k]} (max |g| = {np.max(np.abs(g)):.3g})"
                     )
         runs = [_Run(self.inputs, outs)] + self._float64_run()
-        if self.fast_mode:
-            if self._fast(runs) is None:
-                return None
+        if self.opts.fast_mode:
+            failure = self._fast(runs)
+            if failure is None or not failure.numeric:
+                return failure
             # The element-wise check locates the failure and has the last word, so that
             # fast mode is never stricter than the full check (a directional estimate can be
-            # less precise than per-coordinate ones).
-            return self._full(runs)
+            # less precise than per-coordinate ones).  Reentrance was checked on the
+            # projections' backward already: one Jacobian per run is enough here.
+            return self._full(runs, reentrant=False)
         return self._full(runs)
 
     def _float64_run(self) -> list[_Run]:
@@ -405,28 +463,46 @@ class _Checker:
 
     def _step(self) -> float | None:
         """None: steps chosen per element; an explicit eps is PyTorch's fixed central step."""
-        return None if self.eps == _DEFAULT_EPS else self.eps
+        return None if self.opts.eps == _DEFAULT_EPS else self.opts.eps
 
-    def _numeric_full(self, runs: list[_Run], jacs: list) -> numeric.NumericResult:
-        """The numeric Jacobian, as precise as the verdicts on these analytic ones need."""
+    def _numeric_full(
+        self, runs: list[_Run], analytic: Callable[[int], list | _Failure]
+    ) -> tuple[numeric.NumericResult, dict[int, set[tuple[int, int]]], _Failure | None]:
+        """The numeric Jacobian, as precise as the verdicts on the analytic ones need.
+
+        analytic(r): run r's analytic Jacobian (or its failure), computed when first asked:
+        the later runs' only once the earlier ones have not settled the verdict.  Also
+        returns the pairs (o, k) per run that failed on estimates whose error settles it,
+        and a run's analytic failure; in both cases nothing more was refined.
+        """
         blocks = [(int(self.offsets[k]), int(self.offsets[k + 1])) for k in range(len(self.diff))]
         # Structure detection costs 2 log2(n) evaluations; it is worth trying only where the
         # analytic Jacobian looks gather-shaped (a wrong one costs time, never a verdict).
+        jac0 = analytic(0)
         detect = [
-            all(
-                np.all(np.count_nonzero(np.vstack([j[k] for j in jac]), axis=1) <= 1)
-                for jac in jacs
-            )
+            np.all(np.count_nonzero(np.vstack([j[k] for j in jac0]), axis=1) <= 1)
             for k in range(len(self.diff))
         ]
+        settled: dict[int, set[tuple[int, int]]] = {}
+        broken: list[_Failure] = []
 
         def undecided(value: np.ndarray, error: np.ndarray, floor: np.ndarray) -> np.ndarray:
             need = np.zeros(value.shape, dtype=bool)
-            for run, jac in zip(runs, jacs, strict=True):
-                need |= self._undecided(run, jac, value, error, floor)
-            return need
+            for r, run in enumerate(runs):
+                jac = analytic(r)
+                if isinstance(jac, _Failure):
+                    broken.append(jac.after(run.note))
+                    break
+                open_, failing = self._decide(run, jac, value, error, floor)
+                if failing:
+                    settled[r] = failing
+                    break
+                need |= open_
+            # One element that fails whatever a refined reference says settles the verdict:
+            # refining the others (or running a later run's backward) would only cost time.
+            return np.zeros(value.shape, dtype=bool) if settled or broken else need
 
-        return numeric.staged_jacobian(
+        num = numeric.staged_jacobian(
             self.f_ref,
             self.flat0,
             undecided,
@@ -434,44 +510,59 @@ class _Checker:
             detect=detect,
             dtype=self.ref_dtype,
             step=self._step(),
+            batched=self.f_many,
         )
+        return num, settled, broken[0] if broken else None
 
-    def _undecided(
+    def _decide(
         self, run: _Run, jac: list, value: np.ndarray, error: np.ndarray, floor: np.ndarray
-    ) -> np.ndarray:
-        """Elements whose verdict a more precise numeric reference could change.
+    ) -> tuple[np.ndarray, set[tuple[int, int]]]:
+        """The elements a more precise numeric reference could change, and the pairs (o, k)
+        with an element that fails whatever it says.
 
-        An element is decided (it passes) when |A - N| + 4 E fits in the tolerance, computed
+        An element is decided passing when |A - N| + 4 E fits in the tolerance, computed
         from lower bounds of the scales (|N| - 4 E for |N|), plus 4 F, F a lower bound on the
         error any refined reference would report (numeric's floor; E >= F).  The truth lies
         within 4 E of N (the rule's own premise), so A is within tolerance + 4 F of it: the
         refined verdict could not call it a mismatch beyond the margin the rule leaves
-        anyway, and the first estimate passes the rule itself.  Everything else, in
-        particular every element that would fail, is refined before it is judged, so a
-        first estimate never raises an alarm.
+        anyway, and the first estimate passes the rule itself.
+
+        An element is decided failing when |A - N| - 8 E exceeds the tolerance computed from
+        upper bounds of the scales (|N| + 4 E for |N|): a refined reference N' within 4 E of
+        N with an error E' <= E, judged at any scale it allows, still fails the rule.  Upper
+        bounds exist only where every element of the Jacobian is finite, so a NaN anywhere
+        leaves the failures to the refined reference.  The rest is refined before it is
+        judged.
         """
         usable = np.isfinite(value) & np.isfinite(error)
         low = np.where(usable, np.maximum(np.abs(value) - _ERROR_FACTOR * error, 0.0), 0.0)
+        high = np.where(usable, np.abs(value) + _ERROR_FACTOR * error, np.inf)
         global_low = float(np.max(low, initial=0.0))
+        global_high = float(np.max(high, initial=0.0))
         need = np.ones(value.shape, dtype=bool)
+        failing = set()
         for o in range(len(self.out_sizes)):
             rows = slice(self.out_offsets[o], self.out_offsets[o + 1])
             for k in range(len(self.diff)):
                 cols = slice(self.offsets[k], self.offsets[k + 1])
-                a, n, e, lo = jac[o][k], value[rows, cols], error[rows, cols], low[rows, cols]
+                a, n, e = jac[o][k], value[rows, cols], error[rows, cols]
+                lo, hi = low[rows, cols], high[rows, cols]
                 both = usable[rows, cols] & np.isfinite(a)
-                local = max(
-                    float(np.max(np.abs(a[both]), initial=0.0)),
-                    float(np.max(lo[both], initial=0.0)),
-                )
-                scale = max(local, 1e-3 * global_low)
-                tau = _tolerance_scale(self._pair_eps(o, k, run), self.scale_tolerances)
+                a_max = float(np.max(np.abs(a[both]), initial=0.0))
+                scale = max(a_max, float(np.max(lo[both], initial=0.0)), 1e-3 * global_low)
+                scale_hi = max(a_max, float(np.max(hi[both], initial=0.0)), 1e-3 * global_high)
+                tau = _tolerance_scale(self._pair_eps(o, k, run), self.opts.scale_tolerances)
                 with np.errstate(invalid="ignore"):
-                    tol = tau * (self.atol * scale + self.rtol * lo)
+                    gap = np.abs(a - n)
+                    tol = tau * (self.opts.atol * scale + self.opts.rtol * lo)
                     slack = _ERROR_FACTOR * floor[rows, cols]
-                    ok = both & (np.abs(a - n) + _ERROR_FACTOR * e <= tol + slack)
-                need[rows, cols] = ~ok
-        return need
+                    ok = both & (gap + _ERROR_FACTOR * e <= tol + slack)
+                    tol_hi = tau * (self.opts.atol * scale_hi + self.opts.rtol * hi)
+                    bad = both & (gap - 2 * _ERROR_FACTOR * e > tol_hi)
+                need[rows, cols] = ~(ok | bad)
+                if np.any(bad):
+                    failing.add((o, k))
+        return need, failing
 
     def _pair_eps(self, o: int, k: int, run: _Run) -> float:
         if run.eps is not None:
@@ -479,10 +570,10 @@ class _Checker:
         out_dtype = self.adapter.dtype_of(run.outs[o])
         return max(np.finfo(self.in_dtypes[k]).eps, np.finfo(out_dtype).eps)
 
-    def _analytic_checked(self, run: _Run) -> list[list[np.ndarray]] | _Failure:
-        """The analytic Jacobian, computed twice: the backward must be reentrant."""
+    def _analytic_checked(self, run: _Run, reentrant: bool) -> list[list[np.ndarray]] | _Failure:
+        """The analytic Jacobian, computed twice when the backward must be shown reentrant."""
         first = self._analytic_full(run)
-        if isinstance(first, _Failure):
+        if isinstance(first, _Failure) or not reentrant:
             return first
         second = self._analytic_full(run)
         if isinstance(second, _Failure):
@@ -493,23 +584,40 @@ class _Checker:
                 return failure
         return first
 
-    def _full(self, runs: list[_Run]) -> _Failure | None:
-        jacs = []
-        for run in runs:
-            jac = self._analytic_checked(run)
+    def _full(self, runs: list[_Run], reentrant: bool = True) -> _Failure | None:
+        jacs: dict[int, list | _Failure] = {}
+
+        def analytic(r: int) -> list | _Failure:
+            if r not in jacs:
+                # Reentrance is a property of the backward's code: shown on the native run,
+                # not again on its float64 re-run.
+                jacs[r] = self._analytic_checked(runs[r], reentrant and r == 0)
+            return jacs[r]
+
+        if isinstance(analytic(0), _Failure):
+            return analytic(0).after(runs[0].note)
+        num, settled, broken = self._numeric_full(runs, analytic)
+        if broken is not None:
+            return broken
+        for r, run in enumerate(runs):
+            if settled and r not in settled:
+                continue  # its elements were left unrefined: judge the run that failed
+            jac = analytic(r)
             if isinstance(jac, _Failure):
                 return jac.after(run.note)
-            jacs.append(jac)
-        num = self._numeric_full(runs, jacs)
-        for run, jac in zip(runs, jacs, strict=True):
-            failure = self._full_run(run, jac, num)
+            failure = self._full_run(run, jac, num, settled.get(r))
             if failure is not None:
                 return failure.after(run.note)
         return None
 
     def _full_run(
-        self, run: _Run, jac: list[list[np.ndarray]], num: numeric.NumericResult
+        self,
+        run: _Run,
+        jac: list[list[np.ndarray]],
+        num: numeric.NumericResult,
+        only: set[tuple[int, int]] | None = None,
     ) -> _Failure | None:
+        """The first failing pair of one run (of the pairs in `only`, when given)."""
         outs = run.outs
         pairs = []
         for o in range(len(outs)):
@@ -533,6 +641,8 @@ class _Checker:
             (float(np.max(np.abs(p.numeric), initial=0.0)) for p in pairs), default=0.0
         )
         for pair in pairs:
+            if only is not None and (pair.out_index, self.diff.index(pair.in_index)) not in only:
+                continue
             failure = self._judge(pair, global_scale)
             if failure is not None:
                 return failure
@@ -544,17 +654,17 @@ class _Checker:
             return second
         for k in range(len(self.diff)):
             diff = float(np.max(np.abs(first[k] - second[k]), initial=0.0))
-            if not diff <= self.nondet_tol:
+            if not diff <= self.opts.nondet_tol:
                 return _Failure(
                     f"Backward is not reentrant, i.e., running backward with same input "
                     f"and grad_output multiple times gives different values (max "
                     f"difference {diff:.3g} for output {o}, input {self.diff[k]}). The "
-                    f"tolerance for nondeterminism was {self.nondet_tol}."
+                    f"tolerance for nondeterminism was {self.opts.nondet_tol}."
                 )
         return None
 
     def _judge(self, pair: _Pair, global_scale: float) -> _Failure | None:
-        tau = _tolerance_scale(pair.eps, self.scale_tolerances)
+        tau = _tolerance_scale(pair.eps, self.opts.scale_tolerances)
         finite = np.isfinite(pair.analytic) & np.isfinite(pair.numeric)
         local = max(
             float(np.max(np.abs(pair.analytic[finite]), initial=0.0)),
@@ -567,16 +677,18 @@ class _Checker:
             pair.analytic,
             pair.numeric,
             pair.error,
-            atol=self.atol * tau,
-            rtol=self.rtol * tau,
+            atol=self.opts.atol * tau,
+            rtol=self.opts.rtol * tau,
             error_factor=_ERROR_FACTOR,
             scale=scale,
         )
         unusable = ~np.isfinite(pair.numeric) | ~np.isfinite(pair.error)
         if verdict.ok and not np.any(unusable & np.isfinite(pair.analytic)):
             return None
+        if not self.opts.raise_exception:
+            return _Failure("Jacobian mismatch", numeric=True)  # nobody sees the report
         mismatch = _mismatch(pair, verdict, unusable)
-        return _Failure("\n".join(mismatch.lines()), mismatch)
+        return _Failure("\n".join(mismatch.lines()), mismatch, numeric=True)
 
     # ---------------------------------------------------------------- fast mode
 
@@ -588,8 +700,8 @@ class _Checker:
         no input hides behind a larger one.  The numeric side is a first estimate along u
         (three evaluations), refined on the Richardson ladder only where it cannot decide.
         """
-        rng = np.random.default_rng(self.seed)
-        n_out, count, size = len(self.out_sizes), self.projections, self.flat0.size
+        rng = np.random.default_rng(self.opts.seed)
+        n_out, count, size = len(self.out_sizes), self.opts.projections, self.flat0.size
         # Random sizes as well as signs: with +-1 entries an error in two elements of equal
         # size cancels in half the projections; with sizes in [0.5, 1.5] it cancels in none.
         w = [[_random_entries(rng, m) for m in self.out_sizes] for _ in range(count)]
@@ -636,22 +748,39 @@ class _Checker:
             return out
 
         def undecided(value, error, floor, realised) -> np.ndarray:
+            # Decided as the elements of the full check are (see _decide): passing at the
+            # lower bounds of the scales, failing at the upper ones by more than 8 E.
             need = np.zeros(count, dtype=bool)
+            failing = False
             for r, run in enumerate(runs):
                 lows = projected(r, value, floor, realised)
                 for o, (a, n, e) in enumerate(projected(r, value, error, realised)):
                     slack = _ERROR_FACTOR * lows[o][2]
                     usable = np.isfinite(a) & np.isfinite(n) & np.isfinite(e)
                     low = np.where(usable, np.maximum(np.abs(n) - _ERROR_FACTOR * e, 0.0), 0.0)
-                    scale = max(float(np.max(np.abs(a[usable]), initial=0.0)), float(np.max(low)))
-                    tau = _tolerance_scale(self._fast_eps(o, run), self.scale_tolerances)
+                    high = np.where(usable, np.abs(n) + _ERROR_FACTOR * e, np.inf)
+                    a_max = float(np.max(np.abs(a[usable]), initial=0.0))
+                    scale = max(a_max, float(np.max(low)))
+                    scale_hi = max(a_max, float(np.max(high)))
+                    tau = _tolerance_scale(self._fast_eps(o, run), self.opts.scale_tolerances)
                     with np.errstate(invalid="ignore"):
-                        tol = tau * (self.atol * scale + self.rtol * low)
-                        need |= ~(usable & (np.abs(a - n) + _ERROR_FACTOR * e <= tol + slack))
-            return need
+                        gap = np.abs(a - n)
+                        tol = tau * (self.opts.atol * scale + self.opts.rtol * low)
+                        tol_hi = tau * (self.opts.atol * scale_hi + self.opts.rtol * high)
+                        need |= ~(usable & (gap + _ERROR_FACTOR * e <= tol + slack))
+                        failing |= bool(np.any(usable & (gap - 2 * _ERROR_FACTOR * e > tol_hi)))
+            # A projection that fails whatever a refined reference says sends the check to
+            # the full one: refining the others would only cost evaluations.
+            return np.zeros(count, dtype=bool) if failing else need
 
         res, realised = numeric.staged_directional(
-            self.f_ref, self.flat0, dirs, undecided, dtype=self.ref_dtype, step=self._step()
+            self.f_ref,
+            self.flat0,
+            dirs,
+            undecided,
+            dtype=self.ref_dtype,
+            step=self._step(),
+            batched=self.f_many,
         )
         for r, run in enumerate(runs):
             for o, (a, n, e) in enumerate(projected(r, res.value, res.error, realised)):
@@ -769,48 +898,17 @@ def _adapter_for(inputs: tuple, adapter: Adapter | None) -> Adapter:
     return adapter if adapter is not None else for_inputs(inputs)
 
 
-def _gradcheck(
-    adapter: Adapter | None,
-    func: Callable,
-    inputs: Any,
-    *,
-    eps: float = _DEFAULT_EPS,
-    atol: float = 1e-5,
-    rtol: float = 1e-3,
-    raise_exception: bool = True,
-    nondet_tol: float = 0.0,
-    check_undefined_grad: bool = True,
-    check_grad_dtypes: bool = False,
-    check_backward_ad: bool = True,
-    fast_mode: bool = False,
-    scale_tolerances: bool = True,
-    projections: int = 2,
-    seed: int = 0,
-) -> bool:
+def _gradcheck(adapter: Adapter | None, func: Callable, inputs: Any, options: _Options) -> bool:
     """gradcheck through a framework adapter (None: the one the inputs' arrays call for)."""
     tupled = _as_tuple(inputs)
     fw = _adapter_for(tupled, adapter)
-    checker = _Checker(
-        fw,
-        func,
-        tupled,
-        eps=eps,
-        atol=atol,
-        rtol=rtol,
-        nondet_tol=nondet_tol,
-        check_undefined_grad=check_undefined_grad,
-        check_grad_dtypes=check_grad_dtypes,
-        fast_mode=fast_mode,
-        scale_tolerances=scale_tolerances,
-        projections=projections,
-        seed=seed,
-    )
-    if not check_backward_ad:
+    checker = _Checker(fw, func, tupled, options)
+    if not options.check_backward_ad:
         return True
     failure = checker.run()
     if failure is None:
         return True
-    if raise_exception:
+    if options.raise_exception:
         _raise(fw.error_type, fw.note(checker.in_dtypes) + failure.message, failure)
     return False
 
@@ -835,6 +933,7 @@ def gradcheck(
     scale_tolerances: bool = True,
     projections: int = 2,
     seed: int = 0,
+    batched: bool = False,
 ) -> bool:
     """Check func's analytic gradients against finite differences; True or GradcheckError.
 
@@ -850,10 +949,13 @@ def gradcheck(
 
     N and E are, per element, a cheap first estimate (three evaluations per input, or per
     block of inputs that no output element reads two of) where it already settles the
-    verdict, that is where |A - N| + 4 E fits the tolerance even at the lowest scales
-    consistent with the estimates, else Richardson extrapolation; so every element judged
-    a mismatch was judged on the Richardson reference, and no element passes that the
-    Richardson reference would fail unless the first estimate's error bound is dishonest.
+    verdict, else Richardson extrapolation.  It settles a pass where |A - N| + 4 E fits the
+    tolerance even at the lowest scales consistent with the estimates, and a failure where
+    |A - N| - 8 E exceeds it even at the highest ones (every refined N' within 4 E of N, with
+    an error at most E, would fail too); one settled failure ends the numeric work, and the
+    report then shows the first estimates with their error estimates.  So no element passes
+    and none fails that the Richardson reference would judge otherwise, unless the first
+    estimate's error bound is dishonest.
 
     S is the scale of the pair's Jacobian, max |A|, |N| (floored at 1e-3 of the largest
     pair's scale), so atol is relative: a wrong gradient of size 1e-9 is still caught and
@@ -871,12 +973,21 @@ def gradcheck(
     random projections w^T J u (u over all inputs at once, each one directional derivative
     of three evaluations, refined like the elements above); if one disagrees, the full check
     locates the failure and gives the verdict.
+    batched=True declares that func evaluates a stack of points in one call: given every
+    differentiated input with one extra leading dimension of size P (the other inputs as
+    they are), it returns every floating output with that leading dimension, row p being
+    func at row p (as `torch.vmap(func)` or `jax.vmap(func)` would, or code that
+    broadcasts over a leading dimension).  The perturbations of each stage (the first
+    estimates of all inputs, a rung of the ladder for all inputs, ...) are then evaluated in
+    a few calls instead of one call each; the numbers are func's own, so the verdicts are
+    the same.  Checked once on a stack of two points (a ValueError if func does not batch).
     A backward that raises, returns a wrong shape (or, with check_grad_dtypes, dtype), is
     not reentrant within nondet_tol, or gives non-zero gradients for zero grad_outputs
     (check_undefined_grad) fails the check.
     With torch inputs, check_batched_grad, check_batched_forward_grad, check_forward_ad and
     masked are torch's own checks, run by torch.autograd.gradcheck after ours passes.
     """
+    options = _Options.pick(locals())  # before any other local: the keywords, once
     adapter = for_inputs(_as_tuple(inputs))
     torch_checks = _unsupported(
         adapter,
@@ -885,59 +996,31 @@ def gradcheck(
         check_forward_ad=check_forward_ad,
         masked=bool(masked),
     )
-    ours = _gradcheck(
-        adapter,
-        func,
-        inputs,
-        eps=eps,
-        atol=atol,
-        rtol=rtol,
-        raise_exception=raise_exception,
-        nondet_tol=nondet_tol,
-        check_undefined_grad=check_undefined_grad,
-        check_grad_dtypes=check_grad_dtypes,
-        check_backward_ad=check_backward_ad,
-        fast_mode=fast_mode,
-        scale_tolerances=scale_tolerances,
-        projections=projections,
-        seed=seed,
-    )
+    ours = _gradcheck(adapter, func, inputs, options)
     if not (ours and torch_checks):
         return ours
     # Batched grads need torch's backward pass; ours has judged the backward already.
     return adapter.own_check(
         "gradcheck",
         (func, inputs),
-        dict(
-            eps=eps,
-            atol=atol,
-            rtol=rtol,
-            raise_exception=raise_exception,
-            nondet_tol=nondet_tol,
-            check_undefined_grad=False,
-            check_grad_dtypes=check_grad_dtypes,
-            check_backward_ad=check_batched_grad,
-            fast_mode=fast_mode,
+        {
+            **options.torch_kwargs(),
+            "check_undefined_grad": False,
+            "check_backward_ad": check_batched_grad,
             **torch_checks,
-        ),
+        },
     )
 
 
 def _gradgradcheck(
-    adapter: Adapter | None,
-    func: Callable,
-    inputs: Any,
-    grad_outputs: Any = None,
-    *,
-    seed: int = 0,
-    **kwargs: Any,
+    adapter: Adapter | None, func: Callable, inputs: Any, grad_outputs: Any, options: _Options
 ) -> bool:
     """gradgradcheck through a framework adapter (None: the one the inputs call for)."""
     tupled = _as_tuple(inputs)
     fw = _adapter_for(tupled, adapter)
     diff = fw.diff_indices(tupled)
     if grad_outputs is None:
-        rng = np.random.default_rng(seed)
+        rng = np.random.default_rng(options.seed)
         grad_outputs = tuple(
             fw.from_numpy(
                 rng.standard_normal(tuple(o.shape)).astype(fw.dtype_of(o)), requires_grad=True
@@ -947,13 +1030,10 @@ def _gradgradcheck(
         )
     grad_outputs = _as_tuple(grad_outputs)
     n_in = len(tupled)
-    raise_exception = kwargs.pop("raise_exception", True)
     first_derivative = fw.first_derivative(func, n_in, diff)
     try:
-        return _gradcheck(fw, first_derivative, tupled + grad_outputs, seed=seed, **kwargs)
+        return _gradcheck(fw, first_derivative, tupled + grad_outputs, options)
     except GradcheckError as exc:
-        if not raise_exception:
-            return False
         _raise(
             fw.error_type,
             f"gradgradcheck: output k below is the gradient for differentiable input k, and "
@@ -991,6 +1071,7 @@ def gradgradcheck(
     (engine arrays have no strides to vary).  torch and JAX inputs as for gradcheck; with
     torch inputs, check_batched_grad and check_fwd_over_rev are torch's own checks.
     """
+    options = _Options.pick(locals())  # before any other local: the keywords, once
     adapter = for_inputs(_as_tuple(inputs))
     torch_checks = _unsupported(
         adapter,
@@ -998,41 +1079,19 @@ def gradgradcheck(
         check_fwd_over_rev=check_fwd_over_rev,
         masked=masked,
     )
-    ours = True
-    if check_rev_over_rev:
-        ours = _gradgradcheck(
-            adapter,
-            func,
-            inputs,
-            grad_outputs,
-            seed=seed,
-            eps=eps,
-            atol=atol,
-            rtol=rtol,
-            raise_exception=raise_exception,
-            nondet_tol=nondet_tol,
-            check_undefined_grad=check_undefined_grad,
-            check_grad_dtypes=check_grad_dtypes,
-            fast_mode=fast_mode,
-            scale_tolerances=scale_tolerances,
-            projections=projections,
-        )
+    ours = (
+        _gradgradcheck(adapter, func, inputs, grad_outputs, options) if check_rev_over_rev else True
+    )
     if not (ours and torch_checks):
         return ours
     return adapter.own_check(
         "gradgradcheck",
         (func, inputs, grad_outputs),
-        dict(
-            eps=eps,
-            atol=atol,
-            rtol=rtol,
-            raise_exception=raise_exception,
-            nondet_tol=nondet_tol,
-            check_undefined_grad=False,
-            check_grad_dtypes=check_grad_dtypes,
-            check_rev_over_rev=check_batched_grad,
-            gen_non_contig_grad_outputs=gen_non_contig_grad_outputs,
-            fast_mode=fast_mode,
+        {
+            **options.torch_kwargs(),
+            "check_undefined_grad": False,
+            "check_rev_over_rev": check_batched_grad,
+            "gen_non_contig_grad_outputs": gen_non_contig_grad_outputs,
             **torch_checks,
-        ),
+        },
     )

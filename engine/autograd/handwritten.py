@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from engine.autograd.frameworks import for_name
-from engine.autograd.gradcheck import GradcheckError, _gradcheck
+from engine.autograd.gradcheck import GradcheckError, _gradcheck, _Options
 
 __all__ = ["numpy_gradcheck"]
 
@@ -46,28 +46,17 @@ def numpy_gradcheck(
     raise_exception=False, or GradcheckError naming grad and the pair that disagrees.
     float32 inputs get a float64 reference (fn and grad re-run on float64 copies).
     """
+    # A contraction with zeros is zero: check_undefined_grad has nothing to learn.
+    options = _Options.pick({**locals(), "check_undefined_grad": False})
     tupled = tuple(inputs) if isinstance(inputs, tuple | list) else (inputs,)
     tupled = tuple(np.asarray(x) if isinstance(x, np.generic) else x for x in tupled)
     adapter = for_name("numpy", grad=grad, requires_grad=requires_grad)
     try:
-        return _gradcheck(
-            adapter,
-            fn,
-            tupled,
-            eps=eps,
-            atol=atol,
-            rtol=rtol,
-            raise_exception=raise_exception,
-            nondet_tol=nondet_tol,
-            check_undefined_grad=False,  # a contraction with zeros is zero: nothing to learn
-            fast_mode=fast_mode,
-            scale_tolerances=scale_tolerances,
-            projections=projections,
-            seed=seed,
-        )
+        return _gradcheck(adapter, fn, tupled, options)
     except GradcheckError as exc:
-        raise GradcheckError(f"{describe(grad)} disagrees with finite differences of "
-                             f"{_name(fn)}:\n{exc}") from None
+        raise GradcheckError(
+            f"{describe(grad)} disagrees with finite differences of {_name(fn)}:\n{exc}"
+        ) from None
 
 
 def _name(fn: Callable[..., Any]) -> str:

@@ -80,6 +80,7 @@ class NumericResult:
     evaluations: int
     method: str
     step: np.ndarray
+    calls: int | None = None  # calls of f, when a batched f evaluated many points per call
 
 
 @dataclass(frozen=True)
@@ -95,19 +96,41 @@ class Comparison:
 # --------------------------------------------------------------------------- evaluation
 
 
-class _Counted:
-    """Wraps f: counts calls, returns float64 1-D arrays, maps failures to NaN."""
+# A batched call stacks at most this many floats of inputs or outputs (32 MB).
+_BATCH_FLOATS = 1 << 22
 
-    def __init__(self, f: Callable, domain: Domain, size: int | None = None, dtype=np.float64):
+Batched = Callable[[np.ndarray], np.ndarray] | None
+
+
+class _Counted:
+    """Wraps f: counts calls, returns float64 1-D arrays, maps failures to NaN.
+
+    many: f over a stack of points, (P, n) -> (P, m) in one call.  `prefetch` then evaluates
+    the points a stage is about to ask for in few calls and keeps their values, which the
+    stage's own calls of ev(p) return: the numbers, and so the verdicts, are the ones of
+    point-by-point calls, for far fewer calls of f.
+    """
+
+    def __init__(
+        self,
+        f: Callable,
+        domain: Domain,
+        size: int | None = None,
+        dtype=np.float64,
+        many: Batched = None,
+    ):
         self.f = f
         self.domain = domain
-        self.count = 0
+        self.count = 0  # points evaluated
+        self.calls = 0  # calls of f (fewer than points when many evaluates stacks)
         self.size = size
         # The precision f works in: points are rounded to it so that the realised steps are
         # the ones f sees, and its rounding noise sets the floor of the error estimates.
         self.dtype = np.dtype(dtype)
         self.eps = float(np.finfo(self.dtype).eps)
         self.quiet = False
+        self.many = many
+        self.cache: dict[bytes, np.ndarray] = {}
 
     def point(self, x: np.ndarray) -> np.ndarray:
         """x rounded to the working precision of f (as float64)."""
@@ -130,7 +153,12 @@ class _Counted:
     def __call__(self, x: np.ndarray) -> np.ndarray:
         if self.domain is not None and not self.domain(x):
             return self._nan()
+        if self.cache:
+            hit = self.cache.get(x.tobytes())
+            if hit is not None:
+                return hit
         self.count += 1
+        self.calls += 1
         try:
             if self.quiet:
                 out = np.asarray(self.f(x), dtype=np.float64).reshape(-1)
@@ -143,6 +171,38 @@ class _Counted:
         if self.size is None:
             self.size = out.size
         return out
+
+    def prefetch(self, points: list[np.ndarray]) -> None:
+        """Evaluate points (already rounded by `point`) in as few calls of `many` as fit.
+
+        A stack that raises, or returns the wrong shape, is left to point-by-point calls
+        (then the failing point alone becomes NaN, as without batching).
+        """
+        if self.many is None or self.size is None:
+            return
+        todo, seen = [], set()
+        for p in points:
+            key = p.tobytes()
+            if key not in self.cache and key not in seen:
+                seen.add(key)
+                todo.append(p)
+        if len(todo) < 2:
+            return
+        per = max(1, _BATCH_FLOATS // max(todo[0].size, self.size, 1))
+        for lo in range(0, len(todo), per):
+            chunk = np.stack(todo[lo : lo + per])
+            self.calls += 1
+            try:
+                with np.errstate(all="ignore"), warnings.catch_warnings():
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                    out = np.asarray(self.many(chunk), dtype=np.float64)
+            except (ArithmeticError, ValueError):
+                continue
+            if out.size != chunk.shape[0] * self.size:
+                continue
+            self.count += chunk.shape[0]
+            for p, row in zip(chunk, out.reshape(chunk.shape[0], self.size), strict=True):
+                self.cache[p.tobytes()] = row
 
     def _nan(self) -> np.ndarray:
         return np.full(self.size if self.size is not None else 1, np.nan)
@@ -252,10 +312,14 @@ def _rounding_noise(ev: _Counted, x: np.ndarray, f0: np.ndarray, dirs: np.ndarra
     # nothing.
     spacing = np.spacing(np.maximum(np.abs(x), 1.0).astype(ev.dtype)).astype(np.float64)
     offsets = _NOISE_OFFSETS
+    bases, stacks = [], []
     for i in range(dirs.shape[0]):
         nz = np.flatnonzero(dirs[i])
-        base = float(np.max(spacing[nz] / np.abs(dirs[i, nz])))
-        points = [ev.point(x + o * base * dirs[i]) for o in offsets[1:]]
+        bases.append(float(np.max(spacing[nz] / np.abs(dirs[i, nz]))))
+        stacks.append([ev.point(x + o * bases[i] * dirs[i]) for o in offsets[1:]])
+    ev.prefetch([p for points in stacks for p in points])
+    for i in range(dirs.shape[0]):
+        base, points = bases[i], stacks[i]
         # The offsets floating point realised, in units of base.
         real = np.array([0.0] + [float(np.max(np.abs(p - x))) for p in points]) / base
         real *= np.sign(offsets)
@@ -373,7 +437,20 @@ def _richardson(
         a = axes[i]
         return (xp[a] - xm[a]) / (2 * dirs[i, a]) if unit[i] else step
 
+    fetched = 0  # rungs prefetched for a batched f
     for k in range(k_rows):
+        if ev.many is not None and k >= fetched:
+            # The next rungs of every active direction in one call: as many as the earliest
+            # stop needs, then twice as many as walked so far.
+            fetched = min(k_rows, max(k + levels + 4, 2 * k))
+            ev.prefetch(
+                [
+                    ev.point(x + sign * t[r, i] * dirs[i])
+                    for r in range(k, fetched)
+                    for i in np.flatnonzero(active)
+                    for sign in (1.0, -1.0)
+                ]
+            )
         for i in np.flatnonzero(active):
             xp = ev.point(x + t[k, i] * dirs[i])
             xm = ev.point(x - t[k, i] * dirs[i])
@@ -450,6 +527,14 @@ def _one_sided(
     best_val = np.full((d, m), np.nan)
     best_err = np.full((d, m), np.inf)
     best_step = np.full(d, np.nan)
+    ev.prefetch(
+        [
+            ev.point(x + sign * t[k, i] * dirs[i])
+            for sign in (1.0, -1.0)
+            for i in range(d)
+            for k in range(k_rows)
+        ]
+    )
     for sign in (1.0, -1.0):
         f1 = np.empty((k_rows, d, m))
         real = np.empty((k_rows, d))
@@ -661,13 +746,22 @@ def _owners(
     code = np.zeros(f0.size, dtype=np.int64)
     moved = np.zeros(f0.size, dtype=bool)
     still = np.zeros(f0.size, dtype=bool)
-    for bit in range(max(1, int(np.ceil(np.log2(n))))):
-        upper = (index >> bit) & 1 == 1
+    bits = max(1, int(np.ceil(np.log2(n))))
+
+    def probe(bit: int, upper: bool) -> np.ndarray:
+        side = ((index >> bit) & 1 == 1) == upper
+        p = x.copy()
+        p[cols[side]] += delta[side]
+        return ev.point(p)
+
+    for bit in range(bits):
+        if bit < 2:  # a batched f: the first bit alone (a dense f stops there), then the rest
+            ev.prefetch(
+                [probe(b, u) for b in range(bit, bits if bit else 1) for u in (True, False)]
+            )
         changed = []
-        for side in (upper, ~upper):
-            p = x.copy()
-            p[cols[side]] += delta[side]
-            changed.append(~(ev(ev.point(p)) == f0))
+        for upper in (True, False):
+            changed.append(~(ev(probe(bit, upper)) == f0))
         if np.any(changed[0] & changed[1]):
             return None
         code |= changed[0].astype(np.int64) << bit
@@ -710,24 +804,30 @@ def _first_block(
     """The first estimate (m, len(cols)) and its error for one block of coordinates."""
     m, n = f0.size, cols.size
     if owner is None:
+
+        def moved(c: int, node: float) -> np.ndarray:
+            p = x.copy()
+            p[c] += node * h[c]
+            return ev.point(p)
+
+        ev.prefetch([moved(c, node) for c in cols for node in _FIRST_NODES])
         values = [np.empty((m, n)) for _ in _FIRST_NODES]
         nodes = [np.empty(n) for _ in _FIRST_NODES]
         for j, c in enumerate(cols):
             for t, node in enumerate(_FIRST_NODES):
-                p = x.copy()
-                p[c] += node * h[c]
-                p = ev.point(p)
+                p = moved(c, node)
                 values[t][:, j] = ev(p)
                 nodes[t][j] = p[c] - x[c]
         return _stencil(ev, f0[:, None], values, nodes, central)
     # One perturbation of the whole block: output element r sees only coordinate owner[r].
-    values, nodes = [], []
+    points = []
     for t in _FIRST_NODES:
         p = x.copy()
         p[cols] += t * h[cols]
-        p = ev.point(p)
-        values.append(ev(p))
-        nodes.append(p[cols] - x[cols])
+        points.append(ev.point(p))
+    ev.prefetch(points)
+    values = [ev(p) for p in points]
+    nodes = [p[cols] - x[cols] for p in points]
     mine = np.maximum(owner, 0)
     d, e = _stencil(ev, f0, values, [z[mine] for z in nodes], central)
     e = e + _leakage(ev, f0, n, h[cols][mine] * 1.25)
@@ -746,6 +846,9 @@ def _first_directions(
     d, m = dirs.shape[0], f0.size
     value, error = np.empty((m, d)), np.empty((m, d))
     realised = np.empty_like(dirs)
+    ev.prefetch(
+        [ev.point(x + node * t * dirs[i]) for i, t in enumerate(steps) for node in _FIRST_NODES]
+    )
     for i, t in enumerate(steps):
         values, offsets = [], []
         for node in _FIRST_NODES:
@@ -872,6 +975,7 @@ def staged_jacobian(
     detect: list[bool] | None = None,
     dtype: type | np.dtype | None = None,
     step: float | None = None,
+    batched: Batched = None,
 ) -> NumericResult:
     """Jacobian (m, n) by a cheap first estimate, refined by Richardson only where needed.
 
@@ -882,8 +986,10 @@ def staged_jacobian(
     passed are at least that).  blocks: (start, stop) column ranges
     (gradcheck's inputs) searched for independence structure where detect[k] is true.
     step: PyTorch's fixed central difference with that step, never refined.
+    batched: f over a stack of points, (P, n) -> (P, m): each stage's points are evaluated
+    in a few calls of it (the numbers are f's, so nothing else changes; result.calls).
     """
-    ev = _Counted(f, None, dtype=np.float64 if dtype is None else dtype)
+    ev = _Counted(f, None, dtype=np.float64 if dtype is None else dtype, many=batched)
     with ev.hushed():
         xv = ev.point(_prepare(x))
         f0 = ev(xv)
@@ -900,7 +1006,7 @@ def staged_jacobian(
                 ev, xv, f0, cols, h, owners[-1], step is not None
             )
         if step is not None:
-            return NumericResult(value, error, ev.count, "central", h)
+            return NumericResult(value, error, ev.count, "central", h, ev.calls)
         # The top of any ladder the refinement could walk (per column or per block).
         floor = _ladder_floor(ev, f0, _HI_FACTOR * np.maximum(np.abs(xv), 1.0))
         error = np.maximum(error, floor)
@@ -937,7 +1043,7 @@ def staged_jacobian(
             h = h.copy()
             h[cols] = rs
             method = "one-sided" if "one-sided" in methods else "richardson"
-        return NumericResult(value, error, ev.count, method, h)
+        return NumericResult(value, error, ev.count, method, h, ev.calls)
 
 
 def staged_directional(
@@ -948,6 +1054,7 @@ def staged_directional(
     *,
     dtype: type | np.dtype | None = None,
     step: float | None = None,
+    batched: Batched = None,
 ) -> tuple[NumericResult, np.ndarray]:
     """Derivatives (m, d) along the rows of dirs, first estimates refined where needed.
 
@@ -955,9 +1062,9 @@ def staged_directional(
     first estimate the direction floating point realised (the stencil's weights applied to
     the offsets x + t h v actually reached, so no rounding of x + t h v is lost), for a
     refined one dirs itself.  undecided(value, error, floor, realised) -> bool (d,), floor
-    as in `staged_jacobian`.
+    as in `staged_jacobian`, and so is batched.
     """
-    ev = _Counted(f, None, dtype=np.float64 if dtype is None else dtype)
+    ev = _Counted(f, None, dtype=np.float64 if dtype is None else dtype, many=batched)
     with ev.hushed():
         xv = ev.point(_prepare(x))
         f0 = ev(xv)
@@ -974,7 +1081,7 @@ def staged_directional(
             steps = np.full(dirs.shape[0], float(step))
         value, error, realised = _first_directions(ev, xv, f0, dirs, steps, step is not None)
         if step is not None:
-            return NumericResult(value, error, ev.count, "central", steps), realised
+            return NumericResult(value, error, ev.count, "central", steps, ev.calls), realised
         top = np.array([_ladder(xv, row[None, :], ev.dtype)[0, 0] for row in dirs])
         floor = _ladder_floor(ev, f0, top)
         error = np.maximum(error, floor)
@@ -994,7 +1101,7 @@ def staged_directional(
             value[:, need], error[:, need], steps[need] = rv, re, rs
             realised[need] = dirs[need]
             method = "one-sided" if "one-sided" in methods else "richardson"
-        return NumericResult(value, error, ev.count, method, steps), realised
+        return NumericResult(value, error, ev.count, method, steps, ev.calls), realised
 
 
 # ------------------------------------------------------------------------------ public

@@ -306,11 +306,13 @@ def _indexed_loss(
         return loss
     if unbatched:
         return loss.reshape(())
+    if tuple(loss.shape) == tuple(target.shape):
+        return loss  # (N,) rows: torch's NllLossBackward0 is the output's node
     return loss.reshape(tuple(target.shape))
 
 
-# ---- losses written in engine ops ------------------------------------------------------------
-def _pair_loss(input: Tensor, target: Tensor, reduction: str) -> Tensor:
+# ---- losses --------------------------------------------------------------------------------------
+def _warn_pair_shapes(input: Tensor, target: Tensor, reduction: str) -> None:
     _check_reduction(reduction)
     if tuple(target.shape) != tuple(input.shape):
         warnings.warn(
@@ -320,32 +322,35 @@ def _pair_loss(input: Tensor, target: Tensor, reduction: str) -> Tensor:
             UserWarning,
             stacklevel=3,
         )
-    return input - target
 
 
 def l1_loss(input: Tensor, target: Tensor, size_average: object = None, reduce: object = None,
             reduction: str = "mean") -> Tensor:
     """Mean (or summed) absolute error."""
-    return _reduce(_pair_loss(input, target, reduction).abs(), reduction)
+    _warn_pair_shapes(input, target, reduction)
+    return _reduce((input - target).abs(), reduction)
 
 
 def smooth_l1_loss(input: Tensor, target: Tensor, size_average: object = None,
                    reduce: object = None, reduction: str = "mean", beta: float = 1.0) -> Tensor:
     """0.5 d^2 / beta where |d| < beta, else |d| - 0.5 beta."""
-    d = _pair_loss(input, target, reduction)
-    if beta == 0:
-        return _reduce(d.abs(), reduction)
-    a = d.abs()
-    return _reduce(engine.where(a < beta, 0.5 * d * d / beta, a - 0.5 * beta), reduction)
+    _warn_pair_shapes(input, target, reduction)
+    if beta == 0:  # torch's l1_loss then, node for node
+        return _reduce((input - target).abs(), reduction)
+    if beta < 0:
+        raise RuntimeError("smooth_l1_loss does not support negative values for beta.")
+    return _ops.call(_ops.OPS["smooth_l1_loss"], input, target, reduction, float(beta))
 
 
 def huber_loss(input: Tensor, target: Tensor, reduction: str = "mean", delta: float = 1.0,
                weight: Tensor | None = None) -> Tensor:
     """0.5 d^2 where |d| < delta, else delta (|d| - 0.5 delta)."""
-    d = _pair_loss(input, target, reduction)
-    a = d.abs()
-    loss = engine.where(a < delta, 0.5 * d * d, delta * (a - 0.5 * delta))
-    return _reduce(loss if weight is None else loss * weight, reduction)
+    _warn_pair_shapes(input, target, reduction)
+    if weight is None:
+        return _ops.call(_ops.OPS["huber_loss"], input, target, reduction, float(delta))
+    # torch weighs the unreduced loss and reduces that (MeanBackward0 is its node).
+    loss = _ops.call(_ops.OPS["huber_loss"], input, target, "none", float(delta))
+    return _reduce(loss * weight, reduction)
 
 
 def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
@@ -361,12 +366,10 @@ def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = 
     data = input.detach().numpy()
     if data.size and (data.min() < 0 or data.max() > 1):
         raise RuntimeError("all elements of input should be between 0 and 1")
-    log_x = input.log().clamp(min=-100)
-    log_1mx = (1 - input).log().clamp(min=-100)
-    loss = -(target * log_x + (1 - target) * log_1mx)
+    w = None
     if weight is not None:
-        loss = loss * weight
-    return _reduce(loss, reduction)
+        w = np.broadcast_to(np.asarray(weight.detach().numpy(), dtype=data.dtype), data.shape)
+    return _ops.call(_ops.OPS["binary_cross_entropy"], input, target, w, reduction)
 
 
 def binary_cross_entropy_with_logits(input: Tensor, target: Tensor,
@@ -441,18 +444,17 @@ def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride: ob
 
 def max_pool2d(input: Tensor, kernel_size: object, stride: object = None, padding: object = 0,
                dilation: object = 1, ceil_mode: bool = False,
-               return_indices: bool = False) -> Tensor:
+               return_indices: bool = False) -> Tensor | tuple[Tensor, Tensor]:
     """The maximum of each window (the gradient goes to each window's first maximum)."""
-    if ceil_mode or return_indices:
-        raise NotImplementedError("engine: max_pool2d with ceil_mode or return_indices")
     kernel = _tuple(kernel_size, 2)
     stride = kernel if stride is None or stride == [] else _tuple(stride, 2)
-    unbatched = input.ndim == 3
-    if unbatched:
-        input = input.unsqueeze(0)
-    out = _ops.call(_ops.OPS["max_pool"], input, kernel, stride, _tuple(padding, 2),
-                    _tuple(dilation, 2))
-    return out.squeeze(0) if unbatched else out
+    if input.ndim not in (3, 4):
+        raise RuntimeError("non-empty 3D or 4D (batch mode) tensor expected for input")
+    geometry = (kernel, stride, _tuple(padding, 2), _tuple(dilation, 2), bool(ceil_mode))
+    out = _ops.call(_ops.OPS["max_pool"], input, *geometry)
+    if not return_indices:
+        return out
+    return out, _ops.max_pool_indices(input, *geometry)
 
 
 def avg_pool2d(input: Tensor, kernel_size: object, stride: object = None, padding: object = 0,
@@ -507,16 +509,7 @@ def layer_norm(input: Tensor, normalized_shape: object, weight: Tensor | None = 
             f"Given normalized_shape={list(shape)}, expected input with shape "
             f"[*, {', '.join(map(str, shape))}], but got input of size{list(input.shape)}"
         )
-    dims = tuple(range(input.ndim - len(shape), input.ndim))
-    mean = input.mean(dim=dims, keepdim=True)
-    centred = input - mean
-    var = (centred * centred).mean(dim=dims, keepdim=True)
-    out = centred / (var + eps).sqrt()
-    if weight is not None:
-        out = out * weight
-    if bias is not None:
-        out = out + bias
-    return out
+    return _ops.call(_ops.OPS["layer_norm"], input, weight, bias, len(shape), eps)
 
 
 def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor | None,
@@ -524,7 +517,7 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
                training: bool = False, momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
     """Normalise each channel (dim 1) by batch statistics (training) or running ones (eval)."""
     dims = (0, *range(2, input.ndim))
-    shape = (1, input.shape[1]) + (1,) * (input.ndim - 2)
+    stats = None
     if training:
         n = input.numel() // input.shape[1]
         if n <= 1:
@@ -532,22 +525,14 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
                 f"Expected more than 1 value per channel when training, got input size "
                 f"{input.shape}"
             )
-        mean = input.mean(dim=dims, keepdim=True)
-        centred = input - mean
-        var = (centred * centred).mean(dim=dims, keepdim=True)
         if running_mean is not None and running_var is not None:
             with engine.no_grad():  # running statistics use the unbiased variance, as torch
-                running_mean.mul_(1 - momentum).add_(mean.detach().reshape(-1) * momentum)
-                running_var.mul_(1 - momentum).add_(
-                    var.detach().reshape(-1) * (momentum * n / (n - 1)))
-        out = centred / (var + eps).sqrt()
+                x = input.detach()
+                running_mean.mul_(1 - momentum).add_(x.mean(dim=dims) * momentum)
+                running_var.mul_(1 - momentum).add_(x.var(dim=dims) * momentum)
     else:
-        out = (input - running_mean.reshape(shape)) / (running_var.reshape(shape) + eps).sqrt()
-    if weight is not None:
-        out = out * weight.reshape(shape)
-    if bias is not None:
-        out = out + bias.reshape(shape)
-    return out
+        stats = (running_mean.detach().numpy(), running_var.detach().numpy())
+    return _ops.call(_ops.OPS["batch_norm"], input, weight, bias, stats, eps)
 
 
 def normalize(input: Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12) -> Tensor:

@@ -14,6 +14,7 @@ from typing import Any
 POS = (0.2, 2.0)  # strictly positive inputs (log, sqrt, ...)
 UNIT = (-0.9, 0.9)  # inside (-1, 1) (asin, acos)
 ANY = (-2.0, 2.0)
+PROB = (0.1, 0.9)  # probabilities away from 0 and 1 (binary cross-entropy)
 
 
 @dataclass(frozen=True)
@@ -151,6 +152,16 @@ CASES: dict[str, OpCase] = {
     "bce_with_logits": OpCase(
         lambda a, t: _F(a).binary_cross_entropy_with_logits(
             a, t, pos_weight=_lib(a).tensor([2.0, 0.5, 1.0], dtype=a.dtype)), ((2, 3), (2, 3))),
+    "binary_cross_entropy": OpCase(
+        lambda x, t: _F(x).binary_cross_entropy(
+            x, t, weight=_lib(x).tensor([2.0, 0.5, 1.0], dtype=x.dtype)), ((2, 3), (2, 3)), PROB),
+    "smooth_l1_loss": OpCase(lambda a, b: _F(a).smooth_l1_loss(a, b, beta=0.7), ((2, 3), (2, 3))),
+    "huber_loss": OpCase(lambda a, b: _F(a).huber_loss(a, b, reduction="sum", delta=0.8),
+                         ((2, 3), (2, 3))),
+    "layer_norm": OpCase(lambda x, w, b: _F(x).layer_norm(x, (3,), w, b), ((2, 3), (3,), (3,))),
+    "batch_norm": OpCase(
+        lambda x, w, b: _F(x).batch_norm(x, None, None, w, b, training=True),
+        ((4, 2, 3), (2,), (2,))),
     "nll_loss": OpCase(lambda a: _F(a).nll_loss(a, _lib(a).tensor([0, 2])), ((2, 3),)),
     "conv": OpCase(lambda x, w, b: _F(x).conv2d(x, w, b, padding=1), ((2, 2, 4, 4), (3, 2, 3, 3),
                                                                       (3,))),
@@ -158,8 +169,12 @@ CASES: dict[str, OpCase] = {
                                    ((1, 2, 4, 4), (2, 2, 3, 3))),
     "conv_weight_grad": OpCase(lambda x, w: _grad_of(w, lambda v: _sq_conv(x, v)),
                                ((1, 2, 4, 4), (2, 2, 3, 3))),
-    "max_pool": OpCase(lambda x: _F(x).max_pool2d(x, 3, stride=2, padding=1), ((1, 2, 5, 5),),
-                       smooth=False),
+    "max_pool": OpCase(lambda x: _F(x).max_pool2d(x, 3, stride=2, padding=1, ceil_mode=True),
+                       ((1, 2, 6, 6),), smooth=False),
+    "max_pool_backward": OpCase(
+        lambda x: _grad_of(x, lambda v: _F(v).max_pool2d(v, 3, stride=2, padding=1,
+                                                        ceil_mode=True) ** 2),
+        ((2, 6, 6),), smooth=False),
 }
 
 

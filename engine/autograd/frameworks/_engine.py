@@ -8,6 +8,9 @@ from typing import Any
 
 import numpy as np
 
+# This module is loaded on first use (frameworks.for_name/for_inputs), when engine has
+# finished initialising: engine's own adapter can import engine at module level.
+import engine
 from engine.autograd.frameworks import Adapter
 
 
@@ -18,9 +21,6 @@ class EngineAdapter(Adapter):
 
     @property
     def lib(self) -> ModuleType:
-        # Imported on use: engine.autograd imports the checker while engine is initialising.
-        import engine
-
         return engine
 
     def is_array(self, obj: Any) -> bool:

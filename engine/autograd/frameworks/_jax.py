@@ -20,6 +20,10 @@ import numpy as np
 from engine.autograd.frameworks import Adapter
 
 
+# Calls of one function (and static arguments) run op by op before it is compiled.
+_JIT_AFTER = 48
+
+
 class JaxAdapter(Adapter):
     """JAX arrays; VJPs by jax.vjp, one linearisation per run, reused for every cotangent."""
 
@@ -29,6 +33,7 @@ class JaxAdapter(Adapter):
     def __init__(self) -> None:
         self._vjps: dict[int, tuple[tuple, Callable]] = {}
         self._compiled: dict[tuple, tuple[Callable, Callable | None]] = {}
+        self._calls: dict[tuple, int] = {}
 
     def is_array(self, obj: Any) -> bool:
         return isinstance(obj, jax.Array)
@@ -63,14 +68,20 @@ class JaxAdapter(Adapter):
         return (id(func), tuple(i for i, a in enumerate(args) if _static(a)))
 
     def _jit(self, func: Callable[..., Any], args: Sequence[Any]) -> Callable | None:
-        """func under jax.jit (non-array arguments static), None if it does not trace.
+        """func under jax.jit (non-array arguments static) once it has been called often,
+        None before that or if it does not trace.
 
-        The checker evaluates func hundreds of times at perturbed points of the same shapes:
-        compiled once, each call costs microseconds instead of a dispatch per op.
+        Compiling costs tens of milliseconds; a call op by op, about one.  Most checks settle
+        in a dozen evaluations, so only a function the checker keeps evaluating (the
+        Richardson ladder, many inputs) is compiled, after which each call costs
+        microseconds instead of a dispatch per op.
         """
         key = self._key(func, args)
         entry = self._compiled.get(key)
         if entry is None:
+            calls = self._calls[key] = self._calls.get(key, 0) + 1
+            if calls < _JIT_AFTER:
+                return None
             # Holding func keeps its id ours for as long as the entry lives.
             entry = self._compiled[key] = (func, jax.jit(func, static_argnums=key[1]))
         return entry[1]

@@ -223,6 +223,62 @@ def test_catalogue(case: Case, dtype: str, fast_mode: bool):
     assert passed == (not case.wrong)
 
 
+def _looped(func: Callable, args: tuple) -> tuple[Callable, list[int]]:
+    """func made batched by a loop over the stack (what batched=True promises), counted."""
+    shapes = [tuple(a.shape) for a in args]
+    calls = [0]
+
+    def batched(*xs: Any) -> Any:
+        calls[0] += 1
+        stacked = [tuple(x.shape) != s for x, s in zip(xs, shapes, strict=True)]
+        if not any(stacked):
+            return func(*xs)
+        count = next(x.shape[0] for x, st in zip(xs, stacked, strict=True) if st)
+        rows = [
+            func(*[x[p] if st else x for x, st in zip(xs, stacked, strict=True)])
+            for p in range(count)
+        ]
+        if isinstance(rows[0], tuple):
+            return tuple(engine.stack([r[k] for r in rows]) for k in range(len(rows[0])))
+        return engine.stack(rows)
+
+    return batched, calls
+
+
+FIRST_ORDER = [c for c in CATALOGUE if not c.second_order]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=list(DTYPES))
+@pytest.mark.parametrize("case", FIRST_ORDER, ids=[c.name for c in FIRST_ORDER])
+@pytest.mark.parametrize("fast_mode", [False, True], ids=["full", "fast"])
+def test_batched_evaluations_give_the_same_verdicts_in_fewer_calls(
+    case: Case, dtype: str, fast_mode: bool
+):
+    func, args = case.build(DTYPES[dtype])
+    verdicts, calls = [], []
+    for batched in (False, True):
+        counted, count = _looped(func, args)
+        verdicts.append(
+            gradcheck(counted, args, batched=batched, fast_mode=fast_mode, raise_exception=False)
+        )
+        calls.append(count[0])
+    assert verdicts[0] == verdicts[1] == (not case.wrong)
+    assert calls[1] < calls[0]
+
+
+def test_batched_needs_a_function_that_batches():
+    rng = np.random.default_rng(4)
+    W = engine.tensor(rng.standard_normal((3, 4)), dtype=engine.float64)
+    x = engine.tensor(rng.uniform(-1, 1, 4), dtype=engine.float64, requires_grad=True)
+    with pytest.raises(ValueError, match="batched=True, but func failed on a stack"):
+        gradcheck(lambda a: W @ a, (x,), batched=True)  # (3, 4) @ (2, 4)
+    with pytest.raises(ValueError, match="batched=True, but func's outputs for a stack"):
+        gradcheck(lambda a: a * a.sum(), (x,), batched=True)  # mixes the stack's rows
+    with pytest.raises(ValueError, match="not a leading dimension of 2"):
+        gradcheck(lambda a: (a * a).sum(), (x,), batched=True)
+    assert gradcheck(lambda a: engine.tanh(a @ W.T), (x,), batched=True)
+
+
 def _failure(func: Callable, args: tuple, **kwargs: Any) -> str:
     with pytest.raises(GradcheckError) as info:
         gradcheck(func, args, **kwargs)
@@ -612,6 +668,55 @@ def test_fast_mode_costs_three_evaluations_per_projection():
     func, calls = _counted(lambda a, b: (engine.sin(a) * b).sum() + engine.tanh(a * b).mean())
     assert gradcheck(func, (x, y), fast_mode=True, projections=4)
     assert calls[0] <= 2 + 3 * 4
+
+
+def _dense_with_backward_factor(factor: float) -> tuple[Callable, tuple]:
+    rng = np.random.default_rng(3)
+    W = engine.tensor(rng.standard_normal((30, 40)), dtype=engine.float64)
+
+    class Dense(engine.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.save_for_backward(x)
+            return engine.tanh(W @ x / 6)
+
+        @staticmethod
+        def backward(ctx, g):
+            (x,) = ctx.saved_tensors
+            y = engine.tanh(W @ x / 6)
+            return factor * (W.T @ (g * (1 - y * y))) / 6
+
+    x = engine.tensor(rng.uniform(-1, 1, 40), dtype=engine.float64, requires_grad=True)
+    return Dense.apply, (x,)
+
+
+@pytest.mark.parametrize("fast_mode", [False, True], ids=["full", "fast"])
+def test_a_clear_mismatch_is_settled_by_the_first_estimate(fast_mode: bool):
+    """|A - N| beyond the tolerance by more than 8 error estimates needs no ladder."""
+    func, args = _dense_with_backward_factor(-1.0)
+    counted, calls = _counted(func)
+    message = _failure(counted, args, fast_mode=fast_mode)
+    assert "Jacobian mismatch" in message and "sign flipped" in message
+    # The forward, the centre, three perturbations per input (fast: first a centre and three
+    # per projection, then the full check to locate the failure).
+    assert calls[0] <= 2 + 3 * 40 + (1 + 3 * 2 if fast_mode else 0)
+    # Its twin with a right backward passes, fast mode without the full check.
+    func, args = _dense_with_backward_factor(1.0)
+    counted, calls = _counted(func)
+    assert gradcheck(counted, args, fast_mode=fast_mode)
+    assert calls[0] <= 2 + (3 * 2 if fast_mode else 3 * 40)
+
+
+def test_a_settled_failure_still_reports_the_elements_and_their_estimates():
+    func, args = _dense_with_backward_factor(1.0001)
+    with pytest.raises(GradcheckError) as info:
+        gradcheck(func, args)
+    mismatch = info.value.mismatch
+    assert mismatch is not None and mismatch.differing == 30 * 40
+    assert "1.0001 (a constant factor)" in str(info.value)
+    for w in mismatch.worst:
+        # Each shown element fails the rule on the numbers shown, by far.
+        assert w.error > 8 * w.estimate and w.error > 1e-5 * abs(w.numeric)
 
 
 @pytest.mark.parametrize("fast_mode", [False, True], ids=["full", "fast"])

@@ -91,3 +91,28 @@ def test_wrong_shaped_custom_vjp_is_a_failed_check():
     x, b = jnp.ones((3, 2)), jnp.ones(2)
     with pytest.raises(GradcheckError, match="vjp raised"):
         gradcheck(f, (x, b))
+
+
+@pytest.mark.parametrize("factor", [1.0, 1.0001])
+def test_batched_jax_function_gives_the_same_verdict(x64, factor):
+    """(Calls are not counted here: the adapter compiles func, whose body then runs only
+    when traced; the numeric module's tests count the calls a stack saves.)"""
+    W = jnp.asarray(np.random.default_rng(8).standard_normal((8, 5)))
+
+    @jax.custom_vjp
+    def dense(x):
+        return jnp.tanh(x @ W.T)
+
+    def fwd(x):
+        y = dense(x)
+        return y, y
+
+    def bwd(y, g):
+        return (factor * (g * (1 - y * y)) @ W,)
+
+    dense.defvjp(fwd, bwd)
+    x = jnp.asarray(np.linspace(-1, 1, 5))
+    verdicts = [
+        gradcheck(dense, (x,), batched=batched, raise_exception=False) for batched in (False, True)
+    ]
+    assert verdicts[0] == verdicts[1] == (factor == 1.0)

@@ -134,3 +134,41 @@ def test_errors_for_inputs_that_mix_frameworks_or_need_no_grad():
         gradcheck(torch.sin, (torch.ones(2, dtype=torch.float64),))
     with pytest.raises(TypeError, match="numpy_gradcheck"):
         gradcheck(np.sin, (np.ones(2),))
+
+
+def _dense_torch(factor: float, dtype: torch.dtype):
+    """tanh(x W^T) as a torch.autograd.Function whose backward is `factor` times right; its
+    forward broadcasts over a leading dimension (what batched=True needs), counted."""
+    W = torch.tensor(np.random.default_rng(8).standard_normal((8, 5)), dtype=dtype)
+    calls = [0]
+
+    class Dense(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            calls[0] += 1
+            y = torch.tanh(x @ W.T)
+            ctx.save_for_backward(y)
+            return y
+
+        @staticmethod
+        def backward(ctx, g):
+            (y,) = ctx.saved_tensors
+            return factor * (g * (1 - y * y)) @ W
+
+    return Dense.apply, calls
+
+
+@pytest.mark.parametrize("fast_mode", [False, True], ids=["full", "fast"])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("factor", [1.0, 1.01, -1.0])
+def test_batched_torch_function_same_verdict_fewer_calls(factor, dtype, fast_mode):
+    x = torch.tensor(np.linspace(-1, 1, 5), dtype=getattr(torch, dtype), requires_grad=True)
+    verdicts, calls = [], []
+    for batched in (False, True):
+        func, count = _dense_torch(factor, x.dtype)
+        verdicts.append(
+            gradcheck(func, (x,), batched=batched, fast_mode=fast_mode, raise_exception=False)
+        )
+        calls.append(count[0])
+    assert verdicts[0] == verdicts[1] == (factor == 1.0)
+    assert calls[1] < calls[0]

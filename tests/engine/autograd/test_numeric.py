@@ -493,3 +493,73 @@ def test_a_dependence_below_the_first_probes_resolution_keeps_an_honest_error():
     off = ~np.eye(32, dtype=bool)
     off[:, 0] = False
     assert np.all(np.abs(res.value[off]) <= 4 * res.error[off])
+
+
+# ------------------------------------------------------------------- batched evaluations
+
+
+def _always(value, error, floor):
+    return np.ones(value.shape, dtype=bool)
+
+
+_W = np.random.default_rng(5).standard_normal((7, 6))
+BATCHED = {
+    # name: f of one point, the same f over a stack of points (P, n) -> (P, m), x
+    # (a sum along the last axis, so that one point and a stack round alike; a matmul of a
+    # stack may sum in another order, which changes the last bits and no verdict)
+    "dense": (
+        lambda v: np.tanh((_W * v).sum(-1)),
+        lambda s: np.tanh((_W * s[:, None, :]).sum(-1)),
+        np.linspace(-1, 1, 6),
+    ),
+    "elementwise": (
+        lambda v: np.sin(v) * np.exp(v),
+        lambda s: np.sin(s) * np.exp(s),
+        np.linspace(-1, 1, 40),
+    ),
+    "offset 1e8": (lambda v: 1e8 + np.sin(3 * v), lambda s: 1e8 + np.sin(3 * s), np.ones(4)),
+    "log near its edge": (np.log, np.log, np.array([1e-6, 0.5, 3.0])),
+}
+
+
+@pytest.mark.parametrize("refine", [_never, _always], ids=["first estimate", "ladder"])
+@pytest.mark.parametrize("name", BATCHED)
+def test_a_batched_f_gives_the_same_numbers_in_fewer_calls(name, refine):
+    f, many, x = BATCHED[name]
+    one = nm.staged_jacobian(f, x, refine)
+    stacked = nm.staged_jacobian(f, x, refine, batched=many)
+    assert np.array_equal(one.value, stacked.value, equal_nan=True)
+    assert np.array_equal(one.error, stacked.error, equal_nan=True)
+    assert np.array_equal(one.step, stacked.step) and one.method == stacked.method
+    assert one.calls == one.evaluations
+    # Every stage's points in a few calls: the first estimates of all columns in one, a
+    # ladder's rungs in chunks of several, for every column at once.
+    assert stacked.calls <= 8 if refine is _never else stacked.calls <= one.calls / 5
+
+
+def test_a_batched_directional_derivative_gives_the_same_numbers_in_fewer_calls():
+    f, many, x = BATCHED["dense"]
+    dirs = np.random.default_rng(6).standard_normal((3, 6))
+    for refine in (lambda *a: np.zeros(3, bool), lambda *a: np.ones(3, bool)):
+        (one, real1), (stacked, real2) = (
+            nm.staged_directional(f, x, dirs, refine),
+            nm.staged_directional(f, x, dirs, refine, batched=many),
+        )
+        assert np.array_equal(one.value, stacked.value)
+        assert np.array_equal(one.error, stacked.error) and np.array_equal(real1, real2)
+        assert stacked.calls < one.calls / 3
+
+
+def test_a_stack_that_fails_is_evaluated_point_by_point():
+    """A stack raising (one point outside the domain) must not turn the others into NaN."""
+
+    def many(stack):
+        if np.any(stack <= 0):
+            raise ValueError("math domain error")
+        return np.log(stack)
+
+    x = np.array([1e-6, 2.0])
+    one = nm.staged_jacobian(np.log, x, _always)
+    stacked = nm.staged_jacobian(np.log, x, _always, batched=many)
+    assert np.array_equal(one.value, stacked.value) and np.array_equal(one.error, stacked.error)
+    assert np.all(np.isfinite(stacked.value.diagonal()))
