@@ -51,7 +51,7 @@ class RandomSource:
 source = RandomSource()
 
 
-def manual_seed(seed: int) -> Any:
+def manual_seed(seed: int) -> RandomSource:
     """Seed the generator behind rand, randn, randint, randperm, init and dropout."""
     global source
     source = type(source)(int(seed))
