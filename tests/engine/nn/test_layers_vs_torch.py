@@ -370,3 +370,12 @@ def test_loss_parameter_errors_match_torch(call):
             call(lib.nn.functional, lib.zeros(3), lib.ones(3))
         messages.append(str(err.value))
     assert messages[0] == messages[1]
+
+
+def test_max_pool2d_of_integers_with_padding_and_ceil_mode_matches_torch():
+    results = []
+    for lib in (torch, engine):
+        x = lib.arange(36).reshape(1, 1, 6, 6) - 20
+        results.append([lib.nn.functional.max_pool2d(x, 3, stride=2, **kw).tolist()
+                        for kw in ({"ceil_mode": True}, {"padding": 1})])
+    assert results[0] == results[1]
