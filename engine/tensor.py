@@ -427,12 +427,13 @@ def _init(t: Tensor, data: Any, requires_grad: bool) -> None:
         t.requires_grad = True
 
 
-def _wrap(data: Any) -> Tensor:
-    """A new leaf over `data` (no copy): the fast path every op result goes through."""
+def _wrap(data: Any, grad_fn: Any = None) -> Tensor:
+    """A new tensor over `data` (no copy): the fast path every op result goes through; a leaf,
+    or the output of `grad_fn` (which then requires grad)."""
     t = _new(Tensor)
     t._data = data
-    t._requires_grad = False
-    t._grad_fn = None
+    t._requires_grad = grad_fn is not None
+    t._grad_fn = grad_fn
     t._output_nr = 0
     t._grad = None
     t._vc = None
