@@ -55,6 +55,8 @@ FREED_MESSAGE = (
 _MANY = object()  # Node._e1 of a node whose edges are all in _e0, as a tuple
 _ABSENT = object()  # run_backward: a node with no gradient (nor None) yet, not yet queued
 heappop, heappush = heapq.heappop, heapq.heappush
+# Arguments that Node._release keeps as they are (the scalar graph's: nothing to do).
+_SCALAR_TYPES = frozenset((int, float, bool, complex, np.float16, np.float32, np.float64))
 
 # Node._fit: what the input gradients may need fitting to: nothing, their inputs' shapes
 # (broadcasting happened), or shapes and dtypes (promotion happened, or not known).
@@ -186,10 +188,8 @@ class Node:
         # the graph does not keep their memory alive; scalars cost nothing to keep (and the
         # scalar graph's `y + 1` nodes keep nothing else: no new tuple for them).
         args = self._args
-        for a in args:
-            if type(a) is np.ndarray or isinstance(a, Tensor):
-                self._args = tuple(map(_shape_only, args))
-                return
+        if not _SCALAR_TYPES.issuperset(map(type, args)):
+            self._args = tuple(map(_shape_only, args))
 
     def _apply(self, g: Any, wanted: Sequence[bool] | None, create_graph: bool) -> list:
         """The gradients for the inputs, given the output's, as tensors: the rules run on
@@ -235,7 +235,8 @@ class Node:
         op = self._op
         if op.saves and self._seq < WRITES[0]:  # (no write since: nothing to check)
             self._check_versions()
-        check = self._fit == FIT_ALL
+        fit = self._fit
+        check = fit == FIT_ALL
         if isinstance(g, Tensor):
             g = g._data
             check = True
@@ -257,6 +258,8 @@ class Node:
             except RuntimeWarning:  # a user's filter made NumPy's warnings errors: be quiet
                 with np.errstate(all="ignore"):
                     grads = self._rules_on(g, (d0, d1))
+            if not fit:
+                return grads
             datas = (d0, d1)
         else:
             datas = [a._data if isinstance(a, Tensor) else a for a in args]
@@ -269,7 +272,7 @@ class Node:
             except RuntimeWarning:  # as above
                 with np.errstate(all="ignore"):
                     grads = self._rules_on(g, datas)
-        if op.broadcasts and self._fit:  # (inputs with a gradient are NumPy values)
+        if fit and op.broadcasts:  # (inputs with a gradient are NumPy values)
             for i, gi in enumerate(grads):
                 if gi is not None and gi.shape != datas[i].shape:
                     grads[i] = sum_to_array(gi, datas[i].shape)
