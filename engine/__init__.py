@@ -6,6 +6,7 @@ CONTRACT §1, with the same numbers, flags and kinds of errors.
 
 import warnings as _warnings
 from importlib import metadata as _metadata
+from typing import TYPE_CHECKING as _TYPE_CHECKING
 
 from engine import _api
 from engine import _linalg as linalg
@@ -207,6 +208,10 @@ _warnings.filterwarnings("ignore", category=RuntimeWarning, module=r"engine(\.|$
 
 from engine import autograd  # noqa: E402
 from engine.autograd import functional as _functional  # noqa: E402, F401 - loads the submodule
+
+if _TYPE_CHECKING:  # what __getattr__ below loads on first use, made visible to type checkers
+    from engine import nn as nn
+    from engine import optim as optim
 
 
 def __getattr__(name: str) -> object:

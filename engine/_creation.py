@@ -90,7 +90,7 @@ def _flatten_tensors(data: Any) -> Any:
     return data
 
 
-def tensor(data: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False,
+def tensor(data: object, dtype: Any = None, device: Any = None, requires_grad: bool = False,
            pin_memory: bool = False) -> Tensor:
     """A new leaf tensor holding a copy of `data`."""
     if isinstance(data, Tensor):
@@ -101,7 +101,7 @@ def tensor(data: Any, dtype: Any = None, device: Any = None, requires_grad: bool
     return _finish(np.array(data, dtype=np_dtype), requires_grad, device)
 
 
-def as_tensor(data: Any, dtype: Any = None, device: Any = None) -> Tensor:
+def as_tensor(data: object, dtype: Any = None, device: Any = None) -> Tensor:
     """`data` as a tensor, sharing memory with an ndarray of the same dtype."""
     _device.check(device)
     if isinstance(data, Tensor):

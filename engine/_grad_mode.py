@@ -6,7 +6,10 @@ from __future__ import annotations
 import functools
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import ParamSpec, TypeVar
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 
 class _State(threading.local):
@@ -33,11 +36,11 @@ class _Mode:
     def __exit__(self, *exc: object) -> None:
         state.enabled = self._prev
 
-    def __call__(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+    def __call__(self, fn: Callable[_P, _R]) -> Callable[_P, _R]:
         mode = type(self)
 
         @functools.wraps(fn)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
+        def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
             with mode():
                 return fn(*args, **kwargs)
 
@@ -70,12 +73,12 @@ class set_grad_enabled(_Mode):  # noqa: N801
     def __exit__(self, *exc: object) -> None:
         state.enabled = self._prev
 
-    def __call__(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+    def __call__(self, fn: Callable[_P, _R]) -> Callable[_P, _R]:
         state.enabled = self._prev  # as a decorator it must not change the mode at definition
         enable = self._enable
 
         @functools.wraps(fn)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
+        def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
             with set_grad_enabled(enable):
                 return fn(*args, **kwargs)
 

@@ -14,12 +14,19 @@ from __future__ import annotations
 import warnings
 import weakref
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any, SupportsIndex, overload
 
 import numpy as np
 
 from engine import _device, _dtype
 from engine._format import tensor_repr
+
+if TYPE_CHECKING:
+    # The methods engine/_api.py attaches at import time, declared for type checkers.
+    from engine._tensor_methods import GradFn
+    from engine._tensor_methods import TensorMethods as _Methods
+else:
+    _Methods = object
 
 _new = object.__new__
 
@@ -77,7 +84,7 @@ def version_counter(t: Tensor) -> VersionCounter:
     return vc
 
 
-class Size(tuple):
+class Size(tuple[int, ...]):
     """A tensor's shape: a tuple that prints as torch.Size does."""
 
     __slots__ = ()
@@ -85,16 +92,21 @@ class Size(tuple):
     def __repr__(self) -> str:
         return f"engine.Size({list(self)})"
 
-    def __getitem__(self, index: Any) -> Any:
-        item = tuple.__getitem__(self, index)
-        return Size(item) if isinstance(index, slice) else item
+    @overload
+    def __getitem__(self, index: SupportsIndex) -> int: ...
+    @overload
+    def __getitem__(self, index: slice) -> Size: ...
+    def __getitem__(self, index: SupportsIndex | slice) -> int | Size:
+        if isinstance(index, slice):
+            return Size(tuple.__getitem__(self, index))
+        return tuple.__getitem__(self, index)
 
     def numel(self) -> int:
         """The number of elements of a tensor of this shape."""
         return int(np.prod(self, dtype=np.int64))
 
 
-class Tensor:
+class Tensor(_Methods):
     """A multi-dimensional array that can record the operations applied to it."""
 
     __slots__ = (
@@ -108,6 +120,15 @@ class Tensor:
         "_x",  # rarely used state: hooks, retains_grad, view base (dict or None)
         "__weakref__",
     )
+    # The slots' types, for type checkers (annotations only: no class attributes).
+    _data: Any  # np.ndarray, or a NumPy scalar
+    _requires_grad: bool
+    _grad_fn: Any
+    _output_nr: int
+    _grad: Tensor | None
+    _vc: VersionCounter | None
+    _acc: Any
+    _x: dict[str, Any] | None
 
     def __init__(self, data: Any = (), *, requires_grad: bool = False) -> None:
         # torch.Tensor(data) builds a tensor of the default float dtype; engine.tensor() is the
@@ -174,7 +195,7 @@ class Tensor:
         return self._grad_fn is None
 
     @property
-    def grad_fn(self) -> Any:
+    def grad_fn(self) -> GradFn | None:
         return self._grad_fn
 
     @property
@@ -212,6 +233,10 @@ class Tensor:
     def shape(self) -> Size:
         return Size(self._data.shape)
 
+    @overload
+    def size(self, dim: None = None) -> Size: ...
+    @overload
+    def size(self, dim: int) -> int: ...
     def size(self, dim: int | None = None) -> Size | int:
         """The shape, or the length of one dimension."""
         if dim is None:

@@ -16,13 +16,16 @@ import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from engine.autograd import GradcheckError, gradcheck, gradgradcheck, numpy_gradcheck
 from engine.autograd.blame import blame
 from engine.autograd.frameworks import Adapter, BackwardError, for_inputs, for_name
+
+if TYPE_CHECKING:
+    from engine.autograd.gradcheck import JacobianMismatch
 
 __all__ = ["CallableCheck", "assert_gradcheck", "check_callable", "describe_exception"]
 
@@ -99,6 +102,8 @@ class CallableCheck:
     shapes: str = ""  # 'x[3] w[3,2]'
     atol: float = DEFAULT_ATOL
     rtol: float = DEFAULT_RTOL
+    # The failing Jacobian block as data (the worst elements, for a renderer's table).
+    mismatch: JacobianMismatch | None = None
 
 
 def _smoke(fn: Callable[..., Any], inputs: Sequence[Any], fw: Adapter
@@ -262,6 +267,7 @@ def check_callable(
             except GradcheckError as exc:
                 lines = str(exc).splitlines()
                 result.status = "fail"
+                result.mismatch = getattr(exc, "mismatch", None)
                 result.notes = [
                     f"{label}: {line}" if i == 0 else line for i, line in enumerate(lines)
                 ]

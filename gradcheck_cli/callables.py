@@ -187,10 +187,16 @@ def _engine_trace(fn: Callable[..., Any], inputs: list[Any], names: list[str], t
     return trace_callable(fn, inputs, names, target)
 
 
+def _torch_trace(fn: Callable[..., Any], inputs: list[Any], names: list[str], target: str):
+    from gradcheck_cli.trace import trace_torch
+
+    return trace_torch(fn, inputs, names, target)
+
+
 def _no_trace(framework: str) -> Callable[..., Any]:
     def refuse(fn: Callable[..., Any], inputs: list[Any], names: list[str], target: str):
-        raise UserCodeError(f"trace draws engine graphs: {framework} cases are checked, "
-                            "not traced")
+        raise UserCodeError(f"trace draws engine and PyTorch graphs: {framework} cases are "
+                            "checked, not traced")
 
     return refuse
 
@@ -210,7 +216,7 @@ class Framework:
 
 FRAMEWORKS: dict[str, Framework] = {
     "engine": Framework("engine", engine_inputs, _engine_check, _engine_trace),
-    "torch": Framework("torch", torch_inputs, _engine_check, _no_trace("PyTorch")),
+    "torch": Framework("torch", torch_inputs, _engine_check, _torch_trace),
     "jax": Framework("jax", jax_inputs, _engine_check, _no_trace("JAX")),
     "numpy": Framework("numpy", input_values, _numpy_check, _no_trace("NumPy")),
 }
@@ -274,6 +280,7 @@ def run_callable_case(case: CallableCase) -> list[CaseResult]:
             inputs=check.inputs,
             shapes=check.shapes,
             blame=check.blame,
+            mismatch=check.mismatch,
         )
     ]
 

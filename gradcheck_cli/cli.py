@@ -389,6 +389,13 @@ def main(ctx: click.Context, no_color: bool, debug: bool) -> None:
 @click.option(
     "--steps", is_flag=True, help="Plot the finite-difference error against the step size."
 )
+@click.option(
+    "--format",
+    "form",
+    type=click.Choice(["table", "json"]),
+    default=None,
+    help="The tables [default], or the JSON report (as --json).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON report only.")
 @global_options
 @click.pass_obj
@@ -402,6 +409,7 @@ def grad(
     dtype: str,
     graph: bool,
     steps: bool,
+    form: str | None,
     as_json: bool,
 ) -> None:
     """Value and gradient of EXPR by autograd, SymPy and finite differences.
@@ -410,6 +418,10 @@ def grad(
     gradcheck grad 'x*x + 2*x + 1' --at x=3
     gradcheck grad 'sin(x)*exp(-y**2)' --at x=1,y=0.5 --order 2
     """
+    as_json = _format_or_json(form, as_json, "table") == "json"
+    if as_json and (graph or steps):
+        flag = "--graph" if graph else "--steps"
+        raise click.UsageError(f"{flag} adds to the tables; the JSON report has no place for it")
     parsed, point = parse_expression(expr, merge_points(points))
     from gradcheck_cli.checks import Case, run_case
 
@@ -451,10 +463,9 @@ def _trace(parsed: Any, expr: str, point: dict[str, float], dtype: str) -> Any:
 @click.option(
     "--format",
     "form",
-    type=click.Choice(["tree", "mermaid", "dot"]),
-    default="tree",
-    show_default=True,
-    help="Rich tree, Mermaid `graph TD`, or Graphviz DOT.",
+    type=click.Choice(["tree", "mermaid", "dot", "json"]),
+    default=None,
+    help="Rich tree [default], Mermaid `graph TD`, Graphviz DOT, or the nodes as JSON.",
 )
 @click.option(
     "--dtype",
@@ -463,7 +474,7 @@ def _trace(parsed: Any, expr: str, point: dict[str, float], dtype: str) -> Any:
     show_default=True,
     help="Precision of the engine's computation.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the nodes as JSON only.")
+@click.option("--json", "as_json", is_flag=True, help="The nodes as JSON (same as --format json).")
 @python_options
 @global_options
 @click.pass_obj
@@ -471,7 +482,7 @@ def trace(
     app: App,
     expr: str,
     points: tuple[dict[str, float], ...],
-    form: str,
+    form: str | None,
     dtype: str,
     as_json: bool,
     allow_python: bool,
@@ -488,6 +499,7 @@ def trace(
     gradcheck trace 'x*x + 2*x + 1' --at x=3 --format mermaid
     gradcheck trace examples/ci/gradcheck.toml::log_cosh_loss --allow-python --path examples/ci
     """
+    form = _format_or_json(form, as_json, "tree")
     reference = _case_reference(expr)
     if reference is not None:
         if points:
@@ -498,7 +510,7 @@ def trace(
         graph = _trace(parsed, expr, point, dtype)
     from gradcheck_cli import trace as tracing
 
-    if as_json:
+    if form == "json":
         import json
 
         from gradcheck_cli.report import to_finite_json
@@ -776,13 +788,18 @@ def check(
     _exit(EXIT_OK if writer.tally.failed == 0 and writer.tally.errors == 0 else EXIT_MISMATCH)
 
 
+def _format_or_json(form: str | None, as_json: bool, default: str) -> str:
+    """--format, where --json is --format json; --json with another format is exit 2."""
+    if as_json and form not in (None, "json"):
+        raise click.UsageError(f"--json and --format {form} ask for two different reports")
+    return "json" if as_json else form or default
+
+
 def _report_format(
     form: str | None, as_json: bool, output: str | None, quiet: bool, verbose: bool
 ) -> str:
     """The report format from --format and --json; options that contradict it are exit 2."""
-    if as_json and form not in (None, "json"):
-        raise click.UsageError(f"--json and --format {form} ask for two different reports")
-    form = "json" if as_json else form or "table"
+    form = _format_or_json(form, as_json, "table")
     if quiet and verbose:
         raise click.UsageError("--quiet and --verbose contradict each other: give one")
     if (quiet or verbose) and form in ("json", "junit"):

@@ -22,6 +22,7 @@ from gradcheck_cli.results import Tally
 from gradcheck_cli.trace import node_blame, node_caption, node_detail, tree_rows
 
 if TYPE_CHECKING:
+    from engine.autograd.gradcheck import JacobianMismatch
     from gradcheck_cli.results import CaseResult, Outcome
     from gradcheck_cli.trace import StepScan, TraceGraph
 
@@ -417,6 +418,36 @@ def batch_table(results: Sequence[CaseResult], width: int) -> Table:
     return table
 
 
+def mismatch_table(mismatch: JacobianMismatch) -> RenderableType:
+    """The worst elements of a failing Jacobian block as a table sized from its content.
+
+    One row per element where it fits; narrower (60 columns), two rows per element (the
+    values, then their error and estimate), so that no number is cut or wrapped.
+    """
+    which = "projection" if mismatch.projected else "output, input"
+    number = {"justify": "right", "no_wrap": True}
+    caption = f"scale of the Jacobian {mismatch.scale:.3g}"
+
+    def frame(*columns: Column) -> Table:
+        return Table(*columns, box=box.SIMPLE_HEAD, show_edge=False, padding=(0, 1, 0, 0),
+                     pad_edge=False, caption=caption, caption_justify="left",
+                     caption_style="dim", header_style="bold")
+
+    wide = frame(Column(which, overflow="fold", min_width=8), Column("analytic", **number),
+                 Column("numeric", **number), Column("error", **number),
+                 Column("estimate", **number))
+    narrow = frame(Column(which, overflow="fold", min_width=8), Column("analytic", **number),
+                   Column("numeric", **number))
+    for w in mismatch.worst:
+        analytic, numeric = f"{w.analytic:.8g}", f"{w.numeric:.8g}"
+        error, estimate = f"{w.error:.3g}", f"{w.estimate:.3g}"
+        wide.add_row(w.index, analytic, numeric, error, estimate)
+        narrow.add_row(w.index, analytic, numeric)
+        narrow.add_row("", Text(f"error {error}", style="dim"),
+                       Text(f"estimate {estimate}", style="dim"))
+    return FirstThatFits(wide, narrow)
+
+
 def case_details(result: CaseResult) -> RenderableType:
     """Why a case failed or errored: its heading, then message, numbers and notes."""
     head = Text.assemble(status_text(result.status), "  ", (printable(result.name), "bold"))
@@ -424,7 +455,18 @@ def case_details(result: CaseResult) -> RenderableType:
     if where:
         head.append(f"  {where}")
     body: list[RenderableType] = [head]
-    for line in map(printable, detail_lines(result)):
+    mismatch: JacobianMismatch | None = getattr(result, "mismatch", None)
+    # The notes carry the worst elements as preformatted text (for the reports); here they
+    # are laid out as a table from the data instead.
+    columns = {line for line in mismatch.lines() if line.startswith(" ")} if mismatch else set()
+    for line in detail_lines(result):
+        if line in columns:
+            if mismatch is not None:
+                body.append(Padding(mismatch_table(mismatch), (0, 0, 0, DETAIL_INDENT),
+                                    expand=False))
+                mismatch = None
+            continue
+        line = printable(line)
         # Lines that start with a space are preformatted columns (a case's output): printed
         # whole, never wrapped into a jumble.
         if line.startswith(" "):

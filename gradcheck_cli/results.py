@@ -9,7 +9,10 @@ exited, crashed or ran out of time, or a case an interrupt left unrun.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from engine.autograd.gradcheck import JacobianMismatch
 
 __all__ = ["CallableResult", "CaseResult", "Outcome", "Tally", "error_row", "error_rows"]
 
@@ -51,6 +54,9 @@ class CallableResult(CaseResult):
     shapes: str = ""  # 'x[3,4] w[3,2]': what the table shows in its point column
     blame: dict[str, Any] | None = None
     output: str = ""  # the user's stdout and stderr while the case ran, trimmed
+    # The failing Jacobian block as data: render.py lays its worst elements out as a table
+    # (the notes keep them as text, for the reports).
+    mismatch: JacobianMismatch | None = None
 
 
 @dataclass(frozen=True)

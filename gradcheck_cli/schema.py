@@ -249,8 +249,13 @@ def _parse(path: Path, text: str, kind: str) -> Any:
             raise BatchFileError(
                 f"{path}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
             ) from None
-    import yaml  # only `check` on YAML files pays for PyYAML
-
+    try:
+        import yaml  # optional (gradcheck[yaml]): only YAML batch files need PyYAML
+    except ImportError:
+        raise BatchFileError(
+            f"{path}: reading YAML needs PyYAML: pip install 'gradcheck[yaml]' "
+            "(or write the batch in TOML or JSON)"
+        ) from None
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -198,6 +198,94 @@ def trace_callable(
     )
 
 
+def trace_torch(
+    fn: Callable[..., Any], inputs: Sequence[Any], names: Sequence[str], target: str
+) -> TraceGraph:
+    """Trace a PyTorch callable's graph (`grad_fn.next_functions` from the outputs), the
+    custom torch.autograd.Function whose backward is wrong marked.
+
+    Nodes are in forward order (torch's sequence numbers); each node's incoming gradient is
+    captured by a pre-hook during one backward of the outputs' sum.
+    """
+    import torch
+
+    culprit = _torch_culprit(fn, inputs)
+    with torch.enable_grad():
+        out = fn(*inputs)
+    outs = out if isinstance(out, tuple | list) else (out,)
+    live = [o for o in outs if isinstance(o, torch.Tensor) and o.grad_fn is not None]
+    found: dict[int, Any] = {}
+    stack = [o.grad_fn for o in live]  # explicit stack: graphs can be thousands of ops deep
+    while stack:
+        node = stack.pop()
+        if node is None or id(node) in found or hasattr(node, "variable"):
+            continue  # AccumulateGrad (a leaf's node) stands for its tensor
+        found[id(node)] = node
+        stack.extend(nxt for nxt, _ in node.next_functions)
+    order = sorted(found.values(), key=lambda node: node._sequence_nr())
+    marked = None
+    if culprit is not None:
+        same = [node for node in order if node.name() == culprit[0]]
+        marked = same[culprit[1]] if culprit[1] < len(same) else None
+    outputs = {id(o.grad_fn): o.detach() for o in live}
+    seen: dict[int, Any] = {}  # id(node) -> the gradient that reached its output 0
+
+    def capture(key: int) -> Callable[[Any], None]:
+        def hook(grad_outputs: Any) -> None:
+            seen[key] = grad_outputs[0]
+
+        return hook
+
+    handles = [node.register_prehook(capture(id(node))) for node in order]
+    leaves = [(i, x) for i, x in enumerate(inputs)
+              if isinstance(x, torch.Tensor) and x.requires_grad]
+    for _, x in leaves:
+        x.grad = None
+    if live:
+        torch.autograd.backward([o.sum() for o in live])
+    for handle in handles:
+        handle.remove()
+    nodes: list[TraceNode] = []
+    ids: dict[int, int] = {}
+    for i, x in leaves:
+        ids[id(x)] = len(nodes)
+        name = names[i] if i < len(names) else f"x{i}"
+        nodes.append(_tensor_node(len(nodes), name, "leaf", None, x.detach(), x.grad, (), True,
+                                  None))
+    for node in order:
+        children = []
+        for nxt, _ in node.next_functions:
+            if nxt is None:
+                continue
+            key = id(nxt.variable) if hasattr(nxt, "variable") else id(nxt)
+            if key in ids:
+                children.append(ids[key])
+        name = node.name()
+        label = re.sub(r"Backward\d*$", "", name) or name
+        ids[id(node)] = len(nodes)
+        blame = culprit[2] if culprit is not None and node is marked else None
+        nodes.append(_tensor_node(len(nodes), label, label.lower(), name, outputs.get(id(node)),
+                                  seen.get(id(node)), tuple(children), False, blame))
+    return TraceGraph(expr=target, point={}, nodes=tuple(nodes),
+                      blame=culprit[2] if culprit is not None else None)
+
+
+def _torch_culprit(fn: Callable[..., Any], inputs: Sequence[Any]) -> tuple[str, int, str] | None:
+    """(node name, which application of that Function, description) of the first custom
+    Function whose backward is wrong (engine.autograd.blame_torch), or None."""
+    from engine.autograd.blame import blame
+
+    try:
+        result = blame(fn, inputs)
+    except Exception:  # noqa: BLE001 - the trace itself must still be shown
+        return None
+    culprit = result.culprit
+    if culprit is None:
+        return None
+    before = sum(1 for c in result.checks[: culprit.index] if c.name == culprit.name)
+    return culprit.name, before, culprit.describe()
+
+
 def _tensor_node(
     index: int,
     label: str,

@@ -6,6 +6,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, overload
 
+from engine import Tensor
 from engine.nn.module import Module, _add_indent
 
 __all__ = ["ModuleDict", "ModuleList", "Sequential"]
@@ -68,7 +69,7 @@ class Sequential(_IndexedModules):
         self.add_module(str(len(self)), module)
         return self
 
-    def forward(self, input: Any) -> Any:
+    def forward(self, input: Tensor) -> Tensor:
         """Feed ``input`` through every module in order."""
         for module in self._modules.values():
             input = module(input)

@@ -4,13 +4,21 @@ from __future__ import annotations
 
 from collections import OrderedDict, namedtuple
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, Self, TypeVar
 
 import engine
 from engine import Tensor
 from engine.nn.parameter import Parameter
 
 __all__ = ["Module"]
+
+_P = ParamSpec("_P")
+_R_co = TypeVar("_R_co", covariant=True)
+
+
+class _HasForward(Protocol[_P, _R_co]):
+    @property
+    def forward(self) -> Callable[_P, _R_co]: ...
 
 
 class _IncompatibleKeys(namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])):
@@ -50,9 +58,15 @@ class Module:
 
     forward: Callable[..., Any]
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        """Run ``forward``."""
-        return self.forward(*args, **kwargs)
+    if TYPE_CHECKING:
+        # To a type checker, calling a module is calling its forward: the same parameters and
+        # result type (torch's own stubs say Any here).
+        def __call__(self: _HasForward[_P, _R_co], *args: _P.args, **kwargs: _P.kwargs
+                     ) -> _R_co: ...
+    else:
+        def __call__(self, *args: Any, **kwargs: Any) -> Any:
+            """Run ``forward``."""
+            return self.forward(*args, **kwargs)
 
     def _forward_unimplemented(self, *args: Any) -> None:
         raise NotImplementedError(
@@ -274,7 +288,7 @@ class Module:
             yield buf
 
     # ------------------------------------------------------------------ modes and grads
-    def train(self, mode: bool = True) -> Module:
+    def train(self, mode: bool = True) -> Self:
         """Set training mode on this module and every descendant; return self."""
         if not isinstance(mode, bool):
             raise ValueError("training mode is expected to be boolean")
@@ -282,17 +296,17 @@ class Module:
             object.__setattr__(module, "training", mode)
         return self
 
-    def eval(self) -> Module:
+    def eval(self) -> Self:
         """Set evaluation mode (``train(False)``); return self."""
         return self.train(False)
 
-    def requires_grad_(self, requires_grad: bool = True) -> Module:
+    def requires_grad_(self, requires_grad: bool = True) -> Self:
         """Set ``requires_grad`` on every parameter; return self."""
         for param in self.parameters():
             param.requires_grad_(requires_grad)
         return self
 
-    def to(self, *args: Any, dtype: Any = None, device: Any = None) -> Module:
+    def to(self, *args: Any, dtype: Any = None, device: Any = None) -> Self:
         """Cast floating-point parameters and buffers to a dtype (the only device is 'cpu')."""
         for arg in args:
             if isinstance(arg, Tensor):
@@ -305,15 +319,15 @@ class Module:
             raise RuntimeError(f"engine tensors live on the CPU; cannot move to {device}")
         return self if dtype is None else self._cast(dtype)
 
-    def double(self) -> Module:
+    def double(self) -> Self:
         """Cast floating-point parameters and buffers to float64; return self."""
         return self._cast(engine.float64)
 
-    def float(self) -> Module:
+    def float(self) -> Self:
         """Cast floating-point parameters and buffers to float32; return self."""
         return self._cast(engine.float32)
 
-    def _cast(self, dtype: Any) -> Module:
+    def _cast(self, dtype: Any) -> Self:
         with engine.no_grad():
             for module in self.modules():
                 for param in module._parameters.values():
@@ -342,7 +356,7 @@ class Module:
                     param.grad.requires_grad_(False)
                 param.grad.zero_()
 
-    def apply(self, fn: Callable[[Module], None]) -> Module:
+    def apply(self, fn: Callable[[Module], None]) -> Self:
         """Call ``fn`` on every descendant, children first, then on self; return self."""
         # Post-order with an explicit stack: a module's subtree before the module itself.
         stack: list[tuple[Module, bool]] = [(self, False)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, TypeVar, overload
 
 import numpy as np
 
@@ -13,6 +13,8 @@ import engine
 from engine import Tensor
 
 __all__ = ["Optimizer", "required"]
+
+_Loss = TypeVar("_Loss")
 
 
 class _RequiredParameter:
@@ -118,7 +120,11 @@ class Optimizer:
                         p.grad.requires_grad_(False)
                     p.grad.zero_()
 
-    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+    @overload
+    def step(self, closure: None = None) -> None: ...
+    @overload
+    def step(self, closure: Callable[[], _Loss]) -> _Loss: ...
+    def step(self, closure: Callable[[], _Loss] | None = None) -> _Loss | None:
         """Update every parameter that has a gradient; return ``closure()``'s loss if given."""
         loss = None
         if closure is not None:

@@ -6,6 +6,8 @@ that returned `Any` would make `--disallow-any-expr` report this file.
 
 from __future__ import annotations
 
+from typing import assert_type
+
 import engine as torch
 from engine import Tensor, nn, optim
 
@@ -82,3 +84,40 @@ print(shape, [p.shape for p in model.parameters()])
 w = torch.tensor(2.0, requires_grad=True)
 (dw,) = torch.autograd.grad(w**3, [w])
 print(dw)
+
+# Beyond the tutorial: methods engine attaches at import time, decorators, optimizers.
+assert_type(x.exp().sum(), Tensor)
+assert_type(data.max(), Tensor)
+values, indices = data.max(dim=1)
+assert_type(values, Tensor)
+assert_type(data.size(0), int)
+layer = nn.Linear(4, 2)
+assert_type(layer(data), Tensor)
+assert_type(layer.weight, nn.Parameter)
+adam = optim.Adam(layer.parameters(), lr=1e-3)
+adam.step()
+
+
+@torch.no_grad()
+def evaluate(m: nn.Module, t: Tensor) -> Tensor:
+    return t.sum()
+
+
+assert_type(evaluate(layer, data), Tensor)
+assert_type(torch.is_grad_enabled(), bool)
+head = torch.nn.Linear(2, 1)
+sgd = torch.optim.SGD(head.parameters(), lr=0.1, momentum=0.9)
+assert_type(head(torch.ones(3, 2)), Tensor)
+sgd.zero_grad()
+assert_type(model.eval(), nn.Sequential)
+assert_type(layer.train().requires_grad_(True), nn.Linear)
+
+
+def closure() -> Tensor:
+    adam.zero_grad()
+    out = layer(data).pow(2).mean()
+    out.backward()
+    return out
+
+
+assert_type(adam.step(closure), Tensor)

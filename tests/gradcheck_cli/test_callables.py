@@ -135,6 +135,16 @@ def test_example_table_blames_log_cosh_backward_with_file_and_line() -> None:
     assert "x[5,3] w[3,2]" in result.output  # the point column shows the inputs
 
 
+def test_example_table_lays_the_worst_elements_out_as_a_table() -> None:
+    # The mismatch travels from the worker as data; the terminal draws it as a Rich table
+    # (a rule under its header), not as the preformatted lines the reports keep.
+    result = run("check", BATCH, "--allow-python", "--path", str(CI), "-q")
+    no_traceback(result)
+    assert "output, input" in result.output and "scale of the Jacobian" in result.output
+    assert "─" * 20 in result.output
+    assert "(estimate: the numeric error estimate" not in result.output
+
+
 def test_example_json_and_junit_carry_blame() -> None:
     _, cases = rows(BATCH, "--allow-python", "--path", str(CI))
     [loss] = [c for c in cases if c["name"] == "log_cosh_loss"]

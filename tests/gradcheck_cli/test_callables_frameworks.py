@@ -162,3 +162,120 @@ def test_framework_and_grad_are_validated(tmp_path: Path, extra: str, message: s
                     encoding="utf-8")
     (item,) = [i for _, i in iter_items([load_file(str(file))], allow_python=True)]
     assert message in item.message
+
+
+# ------------------------------------------------------------------- trace of torch code
+
+TRACE_SOURCE = '''
+import torch
+
+
+class Square(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x * x
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return 2 * g * x
+
+
+class Abs(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x.abs()
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return g * torch.ones_like(x)  # wrong where x < 0 (the sign is lost)
+
+
+def right(x):
+    return Square.apply(Square.apply(x)).sum()
+
+
+def wrong(x, w):
+    # Abs twice: first where it is right (inputs > 0), then where it is not (inputs < 0).
+    kept = Square.apply(Abs.apply(x * x + 0.5))
+    return (kept + Abs.apply(x @ w - 5)).sum()
+'''
+
+TRACE_CASES = '''
+[[case]]
+name = "right"
+framework = "torch"
+fn = "fwtrace_ops.ops:right"
+inputs = [{ name = "x", shape = [3] }]
+
+[[case]]
+name = "wrong"
+framework = "torch"
+fn = "fwtrace_ops.ops:wrong"
+inputs = [{ name = "x", shape = [3, 3] }, { name = "w", shape = [3, 3] }]
+'''
+
+
+@pytest.fixture
+def torch_trace_batch(tmp_path: Path):
+    pytest.importorskip("torch")
+    pkg = tmp_path / "fwtrace_ops"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("", encoding="utf-8")
+    (pkg / "ops.py").write_text(TRACE_SOURCE, encoding="utf-8")
+    file = tmp_path / "cases.toml"
+    file.write_text(TRACE_CASES, encoding="utf-8")
+    path = sys.path[:]
+    yield file
+    sys.path[:] = path
+    for name in [m for m in sys.modules if m.startswith("fwtrace_")]:
+        del sys.modules[name]
+
+
+def _trace(file: Path, case: str, *args: str):
+    result = CliRunner().invoke(main, ["trace", f"{file}::{case}", "--allow-python", "--path",
+                                       str(file.parent), *args], env=ENV)
+    assert "Traceback" not in result.output
+    return result
+
+
+def test_trace_of_a_torch_case_draws_its_graph_and_marks_nothing_when_right(torch_trace_batch):
+    result = _trace(torch_trace_batch, "right", "--no-color")
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines() == [
+        f"#3 Sum = {result.output.split('= ')[1].split()[0]}   SumBackward0 · grad 1",
+        "└── #2 Square [3]   SquareBackward",
+        "    └── #1 Square [3]   SquareBackward",
+        "        └── #0 x [3]   leaf",
+    ]
+    data = json.loads(_trace(torch_trace_batch, "right", "--json").output)
+    assert data["blame"] is None and not any("blame" in n for n in data["nodes"])
+
+
+def test_trace_of_a_torch_case_marks_the_wrong_application_of_the_wrong_function(
+    torch_trace_batch,
+):
+    data = json.loads(_trace(torch_trace_batch, "wrong", "--format", "json").output)
+    nodes = data["nodes"]
+    [marked] = [n for n in nodes if "blame" in n]
+    # Abs.backward's first line (its decorator), as blame names a Function's backward.
+    lines = TRACE_SOURCE.splitlines()
+    start = lines.index("class Abs(torch.autograd.Function):")
+    line = lines.index("    def backward(ctx, g):", start)
+    source = torch_trace_batch.parent / "fwtrace_ops" / "ops.py"
+    assert marked["grad_fn"] == "AbsBackward"
+    assert f"Abs.backward at {source}:{line}: off by a sign" in marked["blame"]
+    assert data["blame"] == marked["blame"]
+    # The second Abs (applied to x @ w - 5 < 0) is the wrong one; the first is right there.
+    abs_nodes = [n for n in nodes if n["grad_fn"] == "AbsBackward"]
+    assert len(abs_nodes) == 2 and marked == abs_nodes[1]
+    assert [nodes[c]["grad_fn"] for c in marked["children"]] == ["SubBackward0"]
+    assert [(n["label"], n["shape"]) for n in nodes if n["leaf"]] == [("x", [3, 3]), ("w", [3, 3])]
+    tree = _trace(torch_trace_batch, "wrong", "--no-color").output
+    [line_marked] = [row for row in tree.splitlines() if "✗" in row]
+    assert "Abs [3, 3]   AbsBackward   ✗ Abs.backward at" in line_marked
+    mermaid = _trace(torch_trace_batch, "wrong", "--format", "mermaid").output
+    assert f"style n{marked['id']} fill:#ffcdd2" in mermaid

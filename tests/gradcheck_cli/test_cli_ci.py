@@ -220,6 +220,37 @@ def test_json_flag_and_format_json_are_the_same_report() -> None:
     assert json.loads(flag.stdout)["cases"] == json.loads(option.stdout)["cases"]
 
 
+@pytest.mark.parametrize(
+    "command", [("grad", "x*x + 2*x + 1", "--at", "x=3"), ("trace", "x*x", "--at", "x=3")]
+)
+def test_grad_and_trace_take_json_as_a_flag_and_as_a_format(command: tuple[str, ...]) -> None:
+    flag, option = run(*command, "--json"), run(*command, "--format", "json")
+    assert flag.exit_code == option.exit_code == 0
+    assert json.loads(flag.stdout) == json.loads(option.stdout)
+    assert json.loads(run(*command, "--json", "--format", "json").stdout) == json.loads(
+        flag.stdout
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("trace", "x*x", "--at", "x=3", "--json", "--format", "dot"),
+         "--json and --format dot ask for two different"),
+        (("grad", "x*x", "--at", "x=3", "--json", "--format", "table"),
+         "--json and --format table ask for two different"),
+        (("grad", "x*x", "--at", "x=3", "--format", "json", "--graph"),
+         "--graph adds to the tables"),
+        (("grad", "x*x", "--at", "x=3", "--json", "--steps"), "--steps adds to the tables"),
+    ],
+)
+def test_grad_and_trace_refuse_contradicting_formats(args: tuple[str, ...], message: str
+                                                     ) -> None:
+    result = run(*args)
+    assert result.exit_code == 2, result.output
+    assert message in " ".join(result.output.split())
+
+
 def test_output_dash_is_stdout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     result = run("check", SEED, "--format", "junit", "-o", "-")
@@ -263,3 +294,69 @@ def test_the_console_script_reads_stdin_and_annotates(tmp_path: Path) -> None:
         "line": "10",
         "title": "gradcheck FAIL: wrong at x=2",
     }
+
+
+# ------------------------------------------------------------ PyYAML is optional
+
+
+@pytest.fixture
+def without_pyyaml(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`import yaml` fails, as in an install without the gradcheck[yaml] extra."""
+    monkeypatch.setitem(sys.modules, "yaml", None)
+
+
+@pytest.mark.parametrize("source", ["file", "stdin"])
+def test_a_yaml_batch_without_pyyaml_is_one_line_naming_the_extra(
+    without_pyyaml: None, source: str
+) -> None:
+    if source == "file":
+        result = run("check", str(EXAMPLES / "seed.yaml"))
+    else:
+        result = run("check", "-", input=TEXTS["yaml"])
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    [line] = result.output.strip().splitlines()
+    assert "reading YAML needs PyYAML: pip install 'gradcheck[yaml]'" in line
+
+
+def test_toml_and_json_batches_need_no_pyyaml(without_pyyaml: None) -> None:
+    for name in ("seed.toml", "seed.json"):
+        result = run("check", str(EXAMPLES / name), "-q")
+        assert result.exit_code == 0, result.output
+
+
+def test_the_library_runs_on_numpy_alone() -> None:
+    # The lean install README describes (`pip install --no-deps gradcheck numpy`): engine,
+    # nn, optim, gradcheck and assert_gradcheck import nothing of SymPy, Click, Rich or PyYAML.
+    script = textwrap.dedent('''
+        import importlib.abc, sys
+
+        BLOCKED = {"sympy", "mpmath", "click", "rich", "yaml"}
+
+        class Block(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path=None, target=None):
+                if name.partition(".")[0] in BLOCKED:
+                    raise ImportError(f"{name} is not installed")
+
+        sys.meta_path.insert(0, Block())
+        import engine
+        from engine import nn, optim
+        from engine.autograd import gradcheck, gradgradcheck
+        from engine.testing import assert_gradcheck
+
+        x = engine.randn(3, dtype=engine.float64, requires_grad=True)
+        assert gradcheck(lambda t: (t.sin() * t).sum(), (x,))
+        assert gradgradcheck(lambda t: t.exp().sum(), (x,))
+        assert_gradcheck(lambda t: t.tanh(), x)
+        model = nn.Linear(3, 1)
+        optimizer = optim.SGD(model.parameters(), lr=0.1)
+        model(engine.randn(2, 3)).sum().backward()
+        optimizer.step()
+        print(sorted(m for m in sys.modules if m.partition(".")[0] in BLOCKED))
+    ''')
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         env=env, cwd=root, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"

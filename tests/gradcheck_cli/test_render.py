@@ -15,6 +15,7 @@ from rich.console import RenderableType
 from gradcheck_cli.checks import CaseResult
 from gradcheck_cli.render import (
     BatchTable,
+    case_details,
     grad_view,
     make_console,
     status_text,
@@ -23,7 +24,7 @@ from gradcheck_cli.render import (
     v_plot,
 )
 from gradcheck_cli.report import Tally
-from gradcheck_cli.results import Outcome
+from gradcheck_cli.results import CallableResult, Outcome
 from gradcheck_cli.results import error_row as error_result
 from gradcheck_cli.trace import StepScan, TraceGraph, TraceNode
 
@@ -318,3 +319,42 @@ def test_v_plot_survives_exact_zeros_and_nans() -> None:
     text = render(v_plot(scan))
     assert "○" in text and text.count("●") == 1
     assert "○ exactly 0" in text
+
+
+def mismatch_result() -> CallableResult:
+    """A callable whose backward is off by a factor of 2: the worst elements as data."""
+    from engine.autograd.gradcheck import JacobianMismatch, WorstElement
+
+    worst = (
+        WorstElement("(), (0,)", 0.2817862311, 0.1408931156, 0.1408931156, 3.15e-12),
+        WorstElement("(), (5,)", 0.2768860512, 0.1384430256, 0.1384430256, 3.75e-12),
+        WorstElement("(), (3,)", -0.1502007023, -0.07510035115, 0.07510035115, 3.78e-12),
+        WorstElement("(), (2,)", -0.01424714, -0.0071235702, 0.0071235702, 3.79e-12),
+    )
+    mismatch = JacobianMismatch(0, 0, 6, 6, False, worst, 0.2817862311,
+                                hint="the analytic gradient is 2 times the numeric one")
+    lines = mismatch.lines()
+    return CallableResult(
+        name="log_cosh_loss", expr="mathops.ops:log_cosh_loss", point={}, status="fail",
+        message="gradcheck.toml: case 5 (log_cosh_loss): blame: LogCosh.backward at "
+                "mathops/ops.py:32: off by a factor of 2",
+        notes=[f"gradcheck: {lines[0]}", *lines[1:]],
+        inputs=["prediction: float64[6] in [-1, 1)", "target: float64[6] in [-1, 1) (no grad)"],
+        shapes="prediction[6] target[6]", mismatch=mismatch,
+    )
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_blame_jacobian_table_golden_at_three_widths(width: int) -> None:
+    text = render(case_details(mismatch_result()), width=width)
+    assert_golden("mismatch", width, text)
+    assert max(map(cell_len, text.splitlines())) <= width
+    for w in mismatch_result().mismatch.worst:  # every number whole, on one line
+        assert f"{w.analytic:.8g}" in text and f"{w.estimate:.3g}" in text
+
+
+def test_the_reports_keep_the_worst_elements_as_text() -> None:
+    from gradcheck_cli.report import detail_lines
+
+    lines = detail_lines(mismatch_result())
+    assert any(line.lstrip().startswith("(), (0,)") for line in lines)

@@ -94,7 +94,8 @@ def test_the_wheel_installs_in_a_fresh_venv_and_runs_from_outside_the_repository
             archive.read(f"{dist_info}/METADATA").decode("utf-8")
         )
         entry_points = archive.read(f"{dist_info}/entry_points.txt").decode("utf-8")
-    assert {"engine/py.typed", "gradcheck_cli/py.typed", f"{dist_info}/licenses/LICENSE"} <= names
+    assert {"engine/py.typed", "engine/_tensor_methods.pyi", "gradcheck_cli/py.typed",
+            f"{dist_info}/licenses/LICENSE"} <= names
     assert {name.split("/")[0] for name in names} == {"engine", "gradcheck_cli", dist_info}
     assert metadata["License-Expression"] == "MIT"
     assert metadata["Version"] == engine.__version__
