@@ -7,9 +7,8 @@ run; no derivative is written here. `install()` makes them Tensor methods as wel
 from __future__ import annotations
 
 import builtins
-from collections import namedtuple
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal, NamedTuple, cast, overload
 
 import numpy as np
 
@@ -23,8 +22,24 @@ from engine.tensor import Tensor, VersionCounter, _wrap, _wrap_dim
 _Number = (int, float, bool)
 _ADD, _SUB, _MUL, _DIV = OPS["add"], OPS["sub"], OPS["mul"], OPS["div"]
 _MM, _TRANSPOSE, _MATMUL_SQUEEZE = OPS["mm"], OPS["transpose"], OPS["matmul_squeeze"]
-return_types_max = namedtuple("max", ["values", "indices"])
-return_types_min = namedtuple("min", ["values", "indices"])
+
+
+class ValuesIndices(NamedTuple):
+    """torch.return_types' (values, indices) pairs: max(dim), min(dim), sort, topk."""
+
+    values: Tensor
+    indices: Tensor
+
+
+def _return_type(name: str) -> type[ValuesIndices]:
+    """A ValuesIndices named as torch names it, so that it prints `max(values=..., ...)`."""
+    return cast("type[ValuesIndices]", type(name, (ValuesIndices,), {"__slots__": ()}))
+
+
+return_types_max = _return_type("max")
+return_types_min = _return_type("min")
+return_types_sort = _return_type("sort")
+return_types_topk = _return_type("topk")
 
 
 def _shape_args(shape: Sequence[Any]) -> tuple[int, ...]:
@@ -249,11 +264,23 @@ def _extreme(kind: str, x: Tensor, dim: Any, keepdim: bool) -> Any:
     return rt(values, _wrap(np.asarray(idx, dtype=np.int64)))
 
 
+@overload
+def max(x: Tensor) -> Tensor: ...
+@overload
+def max(x: Tensor, dim: Tensor) -> Tensor: ...
+@overload
+def max(x: Tensor, dim: int, keepdim: bool = False) -> ValuesIndices: ...
 def max(x: Tensor, dim: Any = None, keepdim: bool = False) -> Any:  # noqa: A001
     """Largest element; with `dim`, (values, indices); with a tensor, maximum."""
     return _extreme("max", x, dim, keepdim)
 
 
+@overload
+def min(x: Tensor) -> Tensor: ...
+@overload
+def min(x: Tensor, dim: Tensor) -> Tensor: ...
+@overload
+def min(x: Tensor, dim: int, keepdim: bool = False) -> ValuesIndices: ...
 def min(x: Tensor, dim: Any = None, keepdim: bool = False) -> Any:  # noqa: A001
     """Smallest element; with `dim`, (values, indices); with a tensor, minimum."""
     return _extreme("min", x, dim, keepdim)
@@ -965,11 +992,10 @@ def _sorted_indices(x: Tensor, d: int, descending: bool, stable: bool) -> np.nda
     return np.argsort(data, axis=d, kind="stable")
 
 
-return_types_sort = namedtuple("sort", ["values", "indices"])
-return_types_topk = namedtuple("topk", ["values", "indices"])
 
 
-def sort(x: Tensor, dim: int = -1, descending: bool = False, stable: bool = False) -> Any:
+def sort(x: Tensor, dim: int = -1, descending: bool = False, stable: bool = False
+         ) -> ValuesIndices:
     """(values, indices) sorted along `dim`."""
     if x.ndim == 0:
         return return_types_sort(clone(x), _wrap(np.zeros((), np.int64)))
@@ -983,7 +1009,8 @@ def argsort(x: Tensor, dim: int = -1, descending: bool = False, stable: bool = F
     return sort(x, dim, descending, stable).indices
 
 
-def topk(x: Tensor, k: int, dim: int = -1, largest: bool = True, sorted: bool = True) -> Any:  # noqa: A002
+def topk(x: Tensor, k: int, dim: int = -1, largest: bool = True, sorted: bool = True  # noqa: A002
+         ) -> ValuesIndices:
     """The k largest (or smallest) elements along `dim` and their indices."""
     d = _wrap_dim(dim, x.ndim)
     n = x._data.shape[d] if x.ndim else 1
@@ -1104,7 +1131,11 @@ def count_nonzero(x: Tensor, dim: Any = None) -> Tensor:
     return _wrap(np.asarray(np.count_nonzero(x._data, axis=dim), dtype=np.int64))
 
 
-def nonzero(x: Tensor, *, as_tuple: bool = False) -> Any:
+@overload
+def nonzero(x: Tensor, *, as_tuple: Literal[False] = False) -> Tensor: ...
+@overload
+def nonzero(x: Tensor, *, as_tuple: Literal[True]) -> tuple[Tensor, ...]: ...
+def nonzero(x: Tensor, *, as_tuple: bool = False) -> Tensor | tuple[Tensor, ...]:
     """The indices of the non-zero elements: one row per element, or a tuple of columns."""
     idx = np.nonzero(np.asarray(x._data))
     if as_tuple:

@@ -7,8 +7,9 @@ nothing else is.
 """
 
 from collections.abc import Sequence
-from typing import Any, Literal, NamedTuple, Protocol, TypeAlias, overload
+from typing import Any, Literal, Protocol, TypeAlias, overload
 
+from engine._api import ValuesIndices
 from engine._device import device
 from engine._dtype import dtype
 from engine.tensor import Tensor
@@ -28,12 +29,6 @@ class GradFn(Protocol):
     def name(self) -> str: ...
     @property
     def next_functions(self) -> tuple[tuple[GradFn | None, int], ...]: ...
-
-class ValuesIndices(NamedTuple):
-    """`max(dim)`, `min(dim)`, `sort`, `topk`: torch.return_types' (values, indices) pairs."""
-
-    values: Tensor
-    indices: Tensor
 
 class TensorMethods:
     # ---- elementwise math (engine/_ops.py rows) -----------------------------------------

@@ -378,7 +378,7 @@ class Tensor(_Methods):
         x["retains_grad"] = True
         self._grad_fn._retain(self._output_nr, weakref.ref(self))
 
-    def register_hook(self, hook: Callable[[Tensor], Tensor | None]) -> Any:
+    def register_hook(self, hook: Callable[[Tensor], Tensor | None]) -> _HookHandle:
         """Call hook(grad) when this tensor's gradient is computed; it may return a new one."""
         if not self._requires_grad:
             raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")

@@ -6,6 +6,7 @@ render.py. `ReportFile` writes any of them to --output (or --junit) whole or not
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -90,6 +91,9 @@ def to_entry(result: CaseResult) -> dict[str, Any]:
         entry["inputs"] = inputs
         entry["blame"] = getattr(result, "blame", None)
         entry["output"] = getattr(result, "output", "")
+        mismatch = getattr(result, "mismatch", None)
+        # The failing Jacobian block as data (its worst elements as rows), not only as text.
+        entry["mismatch"] = None if mismatch is None else dataclasses.asdict(mismatch)
     return to_finite_json(entry)
 
 

@@ -121,3 +121,11 @@ def closure() -> Tensor:
 
 
 assert_type(adam.step(closure), Tensor)
+top = torch.max(data, 1)
+assert_type(top.values, Tensor)
+assert_type(torch.sort(data, descending=True).indices, Tensor)
+assert_type(torch.topk(data, 2).values, Tensor)
+assert_type(torch.nonzero(data > 0), Tensor)
+assert_type(torch.nonzero(data > 0, as_tuple=True), tuple[Tensor, ...])
+handle = w.register_hook(lambda g: g * 2)
+handle.remove()

@@ -145,6 +145,18 @@ def test_example_table_lays_the_worst_elements_out_as_a_table() -> None:
     assert "(estimate: the numeric error estimate" not in result.output
 
 
+def test_example_json_carries_the_worst_elements_as_rows() -> None:
+    _, cases = rows(BATCH, "--allow-python", "--path", str(CI))
+    by_name = {c["name"]: c for c in cases}
+    assert by_name["softplus"]["mismatch"] is None
+    mismatch = by_name["log_cosh"]["mismatch"]
+    assert (mismatch["output"], mismatch["input"], mismatch["size"]) == (0, 0, 16)
+    assert mismatch["differing"] == len(mismatch["worst"]) == 4
+    for row in mismatch["worst"]:  # LogCosh.backward is twice the truth, element by element
+        assert row["analytic"] == pytest.approx(2 * row["numeric"], rel=1e-6)
+        assert row["error"] == pytest.approx(abs(row["analytic"] - row["numeric"]))
+
+
 def test_example_json_and_junit_carry_blame() -> None:
     _, cases = rows(BATCH, "--allow-python", "--path", str(CI))
     [loss] = [c for c in cases if c["name"] == "log_cosh_loss"]
