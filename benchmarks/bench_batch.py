@@ -2,8 +2,11 @@
 
 1,000 expression cases (the workload of bench_cli.py) and 50 callable cases of the example
 package examples/ci/mathops (all passing), each with --jobs 1 and 2, JSON report to a file.
-Expression cases run in the parent (--jobs 1) or in chunks on the workers; callable cases run
-in isolated worker processes, so the second figure is what isolation costs per case.
+Expression cases run in the parent (--jobs 1), or (--jobs N) the first chunk in the parent and
+the others on forks of it; callable cases run in isolated worker processes, so the second
+figure is what isolation costs per case. Each line also gives the CPU seconds of the run and
+its forked workers (forkserver workers are not the run's children, so the callable lines
+count the parent only).
 
     python benchmarks/bench_batch.py [--repeat 3] [--cases 1000] [--callables 50]
 """
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -39,19 +43,24 @@ def write_callables(path: Path, count: int) -> None:
             out.write(f'[[case]]\nname = "fn {i}"\nfn = "{fn}"\ninputs = {inputs}\nseed = {i}\n\n')
 
 
-def run_check(script: str, path: Path, jobs: int, extra: list[str], repeat: int) -> float:
-    """Median wall seconds of `gradcheck check PATH --format json -o FILE --jobs N`."""
-    times = []
+def run_check(
+    script: str, path: Path, jobs: int, extra: list[str], repeat: int
+) -> tuple[float, float]:
+    """Median wall and CPU seconds of `gradcheck check PATH --format json -o FILE --jobs N`."""
+    times, cpus = [], []
     with tempfile.TemporaryDirectory() as tmp:
         report = str(Path(tmp) / "report.json")
         argv = [script, "check", str(path), "--format", "json", "-o", report, "--jobs", str(jobs)]
         for _ in range(repeat):
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
             start = time.perf_counter()
             done = subprocess.run(argv + extra, capture_output=True, text=True)
             times.append(time.perf_counter() - start)
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpus.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
             if done.returncode != 0:
                 raise SystemExit(f"check failed ({done.returncode}): {done.stderr}{done.stdout}")
-    return statistics.median(times)
+    return statistics.median(times), statistics.median(cpus)
 
 
 def main() -> None:
@@ -76,10 +85,10 @@ def main() -> None:
             (f"{args.callables} callable cases", fns, args.callables, gate),
         ):
             for jobs in (1, 2):
-                took = run_check(script, path, jobs, extra, args.repeat)
+                took, cpu = run_check(script, path, jobs, extra, args.repeat)
                 print(
                     f"{label:<24} --jobs {jobs}   {took:6.2f} s   {count / took:7.1f} cases/s"
-                    f"   {took / count * 1000:6.1f} ms/case"
+                    f"   {took / count * 1000:6.1f} ms/case   {cpu:6.2f} CPU-s"
                 )
         isolation(fns)
 

@@ -3,11 +3,14 @@
 one-shot: ``gradcheck grad EXPR --at ...`` as a fresh process (terminal and --json), against
 the import floor ``python -c "import numpy, sympy, mpmath"``, median of --runs.
 
+one-shot also runs ``gradcheck grad 'x*x' --at x=3`` (with and without --json).
+
 order 2: run_case with order = 2 (parse, exact tape with its Hessian, engine Hessian by
 double backward, the numeric witness) for n = 1, 10, 30, 60 variables on flat products
 x0*x1*...*x(n-1) and flat sums sin(x0) + ... + sin(x(n-1)); time per Hessian entry (n**2)
 should stay flat.  References in the same run: torch.autograd.functional.hessian (CPU) and a
-hand-written NumPy Hessian of the same function.
+hand-written NumPy Hessian of the same function.  flat2000: order 1 on x1*...*x2000 and on
+sin(x1) + ... + sin(x2000), with the JSON row.
 
 batch: ``gradcheck check FILE --jobs 1 --format json`` over 300 cases of textbook formulas
 (mechanics, thermodynamics, statistics, ML losses), cases per CPU-second of the child
@@ -104,11 +107,15 @@ def one_shot(runs: int, env: dict[str, str], before: str | None) -> None:
     # The expression starts with '-': the code before the change needs '--' in front of it.
     cli = [sys.executable, "-m", "gradcheck_cli", "grad", "--at", ONE_SHOT[1], "--", ONE_SHOT[0]]
     as_json = [*cli[:-2], "--json", *cli[-2:]]
+    square = [sys.executable, "-m", "gradcheck_cli", "grad", "x*x", "--at", "x=3"]
     commands = {"floor": ([sys.executable, "-c", "import numpy, sympy, mpmath"], env),
-                "grad": (cli, env), "grad --json": (as_json, env)}
+                "grad": (cli, env), "grad --json": (as_json, env),
+                "grad x*x": (square, env), "grad x*x --json": ([*square, "--json"], env)}
     if before:
         old = {**env, "PYTHONPATH": before}
-        commands.update({"before: grad": (cli, old), "before: grad --json": (as_json, old)})
+        commands.update({"before: grad": (cli, old), "before: grad --json": (as_json, old),
+                         "before: grad x*x": (square, old),
+                         "before: grad x*x --json": ([*square, "--json"], old)})
     for cmd, run_env in commands.values():
         cpu_and_wall(cmd, run_env)  # warm-up: writes the bytecode
     samples: dict[str, list[tuple[float, float]]] = {k: [] for k in commands}
@@ -172,6 +179,26 @@ def order_two() -> None:
                   f"{tn * 1e3:7.3f}ms")
 
 
+def flat_2000() -> None:
+    """Order 1 on a flat product and a flat sum of 2000 variables, the JSON row included."""
+    from gradcheck_cli.report import dumps_report
+
+    print("order 1, 2000 variables (run_case and the JSON row, CPU time):")
+    names = [f"x{i}" for i in range(1, 2001)]
+    for kind, text in (("product", "*".join(names)),
+                       ("sum", " + ".join(f"sin({v})" for v in names))):
+        # Factors near 1 keep the product finite; the sum's points are spread out.
+        point = {v: 1.0 - 1e-4 * (i % 7) if kind == "product" else 0.5 + (i % 100) / 200
+                 for i, v in enumerate(names)}
+        checks.prepare.cache_clear()
+        start = time.process_time()
+        [r] = run_case(Case(text, (point,)))
+        dumps_report([r])
+        t = time.process_time() - start
+        assert r.status == "pass", r.message
+        print(f"  {kind:8} {t:7.2f}s")
+
+
 def batch(env: dict[str, str], before: str | None) -> None:
     cases = textbook_cases()
     with tempfile.TemporaryDirectory() as tmp:
@@ -201,7 +228,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--before", help="PYTHONPATH of the code before the change")
-    parser.add_argument("--only", choices=["one-shot", "order2", "batch"])
+    parser.add_argument("--only", choices=["one-shot", "order2", "flat2000", "batch"])
     args = parser.parse_args()
     # Bytecode as an installed package has it (this machine sets PYTHONDONTWRITEBYTECODE,
     # which would recompile our modules on every start), cached outside the tree.
@@ -213,6 +240,8 @@ def main() -> None:
         one_shot(args.runs, env, args.before)
     if args.only in (None, "order2"):
         order_two()
+    if args.only in (None, "flat2000"):
+        flat_2000()
     if args.only in (None, "batch"):
         batch(env, args.before)
 

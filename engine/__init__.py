@@ -5,7 +5,6 @@ CONTRACT §1, with the same numbers, flags and kinds of errors.
 """
 
 import warnings as _warnings
-from importlib import metadata as _metadata
 from typing import TYPE_CHECKING as _TYPE_CHECKING
 
 from engine import _api
@@ -213,6 +212,8 @@ if _TYPE_CHECKING:  # what __getattr__ below loads on first use, made visible to
     from engine import nn as nn
     from engine import optim as optim
 
+    __version__: str
+
 
 def __getattr__(name: str) -> object:
     # engine.nn and engine.optim load on first use: the core imports faster without them.
@@ -220,13 +221,18 @@ def __getattr__(name: str) -> object:
         import importlib
 
         return importlib.import_module(f"engine.{name}")
+    if name == "__version__":  # read on demand: importlib.metadata costs ~20 ms at start
+        from importlib import metadata
+
+        try:
+            # One source for the version: the installed distribution's metadata.
+            version = metadata.version("gradcheck")
+        except metadata.PackageNotFoundError:  # a source tree on sys.path, never installed
+            version = "0+unknown"
+        globals()["__version__"] = version
+        return version
     raise AttributeError(f"module 'engine' has no attribute {name!r}")
 
-try:
-    # One source for the version: the installed distribution's metadata (pyproject.toml).
-    __version__ = _metadata.version("gradcheck")
-except _metadata.PackageNotFoundError:  # a source tree put on sys.path, never installed
-    __version__ = "0+unknown"
 
 __all__ = [
     "abs",

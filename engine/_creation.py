@@ -6,6 +6,7 @@ CPU (engine/_device.py gives torch's error for others).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -25,7 +26,13 @@ class RandomSource:
     """
 
     def __init__(self, seed: int | None = None) -> None:
-        self.rng = np.random.default_rng(seed)
+        self.seed = seed
+
+    @functools.cached_property
+    def rng(self) -> np.random.Generator:
+        # Made on the first draw: numpy.random costs ~15 ms to import, and most runs never
+        # draw (a Generator seeded with None takes its entropy then, which is as random).
+        return np.random.default_rng(self.seed)
 
     def uniform(self, shape: tuple[int, ...], dtype: np.dtype, lo: float, hi: float) -> Any:
         return (self.rng.random(shape) * (hi - lo) + lo).astype(dtype)

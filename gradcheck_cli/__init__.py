@@ -1,9 +1,18 @@
 """The gradcheck command line: autograd, exact derivatives and finite differences side by side."""
 
-from importlib import metadata as _metadata
+from typing import Any
 
-try:
-    # One source for the version: the installed distribution's metadata (pyproject.toml).
-    __version__ = _metadata.version("gradcheck")
-except _metadata.PackageNotFoundError:  # a source tree put on sys.path, never installed
-    __version__ = "0+unknown"
+
+def __getattr__(name: str) -> Any:
+    # The version is read on demand: importlib.metadata costs ~20 ms at every start.
+    if name != "__version__":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib import metadata
+
+    try:
+        # One source for the version: the installed distribution's metadata (pyproject.toml).
+        version = metadata.version("gradcheck")
+    except metadata.PackageNotFoundError:  # a source tree put on sys.path, never installed
+        version = "0+unknown"
+    globals()["__version__"] = version
+    return version

@@ -95,15 +95,19 @@ def scalar_function(expr: Expr) -> Callable[[np.ndarray], Any]:
     generated.
     """
     var_index = {n: i for i, n in enumerate(expr.variables)}
-    program: list[tuple[Any, tuple[int, ...]]] = []
+    # (arity, step, first, second): the finite-difference witness runs this n + 1 times or
+    # more, so one- and two-argument steps are spelled out instead of built as *args.
+    program: list[tuple[int, Any, Any, int]] = []
     slot: dict[int, int] = {}
     for node in postorder(expr.root):
         slot[id(node)] = len(program)
-        args = tuple(slot[id(a)] for a in node.args)
-        if not node.args:
-            program.append((_leaf_reader(node, var_index), ()))
+        args = [slot[id(a)] for a in node.args]
+        if not args:
+            program.append((0, _leaf_reader(node, var_index), 0, 0))
+        elif len(args) <= 2:
+            program.append((len(args), row_of(node).scalar, args[0], args[-1]))
         else:
-            program.append((row_of(node).scalar, args))
+            program.append((3, row_of(node).scalar, tuple(args), 0))
 
     def f(x: np.ndarray) -> Any:
         arr = np.asarray(x).reshape(-1)
@@ -113,8 +117,16 @@ def scalar_function(expr: Expr) -> Callable[[np.ndarray], Any]:
         else:
             ns, xs = MATH, [float(v) for v in arr]
         vals: list[Any] = []
-        for step, args in program:
-            vals.append(step(ns, *[vals[a] for a in args]) if args else step(xs))
+        push = vals.append
+        for arity, step, a, b in program:
+            if arity == 2:
+                push(step(ns, vals[a], vals[b]))
+            elif arity == 1:
+                push(step(ns, vals[a]))
+            elif arity == 0:
+                push(step(xs))
+            else:
+                push(step(ns, *[vals[k] for k in a]))
         return vals[-1]
 
     return f

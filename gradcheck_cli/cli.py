@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import sys
 import time
 import traceback
@@ -18,7 +19,6 @@ from typing import IO, Any, NoReturn
 
 import click
 
-from gradcheck_cli import __version__
 from gradcheck_cli.expr import is_name
 from gradcheck_cli.schema import DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT, MAX_JOBS, MAX_TIMEOUT
 
@@ -80,7 +80,7 @@ class RootGroup(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         """Run the subcommand; keep tracebacks for --debug; signals end it with 130 or 143."""
-        from gradcheck_cli.runner import Interrupted, stop_signals
+        from gradcheck_cli.signals import Interrupted, stop_signals
 
         try:
             with stop_signals() as guard:
@@ -113,11 +113,17 @@ def _debug(ctx: click.Context) -> bool:
     return bool(app and app.debug)
 
 
+_LONG_OPTION = re.compile(r"--[^\W\d]\w*(?:-\w+)*(?:=.*)?", re.DOTALL)
+
+
 class ExprCommand(click.Command):
     """A command whose EXPR may start with '-': `gradcheck grad -m*g*x/(k*T) --at ...`.
 
     An argument that starts with '-' but is none of the command's options is the expression,
-    not an unknown option (Click would say "No such option: -m").
+    not an unknown option (Click would say "No such option: -m"). One that reads as a long
+    option (`--name`, `--name=value`) stays an unknown option even when it could be a double
+    negation (`--x`): a mistyped option must not become the expression; `--x*y` and `--(x)`
+    cannot be options, so they are expressions.
     """
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
@@ -140,7 +146,12 @@ class ExprCommand(click.Command):
             if arg in takes_value:
                 i += 2
                 continue
-            if arg[:1] == "-" and arg[1:2] not in ("", "-") and arg.split("=", 1)[0] not in names:
+            if (
+                arg[:1] == "-"
+                and arg not in ("-", "--")
+                and arg.split("=", 1)[0] not in names
+                and not _LONG_OPTION.fullmatch(arg)
+            ):
                 return [*args[:i], *args[i + 1 :], "--", arg]
             i += 1
         return args
@@ -343,9 +354,25 @@ def parse_expression(text: str, point: dict[str, float]) -> Any:
     return expr, {name: point[name] for name in variables}
 
 
+def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    """--version: the distribution's version, looked up only when asked for."""
+    if not value or ctx.resilient_parsing:
+        return
+    from gradcheck_cli import __version__
+
+    click.echo(f"gradcheck {__version__}")
+    ctx.exit()
+
+
 @click.group(cls=RootGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(
-    __version__, "-V", "--version", prog_name="gradcheck", message="%(prog)s %(version)s"
+@click.option(
+    "-V",
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_print_version,
+    help="Show the version and exit.",
 )
 @click.option(
     "--no-color", is_flag=True, help="Plain text: no colours or styles (also: NO_COLOR=1)."
@@ -712,7 +739,8 @@ def check(
     from gradcheck_cli import render, report
     from gradcheck_cli.junit import JUnitReport
     from gradcheck_cli.results import Outcome, error_rows
-    from gradcheck_cli.runner import Interrupted, RunOptions
+    from gradcheck_cli.runner import RunOptions
+    from gradcheck_cli.signals import Interrupted
 
     options = RunOptions(
         jobs=jobs or os.cpu_count() or 1, timeout=timeout, memory_mb=max_memory, debug=app.debug
@@ -898,7 +926,8 @@ def _run_batch(
     second argument, after every worker has been ended.
     """
     from gradcheck_cli import render
-    from gradcheck_cli.runner import Interrupted, Runner
+    from gradcheck_cli.runner import Runner
+    from gradcheck_cli.signals import Interrupted
 
     ran = 0
     try:

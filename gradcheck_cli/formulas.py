@@ -48,7 +48,10 @@ def to_sympy(expr: Expr | Node, symbols: dict[str, sympy.Symbol] | None = None) 
 def to_sympy_fold(
     root: Node, done: dict[int, sympy.Expr], symbols: dict[str, sympy.Symbol]
 ) -> dict[int, sympy.Expr]:
-    """Every subtree's SymPy expression, keyed by id(node), into ``done``."""
+    """Every subtree's SymPy expression, keyed by id(node), into ``done``; the links inside
+    a chain a + b - c ... or a * b / c ... (see ``chain_links``) get None: only the whole
+    chain is built, once, as one n-ary Add or Mul."""
+    links = chain_links(root)
 
     def leaf(node: Node) -> sympy.Expr:
         if node.kind == "num":
@@ -60,35 +63,59 @@ def to_sympy_fold(
             symbols[name] = symbol(name)
         return symbols[name]
 
-    def interior(row: OpRow, node: Node, args: list[sympy.Expr]) -> sympy.Expr:
+    def interior(row: OpRow, node: Node, args: list[sympy.Expr]) -> sympy.Expr | None:
         if node.kind in _CHAINS:
-            # Chains a + b + c ... are flattened into one n-ary Add/Mul: building them
-            # pairwise would re-flatten at every step (quadratic in the length of a sum).
-            return _flat_chain(node, done)
+            if id(node) in links:
+                return None
+            # Building a chain pairwise would re-flatten at every step, and every link's
+            # own value costs its length: quadratic in the length of a sum or product.
+            terms = [_term(done[id(o)], op) for o, op in chain_operands(node)]
+            return sympy.Add(*terms) if node.kind in _ADDITIVE else sympy.Mul(*terms)
         return row.sympy(NAMESPACE, *args)
 
-    return fold(root, leaf, interior, done)
+    return fold(root, leaf, interior, done)  # type: ignore[arg-type]
 
 
-_CHAINS = ("+", "-", "*", "/")
+_ADDITIVE = ("+", "-")
+_MULTIPLICATIVE = ("*", "/")
+_CHAINS = _ADDITIVE + _MULTIPLICATIVE
 
 
-def _flat_chain(node: Node, done: dict[int, sympy.Expr]) -> sympy.Expr:
-    additive = node.kind in ("+", "-")
-    terms: list[sympy.Expr] = []
+def _family(kind: str) -> tuple[str, ...]:
+    return _ADDITIVE if kind in _ADDITIVE else _MULTIPLICATIVE if kind in _MULTIPLICATIVE else ()
+
+
+def chain_links(root: Node) -> set[int]:
+    """ids of the chain nodes used only as the left operand of a node of their own family
+    (the inner links of a + b + c, a * b / c): their chain is handled whole at its top."""
+    left_only: dict[int, bool] = {}
+    for node in postorder(root):
+        family = _family(node.kind)
+        for i, arg in enumerate(node.args):
+            if arg.kind not in _CHAINS:
+                continue
+            inner = i == 0 and arg.kind in family
+            left_only[id(arg)] = left_only.get(id(arg), True) and inner
+    return {key for key, inner in left_only.items() if inner}
+
+
+def chain_operands(node: Node) -> list[tuple[Node, str]]:
+    """(operand, the operator before it) along the chain topped by ``node``, left to right:
+    a - b + c gives (a, '+'), (b, '-'), (c, '+'); a / b gives (a, '*'), (b, '/')."""
+    family = _family(node.kind)
+    pairs: list[tuple[Node, str]] = []
     cur = node
-    # Walk down the left spine of the chain; right operands are already converted.
-    while cur.kind in (("+", "-") if additive else ("*", "/")):
-        right = done[id(cur.args[1])]
-        if cur.kind == "-":
-            right = -right
-        elif cur.kind == "/":
-            right = sympy.Pow(right, -1)
-        terms.append(right)
+    while cur.kind in family:
+        pairs.append((cur.args[1], cur.kind))
         cur = cur.args[0]
-    terms.append(done[id(cur)])
-    terms.reverse()
-    return sympy.Add(*terms) if additive else sympy.Mul(*terms)
+    pairs.append((cur, family[0]))
+    pairs.reverse()
+    return pairs
+
+
+def _term(value: sympy.Expr, op: str) -> sympy.Expr:
+    """An operand as a term of its chain's Add or Mul."""
+    return -value if op == "-" else sympy.Pow(value, -1) if op == "/" else value
 
 
 # --------------------------------------------------------------------------- derivatives
@@ -105,9 +132,7 @@ class Derivatives:
 
     expr: Expr
     order: int = 1
-    _shown: dict[tuple[str, bool], Any] = field(
-        default_factory=dict, compare=False, repr=False
-    )
+    _shown: dict[tuple[str, bool], Any] = field(default_factory=dict, compare=False, repr=False)
 
     @cached_property
     def _sympy(self) -> tuple[tuple[sympy.Symbol, ...], sympy.Expr]:
@@ -135,11 +160,14 @@ class Derivatives:
         """SymPy's Hessian (None below order 2)."""
         if self.order != 2:
             return None
-        rows: list[tuple[sympy.Expr, ...]] = []
+        rows: list[tuple[sympy.Expr | None, ...]] = []
         for i, gi in enumerate(self.shown_gradient):
             # Symmetric: reuse the upper triangle rather than differentiate twice.
             rows.append(
-                tuple(rows[j][i] if j < i else gi.diff(s) for j, s in enumerate(self.symbols))
+                tuple(
+                    rows[j][i] if j < i else None if gi is None else gi.diff(s)
+                    for j, s in enumerate(self.symbols)
+                )
             )
         return tuple(rows)
 
@@ -180,29 +208,64 @@ class Derivatives:
         return self._shown[key]
 
 
-def _reverse_mode(expr: Expr, symbols: tuple[sympy.Symbol, ...]) -> tuple[sympy.Expr, ...]:
-    """d expr / d symbol for each symbol: adjoints collected as term lists, summed once per
-    node, children visited after every parent (reverse postorder), no recursion."""
+# A product's partial derivatives are products of all its other factors: n of them, of
+# n - 1 factors each. Beyond this many factors they are not built (nor shown): for the
+# 2000-factor product that is 4 million factors of SymPy construction and printing.
+MAX_SHOWN_FACTORS = 200
+NOT_SHOWN = f"(not shown: the derivative of a product of more than {MAX_SHOWN_FACTORS} factors)"
+
+
+def _reverse_mode(expr: Expr, symbols: tuple[sympy.Symbol, ...]) -> tuple[sympy.Expr | None, ...]:
+    """d expr / d symbol for each symbol (None: too large to show, see MAX_SHOWN_FACTORS):
+    adjoints collected as term lists, summed once per node, children visited after every
+    parent (reverse postorder), no recursion; a chain a + b - c, a * b / c is one n-ary node
+    (its inner links are skipped), so a sum or product of n terms costs O(n) constructions."""
     values: dict[int, sympy.Expr] = {}
     to_sympy_fold(expr.root, values, dict(zip(expr.variables, symbols, strict=True)))
-    nodes = list(postorder(expr.root))
-    terms: dict[int, list[sympy.Expr]] = {id(expr.root): [sympy.S.One]}
-    gradient: dict[str, list[sympy.Expr]] = {v: [] for v in expr.variables}
-    for node in reversed(nodes):
+    links = chain_links(expr.root)
+    terms: dict[int, list[sympy.Expr | None]] = {id(expr.root): [sympy.S.One]}
+    gradient: dict[str, list[sympy.Expr | None]] = {v: [] for v in expr.variables}
+    for node in reversed(list(postorder(expr.root))):
         pending = terms.pop(id(node), None)
-        if not pending:
+        if not pending or id(node) in links:
             continue
-        g = sympy.Add(*pending)
+        g = _sum(pending)
         if node.kind == "var":
             gradient[str(node.value)].append(g)
             continue
         if not node.args or g == 0:
             continue
-        args = [values[id(a)] for a in node.args]
-        for child, partial in zip(node.args, _sympy_partials(node, args), strict=True):
+        if node.kind in _CHAINS:
+            pairs = chain_operands(node)
+            children = [o for o, _ in pairs]
+            partials = _chain_partials(node.kind, [(values[id(o)], op) for o, op in pairs])
+        else:
+            children = list(node.args)
+            partials = _sympy_partials(node, [values[id(a)] for a in node.args])
+        for child, partial in zip(children, partials, strict=True):
             if partial != 0 and values[id(child)].free_symbols:
-                terms.setdefault(id(child), []).append(g * partial)
-    return tuple(sympy.Add(*gradient[v]) for v in expr.variables)
+                terms.setdefault(id(child), []).append(
+                    None if g is None or partial is None else g * partial
+                )
+    return tuple(_sum(gradient[v]) for v in expr.variables)
+
+
+def _sum(terms: list[sympy.Expr | None]) -> sympy.Expr | None:
+    return None if any(t is None for t in terms) else sympy.Add(*terms)
+
+
+def _chain_partials(kind: str, operands: list[tuple[sympy.Expr, str]]) -> list[sympy.Expr | None]:
+    """The partial derivatives of a chain with respect to each operand (value, operator)."""
+    if kind in _ADDITIVE:
+        return [sympy.S.NegativeOne if op == "-" else sympy.S.One for _, op in operands]
+    if len(operands) > MAX_SHOWN_FACTORS:
+        return [None] * len(operands)
+    factors = [_term(value, op) for value, op in operands]
+    partials: list[sympy.Expr | None] = []
+    for i, (value, op) in enumerate(operands):
+        others = sympy.Mul(*factors[:i], *factors[i + 1 :])
+        partials.append(-others / value**2 if op == "/" else others)
+    return partials
 
 
 def _sympy_partials(node: Node, args: list[sympy.Expr]) -> list[sympy.Expr]:
@@ -271,7 +334,9 @@ _ORDERED_MAX_CHARS = 80
 _UNORDERED = StrPrinter({"order": "none"})
 
 
-def _display(e: sympy.Expr, simplify: bool = True) -> str:
+def _display(e: sympy.Expr | None, simplify: bool = True) -> str:
+    if e is None:
+        return NOT_SHOWN
     text = _UNORDERED.doprint(e)
     if len(text) > _ORDERED_MAX_CHARS:
         return text
@@ -290,5 +355,3 @@ def _display(e: sympy.Expr, simplify: bool = True) -> str:
 # The cheap parts of sympy.simplify, which itself imports sympy.physics (0.3 s) on first
 # use: common factors pulled out, and rational functions cancelled.
 _TIDY = (sympy.factor_terms, sympy.cancel)
-
-

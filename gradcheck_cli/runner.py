@@ -1,13 +1,17 @@
 """Running cases: isolation, time and memory limits, parallelism, signals.
 
-Expression cases are our own bounded code: with --jobs 1 they run in this process, with
-more they run in chunks on the workers. A callable case runs the user's code, which may
-raise anything, exit, crash, loop forever or eat memory, so it always runs in a worker
-process that this module owns:
+Expression cases are our own bounded code: with --jobs 1 they run in this process; with
+more, this process runs the first chunk itself (which imports SymPy and warms every cache
+the cases need) and then forks workers that inherit all of it and take the other chunks.
+A callable case runs the user's code, which may raise anything, exit, crash, loop forever
+or eat memory, so it always runs in a worker process that this module owns:
 
 - each worker is a `multiprocessing` process started by the forkserver (engine and NumPy
-  already imported), in its own process group, stdin from /dev/null, stdout and stderr
-  into a capture file, an address-space limit (RLIMIT_AS), faulthandler armed;
+  already imported, nothing of this process inherited), in its own process group, stdin
+  from /dev/null, stdout and stderr into a capture file, an address-space limit
+  (RLIMIT_AS), faulthandler armed (expression workers are set up the same way);
+- a worker is reused for the next case, so after each callable case it puts back what the
+  case may have changed and another case's verdict depends on (`_Baseline`);
 - a worker runs one case at a time and reports it over a pipe; the parent waits with a
   deadline per case (`multiprocessing.connection.wait`);
 - a worker that dies or overruns its deadline is killed with its whole process group,
@@ -20,7 +24,9 @@ and a worker that dies breaks its whole pool without saying which task killed it
 
 from __future__ import annotations
 
+import copy
 import faulthandler
+import functools
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -28,14 +34,13 @@ import re
 import resource
 import signal
 import sys
+import sysconfig
 import tempfile
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
-from itertools import chain, islice
 from typing import Any
 
 from gradcheck_cli.results import CallableResult, Outcome, error_rows
@@ -49,12 +54,10 @@ from gradcheck_cli.schema import (
 )
 
 __all__ = [
-    "Interrupted",
     "RunOptions",
     "Runner",
     "WorkerLost",
     "run_item",
-    "stop_signals",
 ]
 
 # Expression cases per task: big enough to amortise the pipe, small enough that --fail-fast
@@ -77,68 +80,8 @@ class RunOptions:
     debug: bool = False
 
 
-class Interrupted(BaseException):
-    """SIGINT or SIGTERM arrived: stop, end the workers, report, exit 128 + signal."""
-
-    def __init__(self, signum: int, ran: int = 0) -> None:
-        super().__init__(signum, ran)
-        self.signum = signum
-        self.ran = ran  # cases whose outcome was reported before the signal
-
-    @property
-    def name(self) -> str:
-        """'SIGINT' or 'SIGTERM'."""
-        return signal.Signals(self.signum).name
-
-    @property
-    def exit_code(self) -> int:
-        """130 for SIGINT, 143 for SIGTERM, as shells report them."""
-        return 128 + self.signum
-
-
 class WorkerLost(Exception):
     """A worker running a call (not a case) died or overran its deadline."""
-
-
-class _StopSignals:
-    """SIGINT and SIGTERM raise Interrupted, except inside `deferred()` (then on leaving it)."""
-
-    def __init__(self) -> None:
-        self.pending: int | None = None
-        self.depth = 0
-
-    def handle(self, signum: int, _frame: Any) -> None:
-        if self.pending is not None:
-            return  # already stopping: let the clean-up finish
-        self.pending = signum
-        if not self.depth:
-            raise Interrupted(signum)
-
-    @contextmanager
-    def deferred(self) -> Iterator[None]:
-        """Hold a signal until the block ends (a report entry is written whole)."""
-        self.depth += 1
-        try:
-            yield
-        finally:
-            self.depth -= 1
-        if not self.depth and self.pending is not None:
-            raise Interrupted(self.pending)
-
-
-@contextmanager
-def stop_signals() -> Iterator[_StopSignals]:
-    """Turn SIGINT and SIGTERM into Interrupted for the block's duration (main thread)."""
-    guard = _StopSignals()
-    if threading.current_thread() is not threading.main_thread():
-        yield guard
-        return
-    old = {sig: signal.signal(sig, guard.handle) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield guard
-    finally:
-        for sig, handler in old.items():
-            signal.signal(sig, handler)
 
 
 # ---------------------------------------------------------------------- one case, here
@@ -193,8 +136,106 @@ def _watch_parent(alive: Any) -> None:
     os.killpg(os.getpgrp(), signal.SIGKILL)
 
 
-def _worker_main(conn: Any, alive: Any, capture: str, memory_mb: int) -> None:
+# Modules whose attributes a case may rebind (a monkeypatch) and the checker relies on.
+_WATCHED = ("builtins", "engine", "gradcheck_cli", "math", "numpy", "os", "random", "sys")
+
+
+@functools.cache
+def _library() -> tuple[str, ...]:
+    """The interpreter's library directories (stdlib, site-packages), each ending in '/'."""
+    names = ("stdlib", "platstdlib", "purelib", "platlib")
+    return tuple({os.path.join(sysconfig.get_path(name), "") for name in names})
+
+
+class _Baseline:
+    """What a reused worker looked like before its first case, put back after every case.
+
+    A case may change global state: monkeypatch NumPy or the engine, set the engine's default
+    dtype, grad mode or seed, NumPy's error state, the working directory, sys.path, the
+    environment, torch's default dtype or grad mode. Without this the next case in the same
+    worker would be checked under that state. The user's own modules (neither the library's
+    nor a package loaded before the first case) are forgotten too, so every case imports
+    them afresh, as a case run alone does, with whatever they set at import time.
+    """
+
+    def __init__(self) -> None:
+        import numpy as np
+
+        from engine import _creation, _grad_mode
+
+        self.cwd = os.getcwd()
+        self.path = list(sys.path)
+        self.environ = dict(os.environ)
+        self.modules = set(sys.modules)
+        self.packages = {name.partition(".")[0] for name in self.modules}
+        self.bindings = [
+            (vars(module), dict(vars(module)))
+            for name, module in list(sys.modules.items())
+            if name.partition(".")[0] in _WATCHED and module is not None
+        ]
+        self.numpy_errors = np.geterr()
+        self.grad_mode = _grad_mode.state.enabled
+        self.random = copy.deepcopy(_creation.source)
+
+    def restore(self) -> None:
+        """Undo what the last case changed (see the class docstring)."""
+        import numpy as np
+
+        from engine import _creation, _grad_mode
+
+        for name in set(sys.modules) - self.modules:
+            module = sys.modules[name]
+            where = getattr(module, "__file__", None) or next(
+                iter(getattr(module, "__path__", None) or ()), None
+            )
+            if (
+                name.partition(".")[0] not in self.packages
+                and where
+                and not str(where).startswith(_library())
+            ):
+                del sys.modules[name]
+        for namespace, saved in self.bindings:
+            for key in namespace.keys() - saved.keys():
+                if not isinstance(namespace[key], type(os)):  # a submodule imported since
+                    del namespace[key]
+            for key, value in saved.items():
+                if namespace.get(key, saved) is not value:
+                    namespace[key] = value
+        sys.path[:] = self.path
+        if os.environ != self.environ:
+            os.environ.clear()
+            os.environ.update(self.environ)
+        try:
+            os.chdir(self.cwd)
+        except OSError:  # the case removed it: later cases run where the worker can
+            pass
+        np.seterr(**self.numpy_errors)
+        _grad_mode.state.enabled = self.grad_mode
+        _creation.source = copy.deepcopy(self.random)
+        torch = sys.modules.get("torch")
+        if torch is not None:  # torch's own defaults: it was imported by a case
+            torch.set_default_dtype(torch.float32)
+            torch.set_grad_enabled(True)
+
+
+def _close_inherited(keep: set[int]) -> None:
+    """A forked worker closes the descriptors it inherited (other workers' pipes, whose EOF
+    tells those workers that the parent died; the report being written), all but `keep`."""
+    limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    limit = limit if limit != resource.RLIM_INFINITY else 2**20
+    low = 3
+    for fd in sorted(fd for fd in keep if fd >= low):
+        os.closerange(low, fd)
+        low = fd + 1
+    os.closerange(low, limit)
+
+
+def _worker_main(conn: Any, alive: Any, capture: str, memory_mb: int, forked: bool) -> None:
     """A worker: run what the parent sends, one message per case, until told to stop."""
+    if forked:  # a fork of the parent: drop what belongs to the parent
+        _close_inherited({conn.fileno(), alive.fileno()})
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     os.setpgrp()  # the runner ends the worker and whatever the user's code started at once
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
@@ -212,6 +253,7 @@ def _worker_main(conn: Any, alive: Any, capture: str, memory_mb: int) -> None:
         limit = memory_mb * 2**20
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     threading.Thread(target=_watch_parent, args=(alive,), daemon=True).start()
+    baseline = _Baseline()
     conn.send(("ready", os.fstat(1).st_size))
     while True:
         try:
@@ -224,7 +266,10 @@ def _worker_main(conn: Any, alive: Any, capture: str, memory_mb: int) -> None:
         if kind == "run":
             for index, (path, item) in enumerate(payload):
                 outcome = _guarded(path, item, debug)
+                restored = not isinstance(item, CallableCase) or _restore(baseline)
                 _reply(conn, ("done", index, outcome), path, item)
+                if not restored:
+                    return  # the parent starts a fresh worker for the next case
         else:
             function, argument = payload
             try:
@@ -233,7 +278,19 @@ def _worker_main(conn: Any, alive: Any, capture: str, memory_mb: int) -> None:
                 from gradcheck_cli.callables import describe
 
                 reply = ("raised", str(exc) if isinstance(exc, Exception) else describe(exc, ""))
+            restored = _restore(baseline)
             _reply(conn, reply, "", None)
+            if not restored:
+                return
+
+
+def _restore(baseline: _Baseline) -> bool:
+    """Put the baseline back; False if the case broke something that cannot be put back."""
+    try:
+        baseline.restore()
+    except Exception:
+        return False
+    return True
 
 
 def _reply(conn: Any, reply: tuple[Any, ...], path: str, item: Any) -> None:
@@ -262,7 +319,11 @@ STARTUP_TIMEOUT = 120.0  # seconds a new worker may take to be ready (a loaded m
 PRELOAD = ["gradcheck_cli.runner", "gradcheck_cli.callables"]
 
 
-def _context() -> Any:
+def _context(forked: bool) -> Any:
+    """Callable cases' workers come from the forkserver (a clean interpreter); expression
+    cases' are forks of this process, which has SymPy imported and the caches warm."""
+    if forked:
+        return multiprocessing.get_context("fork")
     ctx = multiprocessing.get_context("forkserver")
     if not _preloaded:
         ctx.set_forkserver_preload(PRELOAD)
@@ -271,11 +332,6 @@ def _context() -> Any:
 
 
 _preloaded: list[bool] = []
-
-
-def _preload(modules: list[str]) -> None:
-    """Add to what the forkserver imports (no effect once it is running)."""
-    _context().set_forkserver_preload([*PRELOAD, *modules])
 
 
 def _trimmed(path: str, start: int, end: int | None = None) -> str:
@@ -348,19 +404,25 @@ class _Task:
 
     cases: list[tuple[int, str, Any]]
 
+    @property
+    def forked(self) -> bool:
+        """Whether it runs on a forked worker: no user code in it, only expression cases."""
+        return not any(isinstance(item, CallableCase) for _, _, item in self.cases)
+
 
 class _Worker:
     """One worker process, its pipe, its capture file and the task it is running."""
 
-    def __init__(self, options: RunOptions) -> None:
-        ctx = _context()
+    def __init__(self, options: RunOptions, forked: bool = False) -> None:
+        ctx = _context(forked)
+        self.forked = forked
         fd, self.capture = tempfile.mkstemp(prefix="gradcheck-output-")
         os.close(fd)
         self.conn, child = ctx.Pipe()
         watch, self.alive = ctx.Pipe(duplex=False)
         self.process = ctx.Process(
             target=_worker_main,
-            args=(child, watch, self.capture, options.memory_mb),
+            args=(child, watch, self.capture, options.memory_mb, forked),
             daemon=True,
             name="gradcheck-worker",
         )
@@ -421,6 +483,7 @@ class Runner:
         self.options = options
         self._idle: list[_Worker] = []
         self._busy: list[_Worker] = []
+        self._warm = False  # this process has run an expression case (the forks inherit it)
 
     def __enter__(self) -> Runner:
         return self
@@ -447,13 +510,7 @@ class Runner:
                 else:
                     yield run_item(path, item, self.options.debug)
             return
-        iterator = iter(items)
-        head = list(islice(iterator, WINDOW))
-        if any(isinstance(item, Case) for _, item in head):
-            # Workers inherit SymPy and the checker from the forkserver instead of each
-            # importing them (when the forkserver is not running yet).
-            _preload(["gradcheck_cli.checks"])
-        yield from self._parallel(chain(head, iterator))
+        yield from self._parallel(items)
 
     def run_isolated(self, path: str, item: Any) -> Outcome:
         """Run one case in a worker, whatever kind it is (the pytest plugin's callables)."""
@@ -496,7 +553,15 @@ class Runner:
                 pending.append(task)
                 pulled = task.cases[-1][0] + 1
             while pending and len(self._busy) < self.options.jobs:
-                self._start(pending.popleft())
+                task = pending.popleft()
+                if task.forked and not self._warm:
+                    # The first expression chunk runs here: it imports SymPy and fills the
+                    # caches once, and every forked worker starts with them.
+                    for seq, path, item in task.cases:
+                        done[seq] = run_item(path, item, self.options.debug)
+                    self._warm = True
+                    continue
+                self._start(task)
             while next_seq in done:
                 yield done.pop(next_seq)
                 next_seq += 1
@@ -505,11 +570,28 @@ class Runner:
             if self._busy:
                 self._wait(done, pending)
 
+    def _worker(self, forked: bool) -> _Worker:
+        """An idle worker of the kind asked for, or a new one."""
+        for worker in self._idle:
+            if worker.forked == forked:
+                self._idle.remove(worker)
+                if worker.process.is_alive():
+                    return worker
+                worker.kill()  # it ended while idle (a case broke what it must put back)
+                break
+        return _Worker(self.options, forked)
+
     def _start(self, task: _Task) -> None:
-        worker = self._idle.pop() if self._idle else _Worker(self.options)
-        worker.task, worker.index = task, 0
         items = [(path, item) for _, path, item in task.cases]
-        worker.send(("run", items, self.options.debug), self._limit(items[0][1]))
+        while True:
+            worker = self._worker(task.forked)
+            try:
+                worker.send(("run", items, self.options.debug), self._limit(items[0][1]))
+            except OSError:  # it ended just now: take another
+                worker.kill()
+                continue
+            break
+        worker.task, worker.index = task, 0
         self._busy.append(worker)
 
     def _limit(self, item: Any) -> float:
@@ -533,6 +615,9 @@ class Runner:
             if not alive or not worker.process.is_alive():
                 if worker.task is not None:  # it died running a case
                     self._lose(worker, done, pending, None)
+                else:  # it ended between cases
+                    self._busy.remove(worker)
+                    worker.kill()
                 continue
             if worker.task is None:
                 self._busy.remove(worker)
@@ -620,7 +705,7 @@ class Runner:
     def call(self, function: Callable[[Any], Any], argument: Any, timeout: float) -> Any:
         """function(argument) in a worker; WorkerLost if it dies or overruns, UserCodeError-like
         messages come back as WorkerLost too (the function's own exceptions as their text)."""
-        worker = self._idle.pop() if self._idle else _Worker(self.options)
+        worker = self._worker(False)
         worker.send(("call", (function, argument), self.options.debug), timeout)
         self._busy.append(worker)
         try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import mpmath
 import sympy
 
 __all__ = ["NAMESPACE", "PIECEWISE", "SympyNamespace"]
@@ -134,6 +135,9 @@ class Cbrt(_Real):
     def fdiff(self, argindex: int = 1) -> sympy.Expr:
         return 1 / (3 * Cbrt(self.args[0]) ** 2)
 
+    # evalf at a number (Max and Min compare their arguments numerically: max(x, cbrt(pi)))
+    _imp_ = staticmethod(lambda x: mpmath.sign(x) * mpmath.cbrt(abs(mpmath.mpf(x))))
+
 
 class Expm1(_Real):
     """exp(x) - 1, printed and evaluated as one function (accurate near 0)."""
@@ -149,6 +153,8 @@ class Expm1(_Real):
 
     def fdiff(self, argindex: int = 1) -> sympy.Expr:
         return sympy.exp(self.args[0])
+
+    _imp_ = staticmethod(lambda x: mpmath.expm1(mpmath.mpf(x)))  # evalf, as Cbrt's
 
 
 class _PositivePart(_Real):

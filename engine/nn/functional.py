@@ -346,6 +346,8 @@ def huber_loss(input: Tensor, target: Tensor, reduction: str = "mean", delta: fl
                weight: Tensor | None = None) -> Tensor:
     """0.5 d^2 where |d| < delta, else delta (|d| - 0.5 delta)."""
     _warn_pair_shapes(input, target, reduction)
+    if delta <= 0:
+        raise RuntimeError("huber_loss does not support non-positive values for delta.")
     if weight is None:
         return _ops.call(_ops.OPS["huber_loss"], input, target, reduction, float(delta))
     # torch weighs the unreduced loss and reduces that (MeanBackward0 is its node).

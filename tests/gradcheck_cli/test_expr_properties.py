@@ -22,17 +22,21 @@ from hypothesis import strategies as st
 
 from gradcheck_cli.checks import Case, numeric_derivatives, run_case, scalar_function
 from gradcheck_cli.expr import (
+    CONSTANTS,
     FUNCTIONS,
     OPERATORS,
     Expr,
     ExprError,
     Node,
+    is_name,
     parse,
     postorder,
+    suggest,
     to_text,
 )
 from gradcheck_cli.lower import to_engine
 from gradcheck_cli.symbolic import analyze_point, compile_derivatives, differentiate
+from gradcheck_cli.table import ROWS, SPELLINGS, UNSUPPORTED, canonical
 
 VARIABLES = ("x", "y", "z")
 
@@ -330,3 +334,69 @@ def test_exact_reference_is_not_a_float_shadow() -> None:
         assert abs(a.value - mpmath.mpf(1e-17) ** 2 / 2) < mpmath.mpf(10) ** -39
     assert float(a.value) == pytest.approx(5e-35, rel=1e-5)
     assert math.exp(1e-17) - 1 - 1e-17 != float(a.value)
+
+
+# ------------------------------------------------------------------ suggestion quality
+
+# Every name the language knows something about: a function, an alias, a constant, or a
+# function it refuses on purpose. None of them may be "corrected" into another name.
+KNOWN = sorted(SPELLINGS | set(UNSUPPORTED) | set(CONSTANTS))
+LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_"
+
+
+@st.composite
+def near_misses(draw: st.DrawFn) -> str:
+    """A known name with one to two slips: a letter inserted, dropped, replaced, swapped."""
+    name = draw(st.sampled_from(KNOWN))
+    for _ in range(draw(st.integers(1, 2))):
+        i = draw(st.integers(0, max(0, len(name) - 1)))
+        kind = draw(st.sampled_from(["insert", "delete", "replace", "swap", "case"]))
+        ch = draw(st.sampled_from(LETTERS))
+        if kind == "insert":
+            name = name[:i] + ch + name[i:]
+        elif kind == "delete" and len(name) > 1:
+            name = name[:i] + name[i + 1 :]
+        elif kind == "replace":
+            name = name[:i] + ch + name[i + 1 :]
+        elif kind == "swap" and i + 1 < len(name):
+            name = name[:i] + name[i + 1] + name[i] + name[i + 2 :]
+        else:
+            name = name.swapcase()
+    return name
+
+
+@pytest.mark.parametrize("name", KNOWN)
+def test_no_known_name_gets_a_suggestion(name: str) -> None:
+    assert suggest(name) is None
+    try:
+        parse(f"{name}(x)")
+    except ExprError as exc:
+        assert "did you mean" not in exc.message or name in CONSTANTS, exc.message
+
+
+def _meaning(name: str) -> str | None:
+    """The row a spelling calls, or None."""
+    return canonical(name)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(near_misses(), st.text(alphabet=LETTERS, min_size=1, max_size=12)).filter(is_name))
+def test_a_suggestion_is_a_near_miss_of_one_function_and_never_of_a_known_name(
+    name: str,
+) -> None:
+    hint = suggest(name)
+    if hint is None:
+        return
+    assert name not in KNOWN  # a known name is never "corrected"
+    assert hint in SPELLINGS and _meaning(hint) is not None
+    # A case slip of a known spelling is that spelling's function, not another one.
+    folded = {_meaning(s) for s in SPELLINGS if s.lower() == name.lower()}
+    if folded:
+        assert _meaning(hint) in folded, (name, hint)
+    # What the parser says is what suggest() says: one name, offered once.
+    with pytest.raises(ExprError) as info:
+        parse(f"{name}(x)")
+    assert info.value.message == f"unknown function '{name}': did you mean {hint}?"
+    # Accepting the hint gives an expression that parses (the user's next try works).
+    arity = ROWS[_meaning(hint) or ""].arity[0]
+    parse(f"{hint}({', '.join(['x'] * arity)})")

@@ -150,6 +150,64 @@ def test_the_runner_keeps_order_and_reuses_its_worker(tmp_path: Path) -> None:
     assert statuses == ["pass", "error", "pass"] * 2
 
 
+STATE = """
+import os, sys
+import numpy as np
+import engine
+
+PIDS = PIDS_FILE
+
+def mutate(x):
+    np.tanh = lambda v: v
+    np.seterr(under="raise")
+    engine.set_default_dtype(engine.float64)
+    engine.set_grad_enabled(False)
+    engine.set_grad_enabled(True)
+    sys.path.insert(0, "/nonexistent-gradcheck-path")
+    os.environ["GRADCHECK_MUTATED"] = "1"
+    os.chdir("/")
+    return (x * x).sum()
+
+def observe(x):
+    with open(PIDS, "a") as out:
+        out.write(f"{os.getpid()}\\n")
+    leaks = [
+        what
+        for what, leaked in [
+            ("numpy.tanh", not isinstance(np.tanh, np.ufunc)),
+            ("numpy.seterr", np.geterr()["under"] == "raise"),
+            ("default dtype", engine.get_default_dtype() != engine.float32),
+            ("sys.path", "/nonexistent-gradcheck-path" in sys.path),
+            ("environ", "GRADCHECK_MUTATED" in os.environ),
+            ("cwd", os.getcwd() == "/"),
+        ]
+        if leaked
+    ]
+    assert not leaks, f"state left by another case: {leaks}"
+    return (x * x).sum()
+"""
+
+
+def test_a_case_that_changes_global_state_cannot_change_the_next_cases_verdict(
+    tmp_path: Path,
+) -> None:
+    pkg = tmp_path / "userpkg_state"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    pids = tmp_path / "pids.txt"
+    (pkg / "ops.py").write_text(STATE.replace("PIDS_FILE", repr(str(pids))))
+    case = '[[case]]\nname = "{0}"\nfn = "userpkg_state.ops:{0}"\ninputs = [{{ shape = [3] }}]\n'
+    path = tmp_path / "state.toml"
+    path.write_text("\n".join(map(case.format, ["observe", "mutate", "observe"])))
+    items = list(iter_items([load_file(path)], allow_python=True, paths=[str(tmp_path)]))
+    with Runner(RunOptions(jobs=1, timeout=120)) as runner:
+        outcomes = list(runner.run(items))
+    messages = [o.results[0].message for o in outcomes]
+    assert [o.results[0].status for o in outcomes] == ["pass", "pass", "pass"], messages
+    # One worker ran both observers: the state was put back, not left behind with a worker.
+    assert len(set(pids.read_text().split())) == 1
+
+
 def test_engine_testing_imports_nothing_of_the_command_line() -> None:
     probe = (
         "import sys\nimport engine.testing\n"
@@ -182,8 +240,27 @@ def _gone(pid: int) -> bool:
         return True
 
 
-def _signalled_run(tmp_path: Path, jobs: int, sig: int, *output: str) -> tuple[int, str, str]:
-    """Start a batch of slow callables, signal it once its workers run; (code, out, err)."""
+def _marked(marker: str) -> list[int]:
+    """Live processes whose environment holds `marker`: the run, its forkserver, every worker
+    (forked ones and forkserver ones alike) and what user code started."""
+    import os
+
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as env:
+                if marker.encode() in env.read().split(b"\0") and not _gone(int(entry)):
+                    found.append(int(entry))
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+def _signalled_run(
+    tmp_path: Path, jobs: int, sig: int, *output: str, expressions: int = 1
+) -> tuple[int, str, str]:
+    """Start a batch of expression cases and slow callables, signal it once the callables run;
+    (code, out, err)."""
     import os
     import time
 
@@ -193,11 +270,11 @@ def _signalled_run(tmp_path: Path, jobs: int, sig: int, *output: str) -> tuple[i
     (pkg / "ops.py").write_text(SLOW)
     case = '[[case]]\nname = "slow {}"\nfn = "userpkg_slow.ops:f"\ninputs = [{{ shape = [2] }}]\n'
     batch = tmp_path / "gradcheck_slow.toml"
-    batch.write_text(
-        '[[case]]\nexpr = "x*x"\nat = { x = 1 }\n\n' + "\n".join(map(case.format, range(4)))
-    )
+    exprs = '[[case]]\nexpr = "x*x"\nat = { x = 1 }\n\n' * expressions
+    batch.write_text(exprs + "\n".join(map(case.format, range(4))))
     pids = tmp_path / "pids.txt"
     env = {**os.environ, "GRADCHECK_TEST_PIDS": str(pids), "NO_COLOR": "1"}
+    marker = f"GRADCHECK_TEST_PIDS={pids}"
     argv = [sys.executable, "-m", "gradcheck_cli", "check", str(batch), "--format", "json"]
     argv += ["--allow-python", "--path", str(tmp_path), "--jobs", str(jobs), *output]
     process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
@@ -206,6 +283,8 @@ def _signalled_run(tmp_path: Path, jobs: int, sig: int, *output: str) -> tuple[i
         if pids.exists() and len(pids.read_text().splitlines()) >= jobs:
             break
         time.sleep(0.05)
+    if expressions > 1:  # the run, its forkserver, and per job two workers and a child
+        assert len(_marked(marker)) >= 2 + 3 * jobs
     process.send_signal(sig)
     out, err = process.communicate(timeout=60)
     started = [int(pid) for line in pids.read_text().splitlines() for pid in line.split()]
@@ -214,6 +293,9 @@ def _signalled_run(tmp_path: Path, jobs: int, sig: int, *output: str) -> tuple[i
     while not all(map(_gone, started)) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert [pid for pid in started if not _gone(pid)] == []  # no orphans
+    while _marked(marker) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _marked(marker) == []  # the forkserver and the expression workers too
     return process.returncode, out.decode(), err.decode()
 
 
@@ -232,6 +314,20 @@ def test_a_signal_ends_every_worker_keeps_the_old_report_and_exits_128_plus_it(
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".report")) == []
     assert f"interrupted by {sig}: 4 of 5 cases not run (slow 0, slow 1, slow 2, slow 3)" in err
     assert f"{report} left as it was" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(("sig", "code"), [("SIGINT", 130), ("SIGTERM", 143)])
+def test_a_signal_ends_the_forked_expression_workers_too(
+    tmp_path: Path, sig: str, code: int
+) -> None:
+    import signal
+
+    # 40 expression cases: the first chunk runs in the parent, the others on two forked
+    # workers, which are idle in the pool when the signal comes during the callables.
+    returncode, out, err = _signalled_run(tmp_path, 2, getattr(signal, sig), expressions=40)
+    assert returncode == code, err
+    report = json.loads(out)
+    assert report["summary"] == {"total": 44, "passed": 40, "failed": 0, "errors": 4}
 
 
 def test_an_interrupted_report_on_stdout_is_valid_and_names_the_cases_not_run(
