@@ -533,6 +533,9 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
                 running_mean.mul_(1 - momentum).add_(x.mean(dim=dims) * momentum)
                 running_var.mul_(1 - momentum).add_(x.var(dim=dims) * momentum)
     else:
+        for name, stat in (("running_mean", running_mean), ("running_var", running_var)):
+            if stat is None:
+                raise RuntimeError(f"{name} must be defined in evaluation mode")
         stats = (running_mean.detach().numpy(), running_var.detach().numpy())
     return _ops.call(_ops.OPS["batch_norm"], input, weight, bias, stats, eps)
 

@@ -379,3 +379,12 @@ def test_max_pool2d_of_integers_with_padding_and_ceil_mode_matches_torch():
         results.append([lib.nn.functional.max_pool2d(x, 3, stride=2, **kw).tolist()
                         for kw in ({"ceil_mode": True}, {"padding": 1})])
     assert results[0] == results[1]
+
+
+def test_batch_norm_in_eval_mode_without_running_statistics_fails_as_torch():
+    messages = []
+    for lib in (torch, engine):
+        with pytest.raises(RuntimeError) as err:
+            lib.nn.functional.batch_norm(lib.ones(4, 3), None, None, training=False)
+        messages.append(str(err.value))
+    assert messages[0] == messages[1]
