@@ -398,42 +398,33 @@ def record(op: Any, out: Any, args: tuple, fit: int = FIT_ALL) -> Tensor:
 def record_pair(op: Any, out: Any, a: Any, b: Any, fit: int) -> Tensor:
     """`record` for an op of two operands, with grad mode on.
 
-    The common case of every scalar graph and every layer, kept to a straight line (each
-    operand spelled out, no lists: a fifth of the recording cost of a scalar op). Inputs that
-    are outputs of several (custom Functions, multi-output ops) take `record`. The node keeps
-    clean inputs' values (see `_kept`), other operands as given.
+    The common case of every scalar graph and every layer, kept to a straight line. Inputs
+    that are outputs of several (custom Functions, multi-output ops) take `record`. The node
+    keeps clean inputs' values (see `_kept`), other operands as given.
     """
-    e0 = e1 = None
-    ka, kb = a, b  # what the node keeps
+    edges = []
+    kept = []
     written = False  # whether an operand has a version counter, to be remembered
-    if isinstance(a, Tensor):
-        if a._requires_grad:
-            e0 = a._grad_fn
-            if e0 is None:
-                e0 = a._acc or accumulator(a)
-            elif a._output_nr or type(e0) is not Node:
-                return record(op, out, (a, b), fit)
-        if a._vc is None:
-            if e0 is not None:
-                ka = a._data
-        else:
-            written = True
-    if isinstance(b, Tensor):
-        if b._requires_grad:
-            e1 = b._grad_fn
-            if e1 is None:
-                e1 = b._acc or accumulator(b)
-            elif b._output_nr or type(e1) is not Node:
-                return record(op, out, (a, b), fit)
-        if b._vc is None:
-            if e1 is not None:
-                kb = b._data
-        else:
-            written = True
+    for x in a, b:
+        e = None
+        if isinstance(x, Tensor):
+            if x._requires_grad:
+                e = x._grad_fn
+                if e is None:
+                    e = x._acc or accumulator(x)
+                elif x._output_nr or type(e) is not Node:
+                    return record(op, out, (a, b), fit)
+            if x._vc is not None:
+                written = True
+            elif e is not None:
+                x = x._data
+        edges.append(e)
+        kept.append(x)
+    e0, e1 = edges
     if e0 is None and e1 is None:
         return _wrap(out)
     versions = _versions(op, (a, b)) if written and op.saves else None
-    return _attach(op, out, (ka, kb), e0, e1, None, fit, versions)
+    return _attach(op, out, tuple(kept), e0, e1, None, fit, versions)
 
 
 def record_one(op: Any, out: Any, x: Tensor, static: tuple) -> Tensor:
