@@ -748,6 +748,9 @@ def run_backward(
             g = buffers.pop(node)
             kind = type(node)
             if kind is AccumulateGrad:
+                # Drop the last node's references first: a leaf's gradient is stolen (not
+                # copied) only when the loop variable is its last holder.
+                grads = gi = old = None
                 if targets and node in targets:
                     g = None if g is None else _as_tensors(g)
                     _capture(node, g, targets[node], captured, inputs, accumulate, create_graph)
@@ -782,9 +785,6 @@ def run_backward(
                         heappush(heap, (-m._seq, m))
                     if gi is not None:
                         _accumulate(buffers, m, node._nrs[i] if node._nrs else 0, gi)
-            # Drop this step's references now: a leaf's gradient is stolen (not copied)
-            # only when the loop variable is its last holder.
-            grads = gi = old = g = None
             if not retain_graph:
                 if kind is Node and node._op.frees:  # Node._release's first case, without a call
                     node._args = node._out = None
