@@ -218,22 +218,21 @@ class _Baseline:
             torch.set_grad_enabled(True)
 
 
-def _close_inherited(keep: set[int]) -> None:
-    """A forked worker closes the descriptors it inherited (other workers' pipes, whose EOF
-    tells those workers that the parent died; the report being written), all but `keep`."""
-    limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-    limit = limit if limit != resource.RLIM_INFINITY else 2**20
-    low = 3
-    for fd in sorted(fd for fd in keep if fd >= low):
-        os.closerange(low, fd)
-        low = fd + 1
-    os.closerange(low, limit)
+def _worker_main(
+    conn: Any, alive: Any, capture: str, memory_mb: int, inherited: tuple[int, ...]
+) -> None:
+    """A worker: run what the parent sends, one message per case, until told to stop.
 
-
-def _worker_main(conn: Any, alive: Any, capture: str, memory_mb: int, forked: bool) -> None:
-    """A worker: run what the parent sends, one message per case, until told to stop."""
-    if forked:  # a fork of the parent: drop what belongs to the parent
-        _close_inherited({conn.fileno(), alive.fileno()})
+    ``inherited``: descriptors a forked worker closes, the parent's ends of its own pipes and
+    of the other workers' (a worker learns of the parent's death from EOF on ``alive``,
+    which no other process may hold open). Not a blanket close: multiprocessing's own
+    sentinel pipe must stay open, or the parent sees every fork as ended at once.
+    """
+    for fd in inherited:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     os.setpgrp()  # the runner ends the worker and whatever the user's code started at once
@@ -413,16 +412,20 @@ class _Task:
 class _Worker:
     """One worker process, its pipe, its capture file and the task it is running."""
 
-    def __init__(self, options: RunOptions, forked: bool = False) -> None:
+    def __init__(
+        self, options: RunOptions, forked: bool = False, others: Iterable[int] = ()
+    ) -> None:
         ctx = _context(forked)
         self.forked = forked
         fd, self.capture = tempfile.mkstemp(prefix="gradcheck-output-")
         os.close(fd)
         self.conn, child = ctx.Pipe()
         watch, self.alive = ctx.Pipe(duplex=False)
+        # A fork inherits the parent's ends of its pipes and of the other workers' (others).
+        inherited = (self.conn.fileno(), self.alive.fileno(), *others) if forked else ()
         self.process = ctx.Process(
             target=_worker_main,
-            args=(child, watch, self.capture, options.memory_mb, forked),
+            args=(child, watch, self.capture, options.memory_mb, inherited),
             daemon=True,
             name="gradcheck-worker",
         )
@@ -579,7 +582,8 @@ class Runner:
                     return worker
                 worker.kill()  # it ended while idle (a case broke what it must put back)
                 break
-        return _Worker(self.options, forked)
+        others = [fd for w in self._idle + self._busy for fd in (w.conn.fileno(), w.alive.fileno())]
+        return _Worker(self.options, forked, others if forked else ())
 
     def _start(self, task: _Task) -> None:
         items = [(path, item) for _, path, item in task.cases]
