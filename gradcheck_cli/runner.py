@@ -27,6 +27,7 @@ from __future__ import annotations
 import copy
 import faulthandler
 import functools
+import gc
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -429,7 +430,16 @@ class _Worker:
             daemon=True,
             name="gradcheck-worker",
         )
-        self.process.start()
+        if forked:
+            # The fork's collector must not walk (and so copy, page by page) the parent's
+            # heap: SymPy's objects are frozen for the fork, as the gc docs advise.
+            gc.freeze()
+            try:
+                self.process.start()
+            finally:
+                gc.unfreeze()
+        else:
+            self.process.start()
         child.close()
         watch.close()
         # Time limits start once the worker is ready: a slow start is not the case's fault.
