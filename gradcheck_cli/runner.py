@@ -1,8 +1,10 @@
 """Running cases: isolation, time and memory limits, parallelism, signals.
 
-Expression cases are our own bounded code: with --jobs 1 they run in this process; with
-more, this process runs the first chunk itself (which imports SymPy and warms every cache
-the cases need) and then forks workers that inherit all of it and take the other chunks.
+Expression cases are our own bounded code: with --jobs 1 they run in this process; with N,
+this process is one of the N: it runs chunks itself (the first one imports SymPy and warms
+every cache the cases need) and forks up to N - 1 workers that inherit all of it and take
+other chunks. (N forks beside a coordinating parent cost more CPU than they save on a
+loaded machine.)
 A callable case runs the user's code, which may raise anything, exit, crash, loop forever
 or eat memory, so it always runs in a worker process that this module owns:
 
@@ -565,23 +567,45 @@ class Runner:
                     break
                 pending.append(task)
                 pulled = task.cases[-1][0] + 1
-            while pending and len(self._busy) < self.options.jobs:
-                task = pending.popleft()
-                if task.forked and not self._warm:
-                    # The first expression chunk runs here: it imports SymPy and fills the
-                    # caches once, and every forked worker starts with them.
-                    for seq, path, item in task.cases:
-                        done[seq] = run_item(path, item, self.options.debug)
-                    self._warm = True
-                    continue
-                self._start(task)
+            if not self._warm and pending and pending[0].forked:
+                # The batch starts with expression cases: the first chunk runs here before
+                # anything is handed out (it imports SymPy and fills the caches every fork
+                # inherits), so the batch's first results come in order.
+                self._run_here(pending.popleft(), done)
+            self._hand_out(pending)
             while next_seq in done:
                 yield done.pop(next_seq)
                 next_seq += 1
             if exhausted and not pending and not self._busy and not done:
                 return
-            if self._busy:
+            mine = next((t for t in pending if t.forked), None)
+            if mine is not None:
+                # This process is one of the --jobs: it runs an expression chunk itself,
+                # then collects what the workers finished meanwhile.
+                pending.remove(mine)
+                self._run_here(mine, done)
+                if self._busy:
+                    self._wait(done, pending, block=False)
+            elif self._busy:
                 self._wait(done, pending)
+
+    def _run_here(self, task: _Task, done: dict[int, Outcome]) -> None:
+        """Run an expression chunk in this process (what forks made later inherit)."""
+        for seq, path, item in task.cases:
+            done[seq] = run_item(path, item, self.options.debug)
+        self._warm = True
+
+    def _hand_out(self, pending: deque[_Task]) -> None:
+        """Start pending tasks on free workers: callable cases on up to --jobs workers,
+        expression chunks on up to --jobs - 1 forks (this process is the other one), and
+        only once this process has warmed up what the forks inherit."""
+        for task in list(pending):
+            if len(self._busy) >= self.options.jobs:
+                return
+            if task.forked and (not self._warm or len(self._busy) >= self.options.jobs - 1):
+                continue
+            pending.remove(task)
+            self._start(task)
 
     def _worker(self, forked: bool) -> _Worker:
         """An idle worker of the kind asked for, or a new one."""
@@ -612,10 +636,11 @@ class Runner:
         own = getattr(item, "timeout", None)
         return own if own is not None else self.options.timeout
 
-    def _wait(self, done: dict[int, Outcome], pending: deque[_Task]) -> None:
-        """Wait for the next message, death or deadline among the busy workers."""
+    def _wait(self, done: dict[int, Outcome], pending: deque[_Task], block: bool = True) -> None:
+        """Wait for the next message, death or deadline among the busy workers (with
+        block=False, only take what is there)."""
         now = time.monotonic()
-        timeout = max(0.0, min(w.deadline for w in self._busy) - now)
+        timeout = max(0.0, min(w.deadline for w in self._busy) - now) if block else 0.0
         waitables: list[Any] = [w.conn for w in self._busy]
         waitables += [w.process.sentinel for w in self._busy]
         multiprocessing.connection.wait(waitables, timeout)
