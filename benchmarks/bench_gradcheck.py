@@ -158,8 +158,12 @@ def catalogue() -> bool:
 _KINDS = ("elementwise", "dense", "reduction")
 
 
-def _function(lib, kind: str, n: int, calls: list[int]):
-    """The benchmark function of n inputs for lib (engine or torch), counting its calls."""
+def _function(lib, kind: str, n: int, calls: list[int], batched: bool = False):
+    """The benchmark function of n inputs for lib (engine or torch), counting its calls.
+
+    batched: written to broadcast over a leading dimension, so that batched=True may stack
+    points (a @ w.T is W x for one point, and a row of W x per row of a stack).
+    """
     W = np.random.default_rng(7).standard_normal((n, n)) / np.sqrt(n)
     w = lib.tensor(W, dtype=lib.float64)
 
@@ -167,10 +171,11 @@ def _function(lib, kind: str, n: int, calls: list[int]):
         calls[0] += 1
         if kind == "elementwise":
             return lib.sin(a) * lib.exp(0.5 * a)
-        # Written to broadcast over a leading dimension, so that batched=True may stack
-        # points: a @ w.T is W x for one point, and a row of W x per row of a stack.
-        y = lib.tanh(a @ w.T)
-        return y if kind == "dense" else (y * y).sum(dim=-1)
+        if batched:
+            y = lib.tanh(a @ w.T)
+            return y if kind == "dense" else (y * y).sum(dim=-1)
+        y = lib.tanh(w @ a)
+        return y if kind == "dense" else (y * y).sum()
 
     return f
 
@@ -208,6 +213,7 @@ def cost(sizes: list[int], rounds: int) -> bool:
             x_np = np.random.default_rng(n).uniform(-1, 1, n)
             ours_calls, torch_calls = [0], [0]
             ours_f = _function(engine, kind, n, ours_calls)
+            batched_f = _function(engine, kind, n, ours_calls, batched=True)
             torch_f = _function(torch, kind, n, torch_calls)
             x_ours = engine.tensor(x_np, dtype=engine.float64, requires_grad=True)
             x_torch = torch.tensor(x_np, dtype=torch.float64, requires_grad=True)
@@ -215,7 +221,7 @@ def cost(sizes: list[int], rounds: int) -> bool:
                 "ours": (gradcheck, ours_f, x_ours, ours_calls),
                 "on torch": (gradcheck, torch_f, x_torch, torch_calls),
                 "torch": (torch.autograd.gradcheck, torch_f, x_torch, torch_calls),
-                "batched": (_batched, ours_f, x_ours, ours_calls),
+                "batched": (_batched, batched_f, x_ours, ours_calls),
             }
             for fast in (False, True):
                 times = {k: [] for k in checks}

@@ -15,6 +15,8 @@ import numpy as np
 from engine import _device, _dtype
 from engine.tensor import Tensor, _wrap
 
+_Shape = int | Sequence[int]  # zeros(2, 3) or zeros((2, 3))
+
 
 class RandomSource:
     """Where random numbers come from: NumPy's PCG64, seeded by `manual_seed`.
@@ -138,19 +140,19 @@ def _dt(dtype: Any, default: Any = None) -> np.dtype:
     return np.dtype(_dtype.DEFAULT_FLOAT if default is None else default)
 
 
-def zeros(*size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False,
+def zeros(*size: _Shape, dtype: Any = None, device: Any = None, requires_grad: bool = False,
           **kwargs: Any) -> Tensor:
     """A tensor of zeros."""
     return _finish(np.zeros(_size(size), dtype=_dt(dtype)), requires_grad, device)
 
 
-def ones(*size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False,
+def ones(*size: _Shape, dtype: Any = None, device: Any = None, requires_grad: bool = False,
          **kwargs: Any) -> Tensor:
     """A tensor of ones."""
     return _finish(np.ones(_size(size), dtype=_dt(dtype)), requires_grad, device)
 
 
-def empty(*size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False,
+def empty(*size: _Shape, dtype: Any = None, device: Any = None, requires_grad: bool = False,
           **kwargs: Any) -> Tensor:
     """An uninitialised tensor (zeros here, so that programs stay deterministic)."""
     return zeros(*size, dtype=dtype, device=device, requires_grad=requires_grad)
@@ -203,14 +205,14 @@ def logspace(start: Any, end: Any, steps: int, base: float = 10.0, *, dtype: Any
                    requires_grad, device)
 
 
-def rand(*size: Any, generator: Any = None, dtype: Any = None, device: Any = None,
+def rand(*size: _Shape, generator: Any = None, dtype: Any = None, device: Any = None,
          requires_grad: bool = False, **kwargs: Any) -> Tensor:
     """Uniform samples in [0, 1)."""
     _device.check(device)
     return _finish(source.uniform(_size(size), _dt(dtype), 0.0, 1.0), requires_grad)
 
 
-def randn(*size: Any, generator: Any = None, dtype: Any = None, device: Any = None,
+def randn(*size: _Shape, generator: Any = None, dtype: Any = None, device: Any = None,
           requires_grad: bool = False, **kwargs: Any) -> Tensor:
     """Standard normal samples."""
     _device.check(device)

@@ -1227,7 +1227,8 @@ def _pool_windows(x: Any, kernel: tuple, stride: tuple, pad: tuple, dil: tuple, 
                                         ceil) - 1) * stride[i] + dil[i] * (kernel[i] - 1) + 1
                           - x.shape[2 + i] - 2 * pad[i]) for i in range(nd)]
     if any(pad) or any(right):
-        x = np.pad(x, [(0, 0), (0, 0), *zip(pad, right, strict=True)], constant_values=-np.inf)
+        lowest = -np.inf if x.dtype.kind == "f" else np.iinfo(x.dtype).min  # (integer images)
+        x = np.pad(x, [(0, 0), (0, 0), *zip(pad, right, strict=True)], constant_values=lowest)
     return _im2col(x, kernel, stride, (0,) * nd, dil)
 
 

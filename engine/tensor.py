@@ -130,7 +130,7 @@ class Tensor(_Methods):
     _acc: Any
     _x: dict[str, Any] | None
 
-    def __init__(self, data: Any = (), *, requires_grad: bool = False) -> None:
+    def __init__(self, data: object = (), *, requires_grad: bool = False) -> None:
         # torch.Tensor(data) builds a tensor of the default float dtype; engine.tensor() is the
         # usual factory.
         arr = np.array(data.numpy() if isinstance(data, Tensor) else data,

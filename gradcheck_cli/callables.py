@@ -292,6 +292,9 @@ def trace_case(case: CallableCase) -> Any:
 
     framework = FRAMEWORKS[case.framework]
     _gate(case, "trace")
+    missing = missing_package(case.framework)
+    if missing is not None:
+        raise UserCodeError(missing)
     fn = load_callable(case.fn, case.paths)
     inputs = framework.make_inputs(case.inputs, case.seed)
     names = [spec.name for spec in named_inputs(case, fn)]

@@ -35,6 +35,7 @@ def numpy_gradcheck(
     scale_tolerances: bool = True,
     projections: int = 4,
     seed: int = 0,
+    batched: bool = False,
 ) -> bool:
     """Check grad(*inputs), fn's hand-written derivative, against finite differences of fn.
 
@@ -45,6 +46,8 @@ def numpy_gradcheck(
     Tolerances, fast_mode and the verdict are gradcheck's; True, False with
     raise_exception=False, or GradcheckError naming grad and the pair that disagrees.
     float32 inputs get a float64 reference (fn and grad re-run on float64 copies).
+    batched=True: fn broadcasts over a leading dimension of the inputs that require grad
+    (a stack of points in one call), as gradcheck's batched.
     """
     # A contraction with zeros is zero: check_undefined_grad has nothing to learn.
     options = _Options.pick({**locals(), "check_undefined_grad": False})

@@ -172,6 +172,14 @@ class _Counted:
             self.size = out.size
         return out
 
+    def known(self, x: np.ndarray, value: np.ndarray | None) -> np.ndarray:
+        """f(x): `value` when the caller computed it already, else one evaluation."""
+        if value is None:
+            return self(x)
+        out = np.asarray(value, dtype=np.float64).reshape(-1)
+        self.size = out.size
+        return out
+
     def prefetch(self, points: list[np.ndarray]) -> None:
         """Evaluate points (already rounded by `point`) in as few calls of `many` as fit.
 
@@ -976,6 +984,7 @@ def staged_jacobian(
     dtype: type | np.dtype | None = None,
     step: float | None = None,
     batched: Batched = None,
+    f0: np.ndarray | None = None,
 ) -> NumericResult:
     """Jacobian (m, n) by a cheap first estimate, refined by Richardson only where needed.
 
@@ -988,11 +997,12 @@ def staged_jacobian(
     step: PyTorch's fixed central difference with that step, never refined.
     batched: f over a stack of points, (P, n) -> (P, m): each stage's points are evaluated
     in a few calls of it (the numbers are f's, so nothing else changes; result.calls).
+    f0: f(x) when the caller has it already (one evaluation fewer).
     """
     ev = _Counted(f, None, dtype=np.float64 if dtype is None else dtype, many=batched)
     with ev.hushed():
         xv = ev.point(_prepare(x))
-        f0 = ev(xv)
+        f0 = ev.known(xv, f0)
         n = xv.size
         blocks = [(0, n)] if blocks is None else blocks
         detect = [True] * len(blocks) if detect is None else detect
@@ -1055,6 +1065,7 @@ def staged_directional(
     dtype: type | np.dtype | None = None,
     step: float | None = None,
     batched: Batched = None,
+    f0: np.ndarray | None = None,
 ) -> tuple[NumericResult, np.ndarray]:
     """Derivatives (m, d) along the rows of dirs, first estimates refined where needed.
 
@@ -1062,12 +1073,12 @@ def staged_directional(
     first estimate the direction floating point realised (the stencil's weights applied to
     the offsets x + t h v actually reached, so no rounding of x + t h v is lost), for a
     refined one dirs itself.  undecided(value, error, floor, realised) -> bool (d,), floor
-    as in `staged_jacobian`, and so is batched.
+    as in `staged_jacobian`, and so are batched and f0.
     """
     ev = _Counted(f, None, dtype=np.float64 if dtype is None else dtype, many=batched)
     with ev.hushed():
         xv = ev.point(_prepare(x))
-        f0 = ev(xv)
+        f0 = ev.known(xv, f0)
         dirs = np.asarray(dirs, dtype=np.float64)
         if step is None:
             # The largest step no coordinate's own first step is exceeded by, a power of two.

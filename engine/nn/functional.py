@@ -346,6 +346,8 @@ def huber_loss(input: Tensor, target: Tensor, reduction: str = "mean", delta: fl
                weight: Tensor | None = None) -> Tensor:
     """0.5 d^2 where |d| < delta, else delta (|d| - 0.5 delta)."""
     _warn_pair_shapes(input, target, reduction)
+    if delta <= 0:
+        raise RuntimeError("huber_loss does not support non-positive values for delta.")
     if weight is None:
         return _ops.call(_ops.OPS["huber_loss"], input, target, reduction, float(delta))
     # torch weighs the unreduced loss and reduces that (MeanBackward0 is its node).
@@ -531,6 +533,9 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
                 running_mean.mul_(1 - momentum).add_(x.mean(dim=dims) * momentum)
                 running_var.mul_(1 - momentum).add_(x.var(dim=dims) * momentum)
     else:
+        for name, stat in (("running_mean", running_mean), ("running_var", running_var)):
+            if stat is None:
+                raise RuntimeError(f"{name} must be defined in evaluation mode")
         stats = (running_mean.detach().numpy(), running_var.detach().numpy())
     return _ops.call(_ops.OPS["batch_norm"], input, weight, bias, stats, eps)
 

@@ -279,3 +279,14 @@ def test_trace_of_a_torch_case_marks_the_wrong_application_of_the_wrong_function
     assert "Abs [3, 3]   AbsBackward   ✗ Abs.backward at" in line_marked
     mermaid = _trace(torch_trace_batch, "wrong", "--format", "mermaid").output
     assert f"style n{marked['id']} fill:#ffcdd2" in mermaid
+
+
+
+def test_trace_of_a_case_whose_framework_is_missing_says_what_to_install(tmp_path, monkeypatch):
+    file = tmp_path / "cases.toml"
+    file.write_text(TRACE_CASES, encoding="utf-8")
+    [(_, case), _] = list(iter_items([load_file(file)], allow_python=True, paths=[str(tmp_path)]))
+    monkeypatch.setattr(callables, "missing_package",
+                        lambda name: f"framework {name!r} needs the {name} package: pip install x")
+    with pytest.raises(callables.UserCodeError, match="'torch' needs the torch package"):
+        callables.trace_case(case)

@@ -19,7 +19,6 @@ import numpy as np
 
 from engine.autograd.frameworks import Adapter
 
-
 # Calls of one function (and static arguments) run op by op before it is compiled.
 _JIT_AFTER = 48
 

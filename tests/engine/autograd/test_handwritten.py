@@ -138,3 +138,23 @@ def test_importing_engine_imports_neither_torch_nor_jax():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("fast_mode", [False, True], ids=["full", "fast"])
+def test_a_batched_fn_gives_the_same_verdicts_in_fewer_calls(fast_mode):
+    calls = [0]
+
+    def stacked_loss(x):  # x @ A.T: one point (4,) or a stack of points (P, 4)
+        calls[0] += 1
+        return np.sum(np.sin(x @ A.T) ** 2, axis=-1)
+
+    x = np.linspace(-1, 1, 4)
+    for grad, right in ((loss_grad, True), (loss_grad_half, False)):
+        verdicts, counts = [], []
+        for batched in (False, True):
+            calls[0] = 0
+            verdicts.append(numpy_gradcheck(stacked_loss, grad, x, batched=batched,
+                                            fast_mode=fast_mode, raise_exception=False))
+            counts.append(calls[0])
+        assert verdicts == [right, right]
+        assert counts[1] < counts[0]

@@ -356,3 +356,35 @@ def test_gelu_gradient_from_its_output_matches_torch_at_the_edges(dtype):
     tol = 1e-12 if dtype == "float64" else 1e-6
     for e, t in zip(out[engine], out[torch], strict=True):
         np.testing.assert_allclose(e, t, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("call", [
+    lambda F, a, b: F.smooth_l1_loss(a, b, beta=-1.0),
+    lambda F, a, b: F.huber_loss(a, b, delta=0.0),
+    lambda F, a, b: F.huber_loss(a, b, delta=-1.0),
+])
+def test_loss_parameter_errors_match_torch(call):
+    messages = []
+    for lib in (torch, engine):
+        with pytest.raises(RuntimeError) as err:
+            call(lib.nn.functional, lib.zeros(3), lib.ones(3))
+        messages.append(str(err.value))
+    assert messages[0] == messages[1]
+
+
+def test_max_pool2d_of_integers_with_padding_and_ceil_mode_matches_torch():
+    results = []
+    for lib in (torch, engine):
+        x = lib.arange(36).reshape(1, 1, 6, 6) - 20
+        results.append([lib.nn.functional.max_pool2d(x, 3, stride=2, **kw).tolist()
+                        for kw in ({"ceil_mode": True}, {"padding": 1})])
+    assert results[0] == results[1]
+
+
+def test_batch_norm_in_eval_mode_without_running_statistics_fails_as_torch():
+    messages = []
+    for lib in (torch, engine):
+        with pytest.raises(RuntimeError) as err:
+            lib.nn.functional.batch_norm(lib.ones(4, 3), None, None, training=False)
+        messages.append(str(err.value))
+    assert messages[0] == messages[1]
