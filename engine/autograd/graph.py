@@ -412,7 +412,7 @@ def record_pair(op: Any, out: Any, a: Any, b: Any, fit: int) -> Tensor:
                 e = x._grad_fn
                 if e is None:
                     e = x._acc or accumulator(x)
-                elif x._output_nr or type(e) is not Node:
+                elif type(e) is not Node:  # (a Node has one output: output_nr is 0)
                     return record(op, out, (a, b), fit)
             if x._vc is not None:
                 written = True
@@ -432,7 +432,7 @@ def record_one(op: Any, out: Any, x: Tensor, static: tuple) -> Tensor:
     fn = x._grad_fn
     if fn is None:
         fn = x._acc or accumulator(x)
-    elif x._output_nr or type(fn) is not Node:
+    elif type(fn) is not Node:  # (as in record_pair)
         return record(op, out, (x, *static))
     # A static NumPy scalar may have made the output's dtype differ from x's.
     fit = FIT_ALL if out.dtype != x._data.dtype else FIT_NONE
@@ -778,7 +778,12 @@ def run_backward(
                         buffers[m] = gi
                         heappush(heap, (-m._seq, m))
                     elif gi is not None:
-                        buffers[m] = gi if old is None else _sum_grads(old, gi)
+                        if old is None:
+                            buffers[m] = gi
+                        elif type(old) is type(gi) and type(gi) in _SCALAR_TYPES:
+                            buffers[m] = old + gi  # two NumPy scalars of one dtype (scalar graph)
+                        else:
+                            buffers[m] = _sum_grads(old, gi)
                 else:
                     if m not in buffers:
                         buffers[m] = None
