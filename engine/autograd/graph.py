@@ -18,9 +18,10 @@ benchmarks/README.md ("Engine core" and issue 15's section): `record_pair` / `re
 (straight-line recording for one or two operands: the scalar graph), nodes that keep values
 instead of tensors and their edges in two slots (GC pressure on 100k-node graphs),
 `_apply_arrays` (plain rules on NumPy arrays, no tensor per intermediate: the MLP step), and
-`run_backward` (dependency counts instead of a sort, a short path per common node, stolen
-leaf gradients: the 1M-op chain). tests/engine/autograd/test_reference_backward.py runs every
-graph of the op-case matrix through both loops and requires identical gradients.
+`run_backward` (nodes taken latest-recorded first off a heap of sequence numbers instead of a
+sort, which is torch's order and needs no counting pass: the scalar graph; a short path per
+common node, stolen leaf gradients: the 1M-op chain). tests/engine/test_reference_backward.py
+runs every graph of the op-case matrix through both loops and requires identical gradients.
 """
 
 from __future__ import annotations
