@@ -1097,8 +1097,9 @@ def cross_check(
     *,
     dtype: type | np.dtype | None = None,
     f0: np.ndarray | None = None,
+    fraction: float = _CROSS,
 ) -> NumericResult:
-    """First estimates (m, len(cols)) of columns cols at 1/64 of their first step.
+    """First estimates (m, len(cols)) of columns cols at `fraction` (1/64) of their first step.
 
     A first estimate samples f at a few points ~1e-5 apart: f varying faster than that (sin
     of 1e5 x) aliases into numbers that can look smooth, with a small error estimate, and be
@@ -1112,7 +1113,7 @@ def cross_check(
         xv = ev.point(_prepare(x))
         f0 = ev.known(xv, f0)
         cols = np.asarray(cols, dtype=np.int64)
-        h = _first_step(xv, ev.dtype) * _CROSS
+        h = _first_step(xv, ev.dtype) * fraction
         value, error = _first_block(ev, xv, f0, cols, h, None, False)
         return NumericResult(value, error, ev.count, "first estimate", h[cols], ev.calls)
 
