@@ -51,6 +51,7 @@ class OpDef:
     plain: bool = False  # rules use only arithmetic that NumPy arrays share with tensors
     n_inputs: int = 0  # how many leading arguments are differentiable inputs (set by `op`)
     frees: bool = False  # backward can free the saved values (set by `op`)
+    pair: bool = False  # two inputs and rules of (g, a, b) only: backward's short path (by `op`)
 
 
 OPS: dict[str, OpDef] = {}
@@ -63,8 +64,9 @@ def op(name: str, node_name: str, forward: Callable, *rules: Any, **flags: Any) 
         (rules,) = rules
     n_inputs = 0 if flags.get("variadic") else len(rules)
     frees = bool(flags.get("saves") or flags.get("saves_output"))
+    pair = n_inputs == 2 and not flags.get("saves_output")
     row = OPS[name] = OpDef(
-        name, node_name, forward, rules, n_inputs=n_inputs, frees=frees, **flags
+        name, node_name, forward, rules, n_inputs=n_inputs, frees=frees, pair=pair, **flags
     )
     return row
 
@@ -140,19 +142,24 @@ def binary(op: OpDef, a: Any, b: Any) -> Tensor:
                     ad, bd = _promote(op, ad, bd)
                     fit = FIT_ALL
         else:
-            if type(b) is not float and type(b) is not int and isinstance(b, np.generic):
-                b = b.item()  # a NumPy scalar is a Python number to torch (no float64 result)
             bd = b
-            if not (_is_float(ad) and isinstance(b, _NUMBERS)):
+            tb = type(b)
+            # A float scalar and a Python number (the scalar graph's `y + 1`) first.
+            if type(ad) not in _FLOAT_SCALARS or (tb is not float and tb is not int):
+                if tb is not float and tb is not int and isinstance(b, np.generic):
+                    b = bd = b.item()  # a NumPy scalar is a Python number to torch (no float64)
+                if not (_is_float(ad) and isinstance(b, _NUMBERS)):
+                    ad, bd = _promote(op, ad, bd)
+                    fit = FIT_ALL
+    else:
+        ad, bd = a, b._data
+        ta = type(a)
+        if type(bd) not in _FLOAT_SCALARS or (ta is not float and ta is not int):  # as above
+            if ta is not float and ta is not int and isinstance(a, np.generic):
+                a = ad = a.item()
+            if not (_is_float(bd) and isinstance(a, _NUMBERS)):
                 ad, bd = _promote(op, ad, bd)
                 fit = FIT_ALL
-    else:
-        if type(a) is not float and type(a) is not int and isinstance(a, np.generic):
-            a = a.item()  # as above
-        ad, bd = a, b._data
-        if not (_is_float(bd) and isinstance(a, _NUMBERS)):
-            ad, bd = _promote(op, ad, bd)
-            fit = FIT_ALL
     try:
         out = op.forward(ad, bd)
     except RuntimeWarning:

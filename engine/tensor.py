@@ -11,6 +11,7 @@ output Tensor, so graphs contain no reference cycles and die by reference counti
 
 from __future__ import annotations
 
+import itertools
 import warnings
 import weakref
 from collections.abc import Callable, Iterator
@@ -39,8 +40,12 @@ NON_LEAF_GRAD_WARNING = (
 )
 
 
-# In-place writes to any tensor so far: a node recorded since the last one has nothing to
-# check in backward (a version check per node would cost more than the op on a scalar).
+# One clock for recording and in-place writes. Every node takes the next tick as its
+# sequence number (backward runs nodes from the latest back, as torch orders its nodes), and
+# every in-place write to any tensor stamps WRITES[0] with one: a node recorded since the last
+# write has nothing to check in backward (a version check per node would cost more than the
+# op on a scalar).
+SEQUENCE = itertools.count(1)
 WRITES = [0]
 
 
@@ -156,7 +161,7 @@ class Tensor(_Methods):
         if vc is None:
             vc = version_counter(self)
         vc.v += 1
-        WRITES[0] += 1
+        WRITES[0] = next(SEQUENCE)
         if vc.owner is not None:  # a counter lent to a node: errors name the last writer
             vc.owner = weakref.ref(self)
 
@@ -427,12 +432,13 @@ def _init(t: Tensor, data: Any, requires_grad: bool) -> None:
         t.requires_grad = True
 
 
-def _wrap(data: Any) -> Tensor:
-    """A new leaf over `data` (no copy): the fast path every op result goes through."""
+def _wrap(data: Any, grad_fn: Any = None) -> Tensor:
+    """A new tensor over `data` (no copy): the fast path every op result goes through; a leaf,
+    or the output of `grad_fn` (which then requires grad)."""
     t = _new(Tensor)
     t._data = data
-    t._requires_grad = False
-    t._grad_fn = None
+    t._requires_grad = grad_fn is not None
+    t._grad_fn = grad_fn
     t._output_nr = 0
     t._grad = None
     t._vc = None

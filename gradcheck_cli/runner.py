@@ -1,8 +1,10 @@
 """Running cases: isolation, time and memory limits, parallelism, signals.
 
-Expression cases are our own bounded code: with --jobs 1 they run in this process; with
-more, this process runs the first chunk itself (which imports SymPy and warms every cache
-the cases need) and then forks workers that inherit all of it and take the other chunks.
+Expression cases are our own bounded code: with --jobs 1 they run in this process; with N,
+this process is one of the N: it runs chunks itself (the first one imports SymPy and warms
+every cache the cases need) and forks up to N - 1 workers that inherit all of it and take
+other chunks. (N forks beside a coordinating parent cost more CPU than they save on a
+loaded machine.)
 A callable case runs the user's code, which may raise anything, exit, crash, loop forever
 or eat memory, so it always runs in a worker process that this module owns:
 
@@ -27,6 +29,7 @@ from __future__ import annotations
 import copy
 import faulthandler
 import functools
+import gc
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -218,22 +221,21 @@ class _Baseline:
             torch.set_grad_enabled(True)
 
 
-def _close_inherited(keep: set[int]) -> None:
-    """A forked worker closes the descriptors it inherited (other workers' pipes, whose EOF
-    tells those workers that the parent died; the report being written), all but `keep`."""
-    limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-    limit = limit if limit != resource.RLIM_INFINITY else 2**20
-    low = 3
-    for fd in sorted(fd for fd in keep if fd >= low):
-        os.closerange(low, fd)
-        low = fd + 1
-    os.closerange(low, limit)
+def _worker_main(
+    conn: Any, alive: Any, capture: str, memory_mb: int, inherited: tuple[int, ...]
+) -> None:
+    """A worker: run what the parent sends, one message per case, until told to stop.
 
-
-def _worker_main(conn: Any, alive: Any, capture: str, memory_mb: int, forked: bool) -> None:
-    """A worker: run what the parent sends, one message per case, until told to stop."""
-    if forked:  # a fork of the parent: drop what belongs to the parent
-        _close_inherited({conn.fileno(), alive.fileno()})
+    ``inherited``: descriptors a forked worker closes, the parent's ends of its own pipes and
+    of the other workers' (a worker learns of the parent's death from EOF on ``alive``,
+    which no other process may hold open). Not a blanket close: multiprocessing's own
+    sentinel pipe must stay open, or the parent sees every fork as ended at once.
+    """
+    for fd in inherited:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     os.setpgrp()  # the runner ends the worker and whatever the user's code started at once
@@ -413,20 +415,33 @@ class _Task:
 class _Worker:
     """One worker process, its pipe, its capture file and the task it is running."""
 
-    def __init__(self, options: RunOptions, forked: bool = False) -> None:
+    def __init__(
+        self, options: RunOptions, forked: bool = False, others: Iterable[int] = ()
+    ) -> None:
         ctx = _context(forked)
         self.forked = forked
         fd, self.capture = tempfile.mkstemp(prefix="gradcheck-output-")
         os.close(fd)
         self.conn, child = ctx.Pipe()
         watch, self.alive = ctx.Pipe(duplex=False)
+        # A fork inherits the parent's ends of its pipes and of the other workers' (others).
+        inherited = (self.conn.fileno(), self.alive.fileno(), *others) if forked else ()
         self.process = ctx.Process(
             target=_worker_main,
-            args=(child, watch, self.capture, options.memory_mb, forked),
+            args=(child, watch, self.capture, options.memory_mb, inherited),
             daemon=True,
             name="gradcheck-worker",
         )
-        self.process.start()
+        if forked:
+            # The fork's collector must not walk (and so copy, page by page) the parent's
+            # heap: SymPy's objects are frozen for the fork, as the gc docs advise.
+            gc.freeze()
+            try:
+                self.process.start()
+            finally:
+                gc.unfreeze()
+        else:
+            self.process.start()
         child.close()
         watch.close()
         # Time limits start once the worker is ready: a slow start is not the case's fault.
@@ -552,23 +567,45 @@ class Runner:
                     break
                 pending.append(task)
                 pulled = task.cases[-1][0] + 1
-            while pending and len(self._busy) < self.options.jobs:
-                task = pending.popleft()
-                if task.forked and not self._warm:
-                    # The first expression chunk runs here: it imports SymPy and fills the
-                    # caches once, and every forked worker starts with them.
-                    for seq, path, item in task.cases:
-                        done[seq] = run_item(path, item, self.options.debug)
-                    self._warm = True
-                    continue
-                self._start(task)
+            if not self._warm and pending and pending[0].forked:
+                # The batch starts with expression cases: the first chunk runs here before
+                # anything is handed out (it imports SymPy and fills the caches every fork
+                # inherits), so the batch's first results come in order.
+                self._run_here(pending.popleft(), done)
+            self._hand_out(pending)
             while next_seq in done:
                 yield done.pop(next_seq)
                 next_seq += 1
             if exhausted and not pending and not self._busy and not done:
                 return
-            if self._busy:
+            mine = next((t for t in pending if t.forked), None)
+            if mine is not None:
+                # This process is one of the --jobs: it runs an expression chunk itself,
+                # then collects what the workers finished meanwhile.
+                pending.remove(mine)
+                self._run_here(mine, done)
+                if self._busy:
+                    self._wait(done, pending, block=False)
+            elif self._busy:
                 self._wait(done, pending)
+
+    def _run_here(self, task: _Task, done: dict[int, Outcome]) -> None:
+        """Run an expression chunk in this process (what forks made later inherit)."""
+        for seq, path, item in task.cases:
+            done[seq] = run_item(path, item, self.options.debug)
+        self._warm = True
+
+    def _hand_out(self, pending: deque[_Task]) -> None:
+        """Start pending tasks on free workers: callable cases on up to --jobs workers,
+        expression chunks on up to --jobs - 1 forks (this process is the other one), and
+        only once this process has warmed up what the forks inherit."""
+        for task in list(pending):
+            if len(self._busy) >= self.options.jobs:
+                return
+            if task.forked and (not self._warm or len(self._busy) >= self.options.jobs - 1):
+                continue
+            pending.remove(task)
+            self._start(task)
 
     def _worker(self, forked: bool) -> _Worker:
         """An idle worker of the kind asked for, or a new one."""
@@ -579,7 +616,8 @@ class Runner:
                     return worker
                 worker.kill()  # it ended while idle (a case broke what it must put back)
                 break
-        return _Worker(self.options, forked)
+        others = [fd for w in self._idle + self._busy for fd in (w.conn.fileno(), w.alive.fileno())]
+        return _Worker(self.options, forked, others if forked else ())
 
     def _start(self, task: _Task) -> None:
         items = [(path, item) for _, path, item in task.cases]
@@ -598,10 +636,11 @@ class Runner:
         own = getattr(item, "timeout", None)
         return own if own is not None else self.options.timeout
 
-    def _wait(self, done: dict[int, Outcome], pending: deque[_Task]) -> None:
-        """Wait for the next message, death or deadline among the busy workers."""
+    def _wait(self, done: dict[int, Outcome], pending: deque[_Task], block: bool = True) -> None:
+        """Wait for the next message, death or deadline among the busy workers (with
+        block=False, only take what is there)."""
         now = time.monotonic()
-        timeout = max(0.0, min(w.deadline for w in self._busy) - now)
+        timeout = max(0.0, min(w.deadline for w in self._busy) - now) if block else 0.0
         waitables: list[Any] = [w.conn for w in self._busy]
         waitables += [w.process.sentinel for w in self._busy]
         multiprocessing.connection.wait(waitables, timeout)

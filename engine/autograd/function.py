@@ -15,7 +15,7 @@ import numpy as np
 from engine._broadcast import sum_to
 from engine._grad_mode import no_grad, state
 from engine.autograd.graph import _MANY, FREED_MESSAGE, _modified_message, edge
-from engine.tensor import Tensor, VersionCounter, _wrap
+from engine.tensor import SEQUENCE, Tensor, VersionCounter, _wrap
 
 
 class FunctionCtx:
@@ -194,6 +194,7 @@ class Function:
             ctx._release()
             return outputs
         ctx._next = tuple(edge(a) if tracking else None for a in args)
+        ctx._seq = next(SEQUENCE)  # after its inputs' nodes, as every node (see graph.Node)
         # The inputs themselves, so that blame can re-run this function alone (no cycle:
         # an input never refers to the node of a function it is passed to).
         ctx._inputs = args

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import functools
 import gc
+import heapq
 import re
 import sys
 import weakref
@@ -37,7 +38,7 @@ import numpy as np
 
 from engine._broadcast import sum_to, sum_to_array
 from engine._grad_mode import state
-from engine.tensor import WRITES, Tensor, VersionCounter, _HookHandle, _wrap
+from engine.tensor import SEQUENCE, WRITES, Tensor, VersionCounter, _HookHandle, _wrap
 
 _new = object.__new__
 _LOOP_REFS = 3  # references to a popped gradient: the loop's variable, a parameter, getrefcount
@@ -52,6 +53,10 @@ FREED_MESSAGE = (
 
 
 _MANY = object()  # Node._e1 of a node whose edges are all in _e0, as a tuple
+_ABSENT = object()  # run_backward: a node with no gradient (nor None) yet, not yet queued
+heappop, heappush = heapq.heappop, heapq.heappush
+# Arguments that Node._release keeps as they are (the scalar graph's: nothing to do).
+_SCALAR_TYPES = frozenset((int, float, bool, complex, np.float16, np.float32, np.float64))
 
 # Node._fit: what the input gradients may need fitting to: nothing, their inputs' shapes
 # (broadcasting happened), or shapes and dtypes (promotion happened, or not known).
@@ -71,7 +76,7 @@ class Node:
     """A recorded op application: what `tensor.grad_fn` returns (e.g. `MulBackward0`)."""
 
     __slots__ = (
-        "_op", "_args", "_e0", "_e1", "_nrs", "_versions", "_writes", "_out", "_out_vc",
+        "_op", "_args", "_e0", "_e1", "_nrs", "_versions", "_seq", "_out", "_out_vc",
         "_hooks", "_fit",
     )
     _n_outputs = 1
@@ -180,8 +185,11 @@ class Node:
             return
         # Ops that save no values (add, sum, view...) need only shapes and dtypes: a second
         # backward works, as in torch. Array inputs give way to zero-strided stand-ins so
-        # the graph does not keep their memory alive; scalars cost nothing to keep.
-        self._args = tuple(map(_shape_only, self._args))
+        # the graph does not keep their memory alive; scalars cost nothing to keep (and the
+        # scalar graph's `y + 1` nodes keep nothing else: no new tuple for them).
+        args = self._args
+        if not _SCALAR_TYPES.issuperset(map(type, args)):
+            self._args = tuple(map(_shape_only, args))
 
     def _apply(self, g: Any, wanted: Sequence[bool] | None, create_graph: bool) -> list:
         """The gradients for the inputs, given the output's, as tensors: the rules run on
@@ -190,7 +198,7 @@ class Node:
         args = self._args
         if args is None:
             raise RuntimeError(FREED_MESSAGE)
-        if op.saves and self._writes != WRITES[0]:
+        if op.saves and self._seq < WRITES[0]:
             self._check_versions()
         if not isinstance(g, Tensor):
             g = _wrap(g)
@@ -225,14 +233,16 @@ class Node:
         if args is None:
             raise RuntimeError(FREED_MESSAGE)
         op = self._op
-        if op.saves and self._writes != WRITES[0]:  # (no write since: nothing to check)
+        if op.saves and self._seq < WRITES[0]:  # (no write since: nothing to check)
             self._check_versions()
-        check = self._fit == FIT_ALL
+        fit = self._fit
+        check = fit == FIT_ALL
         if isinstance(g, Tensor):
             g = g._data
             check = True
-        if op.n_inputs == 2 and not op.saves_output:
-            # Two inputs (most ops), spelled out: this runs once per node of a scalar graph.
+        if op.pair:
+            # Two inputs (most ops), spelled out, rules called here: this runs once per node
+            # of a scalar graph (the `_rules_on` call and its *datas cost a tenth of a node).
             d0, d1 = args
             if isinstance(d0, Tensor):
                 d0 = d0._data
@@ -240,6 +250,16 @@ class Node:
                 d1 = d1._data
             if check and (_foreign(d0, g) or _foreign(d1, g)):
                 return None
+            rules = op.rules
+            e0, e1 = self._e0, self._e1
+            try:
+                grads = [None if e0 is None else rules[0](g, d0, d1),
+                         None if e1 is None else rules[1](g, d0, d1)]
+            except RuntimeWarning:  # a user's filter made NumPy's warnings errors: be quiet
+                with np.errstate(all="ignore"):
+                    grads = self._rules_on(g, (d0, d1))
+            if not fit:
+                return grads
             datas = (d0, d1)
         else:
             datas = [a._data if isinstance(a, Tensor) else a for a in args]
@@ -247,12 +267,12 @@ class Node:
                 return None
             if op.saves_output:
                 datas.append(self._saved_output_value())
-        try:
-            grads = self._rules_on(g, datas)
-        except RuntimeWarning:  # a user's filter made NumPy's warnings errors: be quiet
-            with np.errstate(all="ignore"):
+            try:
                 grads = self._rules_on(g, datas)
-        if op.broadcasts and self._fit:  # (inputs with a gradient are NumPy values)
+            except RuntimeWarning:  # as above
+                with np.errstate(all="ignore"):
+                    grads = self._rules_on(g, datas)
+        if fit and op.broadcasts:  # (inputs with a gradient are NumPy values)
             for i, gi in enumerate(grads):
                 if gi is not None and gi.shape != datas[i].shape:
                     grads[i] = sum_to_array(gi, datas[i].shape)
@@ -292,7 +312,7 @@ class Node:
 class AccumulateGrad:
     """The node behind a leaf: adds the incoming gradient into `variable.grad`."""
 
-    __slots__ = ("_variable", "__weakref__")
+    __slots__ = ("_variable", "_seq", "__weakref__")
     _n_outputs = 1
     _next = ()
     _e0 = _e1 = None  # no edges, as backward walks them
@@ -301,6 +321,9 @@ class AccumulateGrad:
     def __init__(self, variable: Tensor) -> None:
         # A weak reference: the leaf holds this node, and a cycle would defeat refcounting.
         self._variable = weakref.ref(variable)
+        # Negative: backward runs every Node (run_backward takes the highest first) before
+        # any leaf's accumulator, whose gradient is complete only then.
+        self._seq = -next(SEQUENCE)
 
     @property
     def variable(self) -> Tensor | None:
@@ -376,28 +399,27 @@ def record_pair(op: Any, out: Any, a: Any, b: Any, fit: int) -> Tensor:
     """`record` for an op of two operands, with grad mode on.
 
     The common case of every scalar graph and every layer, kept to a straight line. Inputs
-    that are outputs of several (custom Functions, multi-output ops) take `record`.
+    that are outputs of several (custom Functions, multi-output ops) take `record`. The node
+    keeps clean inputs' values (see `_kept`), other operands as given.
     """
-    kept = [a, b]  # what the node keeps: clean inputs' values (see `_kept`), else as given
-    edges = [None, None]
+    edges = []
+    kept = []
     written = False  # whether an operand has a version counter, to be remembered
-    for k in 0, 1:
-        x = kept[k]
-        if not isinstance(x, Tensor):
-            continue
-        if x._requires_grad:
-            fn = x._grad_fn
-            if fn is None:
-                fn = x._acc or accumulator(x)
-            elif x._output_nr or type(fn) is not Node:
-                return record(op, out, (a, b), fit)
-            edges[k] = fn
-            if x._vc is None:
-                kept[k] = x._data
-            else:
+    for x in a, b:
+        e = None
+        if isinstance(x, Tensor):
+            if x._requires_grad:
+                e = x._grad_fn
+                if e is None:
+                    e = x._acc or accumulator(x)
+                elif x._output_nr or type(e) is not Node:
+                    return record(op, out, (a, b), fit)
+            if x._vc is not None:
                 written = True
-        elif x._vc is not None:
-            written = True
+            elif e is not None:
+                x = x._data
+        edges.append(e)
+        kept.append(x)
     e0, e1 = edges
     if e0 is None and e1 is None:
         return _wrap(out)
@@ -432,13 +454,10 @@ def _attach(op: Any, out: Any, args: tuple, e0: Any, e1: Any, nrs: tuple | None,
     node._hooks = None
     node._fit = fit
     node._versions = versions
-    node._writes = WRITES[0]
+    node._seq = next(SEQUENCE)  # (tensor.SEQUENCE: backward's order, and the write check)
     node._out = out if op.saves_output else None
     node._out_vc = None  # the output's counter, lent by `version_counter` when first needed
-    t = _wrap(out)
-    t._requires_grad = True
-    t._grad_fn = node
-    return t
+    return _wrap(out, node)
 
 
 def _versions(op: Any, args: tuple) -> tuple[int, ...] | None:
@@ -663,9 +682,9 @@ def run_backward(
 
     With `accumulate`, gradients are added into `.grad` (of every leaf, or only of
     `inputs`); without, the gradients reaching `inputs` are returned (autograd.grad).
-    It computes what `reference_backward` computes; instead of a sorted node list it counts
-    each node's consumers and runs a node when its count reaches zero, and gradients between
-    `plain` nodes flow as NumPy arrays.
+    It computes what `reference_backward` computes; instead of a sorted node list it runs
+    the nodes from the latest recorded back (a heap of sequence numbers), and gradients
+    between `plain` nodes flow as NumPy arrays.
     """
     root_nodes = []
     for i, r in enumerate(roots):
@@ -683,48 +702,38 @@ def run_backward(
             node = t._grad_fn if t._grad_fn is not None else accumulator(t)
             targets.setdefault(node, []).append((k, t._output_nr))
 
-    # Pass 1: count each node's incoming edges from the reachable graph (explicit stack).
-    deps: dict[Any, int] = {}  # doubles as the set of nodes seen (every one but the roots)
-    stack = [n for n, _ in root_nodes]
-    roots_seen = set(stack)
-    order = []
-    keep_order = inputs is not None
-    while stack:
-        node = stack.pop()
-        if keep_order:
-            order.append(node)
-        for m in node._e0 if node._e1 is _MANY else (node._e0, node._e1):  # (see Node)
-            if m is not None:
-                d = deps.get(m)
-                if d is None:
-                    deps[m] = 1
-                    if m not in roots_seen:
-                        stack.append(m)
-                else:
-                    deps[m] = d + 1
-
     needed = None
     if inputs is not None:
+        # Only the nodes on a path from a root to a target run: count each reachable node's
+        # incoming edges (explicit stack), then walk back from the targets.
+        deps: dict[Any, int] = {}
+        order = []
+        stack = [n for n, _ in root_nodes]
+        seen = set(stack)
+        while stack:
+            node = stack.pop()
+            order.append(node)
+            for m in node._next:
+                if m is not None:
+                    deps[m] = deps.get(m, 0) + 1
+                    if m not in seen:
+                        seen.add(m)
+                        stack.append(m)
         needed = _needed_nodes(order, deps, targets)
-        deps = {}
-        for node in order:
-            if node in needed:
-                for m in node._next:
-                    if m is not None and m in needed:
-                        deps[m] = deps.get(m, 0) + 1
 
     # Without create_graph, gradients flow as arrays between plain nodes (`_apply_arrays`);
     # any other node sees tensors. (Root gradients already have their outputs' dtypes.)
     raw = not create_graph
-    buffers: dict[Any, Any] = {}
+    buffers: dict[Any, Any] = {}  # node -> its gradient so far; a node here is in `heap`
     for (node, nr), g in zip(root_nodes, root_grads, strict=True):
         _accumulate(buffers, node, nr, g._data if raw else g)
+    # The nodes to run, the latest recorded first (torch's order). Every consumer of a node
+    # was recorded after it, so when a node comes off the heap, all its gradient has arrived:
+    # no pass to count consumers first. Leaves' accumulators have negative numbers: last.
+    heap = [(-node._seq, node) for node in buffers]
+    heapq.heapify(heap)
 
     captured: list[Tensor | None] = [None] * (len(inputs) if inputs is not None else 0)
-    ready = []
-    for node, _ in root_nodes:
-        if node not in deps and node not in ready:
-            ready.append(node)
     prev_mode = state.enabled
     state.enabled = create_graph
     # Backward allocates many short-lived tensors and creates no cycles; the cyclic
@@ -734,11 +743,14 @@ def run_backward(
     # The common case (no create_graph, no inputs=, no hooks) takes a short path per node.
     simple = raw and not targets
     try:
-        while ready:
-            node = ready.pop()
-            g = buffers.pop(node, None)
+        while heap:
+            node = heappop(heap)[1]
+            g = buffers.pop(node)
             kind = type(node)
             if kind is AccumulateGrad:
+                # Drop the last node's references first: a leaf's gradient is stolen (not
+                # copied) only when the loop variable is its last holder.
+                grads = gi = old = None
                 if targets and node in targets:
                     g = None if g is None else _as_tensors(g)
                     _capture(node, g, targets[node], captured, inputs, accumulate, create_graph)
@@ -760,21 +772,24 @@ def run_backward(
                 if m is None:
                     continue
                 gi = grads[i]
-                if gi is not None:
-                    if m._n_outputs == 1:
-                        old = buffers.get(m)
+                if m._n_outputs == 1:
+                    old = buffers.get(m, _ABSENT)
+                    if old is _ABSENT:  # the first gradient for m (None still runs m)
+                        buffers[m] = gi
+                        heappush(heap, (-m._seq, m))
+                    elif gi is not None:
                         buffers[m] = gi if old is None else _sum_grads(old, gi)
-                    else:
+                else:
+                    if m not in buffers:
+                        buffers[m] = None
+                        heappush(heap, (-m._seq, m))
+                    if gi is not None:
                         _accumulate(buffers, m, node._nrs[i] if node._nrs else 0, gi)
-                d = deps[m] - 1
-                deps[m] = d
-                if d == 0:
-                    ready.append(m)
-            # Drop this step's references now: a leaf's gradient is stolen (not copied)
-            # only when the loop variable is its last holder.
-            grads = gi = old = g = None
             if not retain_graph:
-                node._release()
+                if kind is Node and node._op.frees:  # Node._release's first case, without a call
+                    node._args = node._out = None
+                else:
+                    node._release()
     finally:
         state.enabled = prev_mode
         if gc_was_enabled:
