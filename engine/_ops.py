@@ -405,8 +405,14 @@ def _gelu_cdf(x: Tensor, out: Tensor, approximate: str) -> Any:
     if approximate == "tanh":
         return None  # (1 + tanh) / 2 from gelu / x would cancel; tanh is cheap anyway
     xd, od = x._data, out._data
+    # Where gelu(x) is zero or subnormal (x = 0, |x| below ~1e-308, x below about -37) the
+    # quotient has lost its digits: Phi comes from erf there, as it would without the output.
+    lost = np.abs(od) < np.finfo(od.dtype).tiny
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(xd == 0, 0.5, od / np.where(xd == 0, 1, xd))
+        cdf = od / np.where(lost, 1, xd)
+    if lost.any():
+        cdf = np.where(lost, 0.5 * (1 + _erf(xd / _SQRT_2)), cdf)
+    return cdf
 
 
 def _gelu_backward(g: Any, x: Any, approximate: str, cdf: Any) -> Any:

@@ -307,7 +307,12 @@ _NAME = re.compile(r"[^\W\d]\w*")
 
 def is_name(text: str) -> bool:
     """Whether text is a variable name of the language (a Unicode identifier, x₁ included;
-    superscript digits are powers, so x² is not a name but x**2)."""
+    superscript digits are powers, so x² is not a name but x**2; the word operators such as
+    `if` and `and` are refused, as the expression refuses them)."""
+    return _is_identifier(text) and text not in _WORD_OPERATORS
+
+
+def _is_identifier(text: str) -> bool:
     return bool(_NAME.fullmatch(text)) and not _SUPERSCRIPT_RUN.search(text)
 
 
@@ -350,7 +355,8 @@ def _tokenize(flat: str, text: str) -> list[_Token]:
             if tok.type == tokenize.NUMBER:
                 tokens.append(_Token("num", tok.string, col))
             elif tok.type == tokenize.NAME:
-                if not is_name(tok.string):
+                # A word operator is a name here: _check_sequence explains why it is refused.
+                if not _is_identifier(tok.string):
                     raise ExprError(f"'{tok.string}' is not a name", text, col)
                 tokens.append(_Token("name", tok.string, col))
             elif tok.type == tokenize.OP:

@@ -499,11 +499,11 @@ class _Checker:
                 if isinstance(jac, _Failure):
                     broken.append(jac.after(run.note))
                     break
-                open_, failing = self._decide(run, jac, value, error, floor)
-                if failing:
-                    settled[r] = failing
+                ok, bad, excess = self._decide(run, jac, value, error, floor)
+                if np.any(bad) and self._cross_checked(run, jac, value, error, excess):
+                    settled[r] = self._pairs(bad)
                     break
-                need |= open_
+                need |= ~ok
             # One element that fails whatever a refined reference says settles the verdict:
             # refining the others (or running a later run's backward) would only cost time.
             return np.zeros(value.shape, dtype=bool) if settled or broken else need
@@ -521,11 +521,60 @@ class _Checker:
         )
         return num, settled, broken[0] if broken else None
 
+    def _cross_checked(
+        self, run: _Run, jac: list, value: np.ndarray, error: np.ndarray, excess: np.ndarray
+    ) -> bool:
+        """Does the most clearly failing element fail the rule again on an estimate 64 times
+        finer (numeric.cross_check, at the highest scales), consistent with the first within
+        their error estimates?
+
+        A first estimate of a function that varies faster than its step aliases; one settled
+        failure decides the whole check, so it must not rest on four samples alone.  Where
+        the finer estimate agrees but is too noisy to fail the rule (rounding / h: x log x
+        at 1e8), it is taken again 8 times finer than the first; a disagreement is the answer.
+        """
+        r, c = np.unravel_index(int(np.argmax(excess)), excess.shape)
+        for fraction in (1 / 64, 1 / 8):
+            fine = numeric.cross_check(
+                self.f_ref, self.flat0, [c], dtype=self.ref_dtype, f0=self.f0, fraction=fraction
+            )
+            value2, error2 = value.copy(), error.copy()
+            value2[:, c], error2[:, c] = fine.value[:, 0], fine.error[:, 0]
+            _, bad, _ = self._decide(
+                run, jac, value2, error2, np.zeros_like(error), errors_failing=_ERROR_FACTOR
+            )
+            with np.errstate(invalid="ignore"):
+                gap = abs(value[r, c] - value2[r, c])
+                agree = gap <= _ERROR_FACTOR * (error[r, c] + error2[r, c])
+            if not agree or bad[r, c]:
+                return bool(agree and bad[r, c])
+        return False
+
+    def _pairs(self, mask: np.ndarray) -> set[tuple[int, int]]:
+        """The (output, input) pairs holding an element of mask."""
+        return {
+            (o, k)
+            for o in range(len(self.out_sizes))
+            for k in range(len(self.diff))
+            if np.any(
+                mask[
+                    self.out_offsets[o] : self.out_offsets[o + 1],
+                    self.offsets[k] : self.offsets[k + 1],
+                ]
+            )
+        }
+
     def _decide(
-        self, run: _Run, jac: list, value: np.ndarray, error: np.ndarray, floor: np.ndarray
-    ) -> tuple[np.ndarray, set[tuple[int, int]]]:
-        """The elements a more precise numeric reference could change, and the pairs (o, k)
-        with an element that fails whatever it says.
+        self,
+        run: _Run,
+        jac: list,
+        value: np.ndarray,
+        error: np.ndarray,
+        floor: np.ndarray,
+        errors_failing: float = 2 * _ERROR_FACTOR,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The elements settled as passing, those settled as failing, and how clearly each
+        fails (its margin over the tolerance in tolerances; -inf where it does not).
 
         An element is decided passing when |A - N| + 4 E fits in the tolerance, computed
         from lower bounds of the scales (|N| - 4 E for |N|), plus 4 F, F a lower bound on the
@@ -538,16 +587,18 @@ class _Checker:
         upper bounds of the scales (|N| + 4 E for |N|): a refined reference N' within 4 E of
         N with an error E' <= E, judged at any scale it allows, still fails the rule.  Upper
         bounds exist only where every element of the Jacobian is finite, so a NaN anywhere
-        leaves the failures to the refined reference.  The rest is refined before it is
-        judged.
+        leaves the failures to the refined reference.  The caller settles the verdict on a
+        failing element only once `_cross_checked` confirms it; the rest is refined before
+        it is judged.
         """
         usable = np.isfinite(value) & np.isfinite(error)
         low = np.where(usable, np.maximum(np.abs(value) - _ERROR_FACTOR * error, 0.0), 0.0)
         high = np.where(usable, np.abs(value) + _ERROR_FACTOR * error, np.inf)
         global_low = float(np.max(low, initial=0.0))
         global_high = float(np.max(high, initial=0.0))
-        need = np.ones(value.shape, dtype=bool)
-        failing = set()
+        passing = np.zeros(value.shape, dtype=bool)
+        failing = np.zeros(value.shape, dtype=bool)
+        excess = np.full(value.shape, -np.inf)
         for o in range(len(self.out_sizes)):
             rows = slice(self.out_offsets[o], self.out_offsets[o + 1])
             for k in range(len(self.diff)):
@@ -565,11 +616,12 @@ class _Checker:
                     slack = _ERROR_FACTOR * floor[rows, cols]
                     ok = both & (gap + _ERROR_FACTOR * e <= tol + slack)
                     tol_hi = tau * (self.opts.atol * scale_hi + self.opts.rtol * hi)
-                    bad = both & (gap - 2 * _ERROR_FACTOR * e > tol_hi)
-                need[rows, cols] = ~(ok | bad)
-                if np.any(bad):
-                    failing.add((o, k))
-        return need, failing
+                    margin = gap - errors_failing * e - tol_hi
+                    bad = both & (margin > 0)
+                    excess[rows, cols] = np.where(bad, margin / np.maximum(tol_hi, 1e-300), -np.inf)
+                passing[rows, cols] = ok
+                failing[rows, cols] = bad
+        return passing, failing, excess
 
     def _pair_eps(self, o: int, k: int, run: _Run) -> float:
         if run.eps is not None:
@@ -754,14 +806,20 @@ class _Checker:
                 out.append((a, n, e))
             return out
 
-        def undecided(value, error, floor, realised) -> np.ndarray:
-            # Decided as the elements of the full check are (see _decide): passing at the
-            # lower bounds of the scales, failing at the upper ones by more than 8 E.
+        def decide(
+            value, error, floor, realised, errors_failing: float = 2 * _ERROR_FACTOR
+        ) -> tuple[np.ndarray, np.ndarray, list]:
+            """Decided as the elements of the full check are (see _decide): passing at the
+            lower bounds of the scales, failing at the upper ones by more than 8 E.  Returns
+            the undecided projections, each one's margin over the tolerance (-inf: not
+            failing), and the numeric projections with their errors per run and output."""
             need = np.zeros(count, dtype=bool)
-            failing = False
+            margin = np.full(count, -np.inf)
+            numbers = []
             for r, run in enumerate(runs):
                 lows = projected(r, value, floor, realised)
                 for o, (a, n, e) in enumerate(projected(r, value, error, realised)):
+                    numbers.append((n, e))
                     slack = _ERROR_FACTOR * lows[o][2]
                     usable = np.isfinite(a) & np.isfinite(n) & np.isfinite(e)
                     low = np.where(usable, np.maximum(np.abs(n) - _ERROR_FACTOR * e, 0.0), 0.0)
@@ -775,10 +833,36 @@ class _Checker:
                         tol = tau * (self.opts.atol * scale + self.opts.rtol * low)
                         tol_hi = tau * (self.opts.atol * scale_hi + self.opts.rtol * high)
                         need |= ~(usable & (gap + _ERROR_FACTOR * e <= tol + slack))
-                        failing |= bool(np.any(usable & (gap - 2 * _ERROR_FACTOR * e > tol_hi)))
+                        over = (gap - errors_failing * e - tol_hi) / np.maximum(tol_hi, 1e-300)
+                    margin = np.maximum(margin, np.where(usable & (over > 0), over, -np.inf))
+            return need, margin, numbers
+
+        def undecided(value, error, floor, realised) -> np.ndarray:
+            need, margin, numbers = decide(value, error, floor, realised)
+            if not np.any(np.isfinite(margin)):
+                return need
             # A projection that fails whatever a refined reference says sends the check to
-            # the full one: refining the others would only cost evaluations.
-            return np.zeros(count, dtype=bool) if failing else need
+            # the full one (refining the others would only cost evaluations), once the same
+            # estimate 64 times finer fails too and agrees (see _cross_checked).
+            p = int(np.argmax(margin))
+            fine, fine_dirs = numeric.cross_check_directions(
+                self.f_ref, self.flat0, dirs[[p]], dtype=self.ref_dtype, f0=self.f0
+            )
+            value2, error2, realised2 = value.copy(), error.copy(), realised.copy()
+            value2[:, p], error2[:, p], realised2[p] = (
+                fine.value[:, 0],
+                fine.error[:, 0],
+                fine_dirs[0],
+            )
+            _, margin2, numbers2 = decide(
+                value2, error2, np.zeros_like(error), realised2, errors_failing=_ERROR_FACTOR
+            )
+            with np.errstate(invalid="ignore"):
+                agree = all(
+                    abs(n1[p] - n2[p]) <= _ERROR_FACTOR * (e1[p] + e2[p])
+                    for (n1, e1), (n2, e2) in zip(numbers, numbers2, strict=True)
+                )
+            return np.zeros(count, dtype=bool) if agree and margin2[p] > 0 else need
 
         res, realised = numeric.staged_directional(
             self.f_ref,
@@ -960,8 +1044,10 @@ def gradcheck(
     verdict, else Richardson extrapolation.  It settles a pass where |A - N| + 4 E fits the
     tolerance even at the lowest scales consistent with the estimates, and a failure where
     |A - N| - 8 E exceeds it even at the highest ones (every refined N' within 4 E of N, with
-    an error at most E, would fail too); one settled failure ends the numeric work, and the
-    report then shows the first estimates with their error estimates.  So no element passes
+    an error at most E, would fail too) and the same estimate 64 times finer fails too and
+    agrees with it (a function varying faster than the first step aliases); one settled
+    failure ends the numeric work, and the report then shows the first estimates with their
+    error estimates.  So no element passes
     and none fails that the Richardson reference would judge otherwise, unless the first
     estimate's error bound is dishonest.
 

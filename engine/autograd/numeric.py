@@ -37,6 +37,8 @@ __all__ = [
     "NumericResult",
     "choose_step",
     "compare",
+    "cross_check",
+    "cross_check_directions",
     "directional",
     "gradient",
     "hessian",
@@ -663,6 +665,7 @@ def _complex_probe(
 _FIRST_NODES = (-1.0, 1.0, 2.0)  # multiples of the step, besides the centre
 _FIRST_FACTOR = 2.0  # the first step is _FIRST_FACTOR * cbrt(eps) * sqrt(max(|x|, 1))
 _RETRY = 16.0  # the second look's step, in first steps
+_CROSS = 1 / 64  # a cross-check's step, in first steps (see `cross_check`)
 _SEED = 0x16
 
 
@@ -1056,6 +1059,65 @@ def staged_jacobian(
         return NumericResult(value, error, ev.count, method, h, ev.calls)
 
 
+def _direction_steps(x: np.ndarray, dirs: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """The first step along each row of dirs: the largest power of two by which no
+    coordinate moves further than its own first step."""
+    own = _first_step(x, dtype)
+    moved = [np.flatnonzero(row) for row in dirs]
+    steps = np.array(
+        [np.min(own[nz] / np.abs(row[nz])) for row, nz in zip(dirs, moved, strict=True)]
+    )
+    return 2.0 ** np.floor(np.log2(steps))
+
+
+def cross_check_directions(
+    f: Callable,
+    x: np.ndarray | float,
+    dirs: np.ndarray,
+    *,
+    dtype: type | np.dtype | None = None,
+    f0: np.ndarray | None = None,
+) -> tuple[NumericResult, np.ndarray]:
+    """`cross_check` along the rows of dirs: first estimates (m, d) at 1/64 of the first
+    step of `staged_directional`, and the directions floating point realised."""
+    ev = _Counted(f, None, dtype=np.float64 if dtype is None else dtype)
+    with ev.hushed():
+        xv = ev.point(_prepare(x))
+        f0 = ev.known(xv, f0)
+        dirs = np.asarray(dirs, dtype=np.float64)
+        steps = _direction_steps(xv, dirs, ev.dtype) * _CROSS
+        value, error, realised = _first_directions(ev, xv, f0, dirs, steps, False)
+        return NumericResult(value, error, ev.count, "first estimate", steps, ev.calls), realised
+
+
+def cross_check(
+    f: Callable,
+    x: np.ndarray | float,
+    cols: np.ndarray,
+    *,
+    dtype: type | np.dtype | None = None,
+    f0: np.ndarray | None = None,
+    fraction: float = _CROSS,
+) -> NumericResult:
+    """First estimates (m, len(cols)) of columns cols at `fraction` (1/64) of their first step.
+
+    A first estimate samples f at a few points ~1e-5 apart: f varying faster than that (sin
+    of 1e5 x) aliases into numbers that can look smooth, with a small error estimate, and be
+    wrong.  Before a verdict rests on a first estimate alone, the same estimate 64 times
+    finer must agree with it within their error estimates (the aliased samples of two
+    steps almost never agree; a feature below 1/64 of the step is beyond the ladder's
+    smallest rungs too).
+    """
+    ev = _Counted(f, None, dtype=np.float64 if dtype is None else dtype)
+    with ev.hushed():
+        xv = ev.point(_prepare(x))
+        f0 = ev.known(xv, f0)
+        cols = np.asarray(cols, dtype=np.int64)
+        h = _first_step(xv, ev.dtype) * fraction
+        value, error = _first_block(ev, xv, f0, cols, h, None, False)
+        return NumericResult(value, error, ev.count, "first estimate", h[cols], ev.calls)
+
+
 def staged_directional(
     f: Callable,
     x: np.ndarray | float,
@@ -1081,13 +1143,7 @@ def staged_directional(
         f0 = ev.known(xv, f0)
         dirs = np.asarray(dirs, dtype=np.float64)
         if step is None:
-            # The largest step no coordinate's own first step is exceeded by, a power of two.
-            own = _first_step(xv, ev.dtype)
-            moved = [np.flatnonzero(row) for row in dirs]
-            steps = np.array(
-                [np.min(own[nz] / np.abs(row[nz])) for row, nz in zip(dirs, moved, strict=True)]
-            )
-            steps = 2.0 ** np.floor(np.log2(steps))
+            steps = _direction_steps(xv, dirs, ev.dtype)
         else:
             steps = np.full(dirs.shape[0], float(step))
         value, error, realised = _first_directions(ev, xv, f0, dirs, steps, step is not None)

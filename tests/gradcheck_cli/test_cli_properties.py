@@ -7,7 +7,7 @@ import json
 import unicodedata
 
 from click.testing import CliRunner
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 from test_expr_properties import points, variable_trees
 
@@ -67,6 +67,8 @@ identifiers = st.text(
 
 @SETTINGS
 @given(identifiers, st.floats(min_value=-3, max_value=3, allow_nan=False).filter(bool))
+@example("if", 2.0)  # a word operator: refused by the expression, so by --at too
+@example("lambda", 2.0)  # other Python keywords are names
 def test_a_unicode_name_works_in_the_expression_and_in_at_or_is_refused_in_both(
     name: str, value: float
 ) -> None:

@@ -697,14 +697,40 @@ def test_a_clear_mismatch_is_settled_by_the_first_estimate(fast_mode: bool):
     counted, calls = _counted(func)
     message = _failure(counted, args, fast_mode=fast_mode)
     assert "Jacobian mismatch" in message and "sign flipped" in message
-    # The forward, the centre, three perturbations per input (fast: first a centre and three
-    # per projection, then the full check to locate the failure).
-    assert calls[0] <= 2 + 3 * 40 + (1 + 3 * 2 if fast_mode else 0)
+    # The forward, the centre, three perturbations per input and three for the cross-check
+    # 64 times finer (fast: first three per projection and three for its cross-check, then
+    # the full check to locate the failure).
+    assert calls[0] <= 2 + 3 * 40 + 3 + (3 * 2 + 3 if fast_mode else 0)
     # Its twin with a right backward passes, fast mode without the full check.
     func, args = _dense_with_backward_factor(1.0)
     counted, calls = _counted(func)
     assert gradcheck(counted, args, fast_mode=fast_mode)
     assert calls[0] <= 2 + (3 * 2 if fast_mode else 3 * 40)
+
+
+@pytest.mark.parametrize("fast_mode", [False, True], ids=["full", "fast"])
+def test_an_aliased_first_estimate_does_not_settle_a_failure(fast_mode):
+    """sin(1e4 x) sampled 1e-5 apart, then 1.6e-4 apart (the second look), can alias into
+    numbers that look smooth and wrong; the cross-check 64 times finer sends them on to the
+    ladder, which finds the right backward right.  (float64: in float32, w x itself rounds
+    by 6e-4 rad, and the float32 backward is then honestly off by more than its tolerance.)"""
+    w = 1e4
+
+    class Wiggle(engine.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.save_for_backward(x)
+            return engine.sin(w * x) / w + x * x
+
+        @staticmethod
+        def backward(ctx, g):
+            (x,) = ctx.saved_tensors
+            return g * (engine.cos(w * x) + 2 * x)
+
+    rng = np.random.default_rng(7)
+    for _ in range(6):
+        x = engine.tensor(rng.uniform(-1, 1, 5), dtype=engine.float64, requires_grad=True)
+        assert gradcheck(Wiggle.apply, (x,), fast_mode=fast_mode)
 
 
 def test_a_settled_failure_still_reports_the_elements_and_their_estimates():

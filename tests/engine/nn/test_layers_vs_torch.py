@@ -345,8 +345,10 @@ def test_max_pool2d_sends_a_nan_window_gradient_where_torch_does():
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_gelu_gradient_from_its_output_matches_torch_at_the_edges(dtype):
     # backward reads Phi(x) off the forward's output (gelu(x) / x): x = 0, tiny, very
-    # negative (Phi underflows) and large, and the second derivative through it.
-    data = np.array([0.0, -0.0, 1e-300, -1e-30, -10.0, -40.0, 3.0, 0.7, -1.3])
+    # negative (Phi underflows) and large, and the second derivative through it; subnormal
+    # x (5e-324, -1e-310, and 1e-40 in float32) make gelu(x) lose its digits: 0.5 there.
+    data = np.array([0.0, -0.0, 1e-300, -1e-30, 5e-324, -1e-310, 1e-40, -10.0, -40.0, -38.2,
+                     3.0, 0.7, -1.3])
     out = {}
     for lib in (torch, engine):
         x = lib.tensor(data, dtype=getattr(lib, dtype), requires_grad=True)
