@@ -322,9 +322,12 @@ class AccumulateGrad:
     def __init__(self, variable: Tensor) -> None:
         # A weak reference: the leaf holds this node, and a cycle would defeat refcounting.
         self._variable = weakref.ref(variable)
-        # Negative: backward runs every Node (run_backward takes the highest first) before
-        # any leaf's accumulator, whose gradient is complete only then.
-        self._seq = -next(SEQUENCE)
+        # Created on the leaf's first use, so numbered before every node that consumes it:
+        # run_backward (highest number first) runs it right after its last consumer, when its
+        # gradient is complete, as torch runs an AccumulateGrad as soon as it is ready. Once
+        # it has run, graphs recorded since may hold consumers numbered before it: from then
+        # on it is negative, after every Node (later backwards run the leaf's hooks last).
+        self._seq = next(SEQUENCE)
 
     @property
     def variable(self) -> Tensor | None:
@@ -730,7 +733,8 @@ def run_backward(
         _accumulate(buffers, node, nr, g._data if raw else g)
     # The nodes to run, the latest recorded first (torch's order). Every consumer of a node
     # was recorded after it, so when a node comes off the heap, all its gradient has arrived:
-    # no pass to count consumers first. Leaves' accumulators have negative numbers: last.
+    # no pass to count consumers first. A leaf's accumulator is numbered before its first
+    # consumer until it has run once, and negative (last) after (see AccumulateGrad).
     heap = [(-node._seq, node) for node in buffers]
     heapq.heapify(heap)
 
@@ -757,6 +761,8 @@ def run_backward(
                     _capture(node, g, targets[node], captured, inputs, accumulate, create_graph)
                 if g is not None and accumulate and (inputs is None or node in targets):
                     _accumulate_leaf(node, g, create_graph)
+                if node._seq > 0:
+                    node._seq = -node._seq  # (see AccumulateGrad)
                 continue
             nexts = node._e0 if node._e1 is _MANY else (node._e0, node._e1)  # (see Node)
             if not (simple and kind is Node and node._hooks is None):

@@ -143,3 +143,22 @@ def test_same_numbers_on_random_graphs():
             results.append((z.item(), x.grad.numpy().copy()))
         assert np.isclose(results[0][0], results[1][0], rtol=1e-12)
         np.testing.assert_allclose(results[0][1], results[1][1], rtol=1e-10)
+
+
+def test_leaf_hooks_run_in_torchs_order_in_a_first_backward():
+    # torch runs a leaf's AccumulateGrad as soon as its gradient is complete, not after every
+    # other node: w2's hook comes before h's, w1's after.
+    def order(lib):
+        seen = []
+        w1 = lib.tensor([1.0, 2.0], requires_grad=True)
+        w2 = lib.tensor([3.0, 4.0], requires_grad=True)
+        h = (lib.tensor([0.5, 0.25]) * w1).tanh()
+        for name, t in (("h", h), ("w1", w1), ("w2", w2)):
+            t.register_hook(lambda g, name=name: seen.append((name, g.tolist())))
+        ((h * w2).sum() + (w2 * w2).sum()).backward()
+        return seen
+
+    ours, theirs = order(engine), order(torch)
+    assert [n for n, _ in ours] == [n for n, _ in theirs] == ["w2", "h", "w1"]
+    for (_, a), (_, b) in zip(ours, theirs, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6)
