@@ -324,10 +324,18 @@ class AccumulateGrad:
         self._variable = weakref.ref(variable)
         # Created on the leaf's first use, so numbered before every node that consumes it:
         # run_backward (highest number first) runs it right after its last consumer, when its
-        # gradient is complete, as torch runs an AccumulateGrad as soon as it is ready. Once
-        # it has run, graphs recorded since may hold consumers numbered before it: from then
-        # on it is negative, after every Node (later backwards run the leaf's hooks last).
+        # gradient is complete, as torch runs an AccumulateGrad as soon as it is ready. Once a
+        # backward has run it, `retire` hands the leaf's next use a new accumulator (numbered
+        # then), and this one, which older retained graphs may still reach, runs last.
         self._seq = next(SEQUENCE)
+
+    def retire(self) -> None:
+        """After a backward ran it: last in any later backward, and no longer the leaf's."""
+        if self._seq > 0:
+            self._seq = -self._seq
+        t = self._variable()
+        if t is not None and t._acc is self:
+            t._acc = None
 
     @property
     def variable(self) -> Tensor | None:
@@ -701,11 +709,6 @@ def run_backward(
 
     # Targets: where the gradient w.r.t. each of `inputs` can be read.
     targets: dict[Any, list[tuple[int, int]]] = {}
-    if inputs is not None:
-        for k, t in enumerate(inputs):
-            node = t._grad_fn if t._grad_fn is not None else accumulator(t)
-            targets.setdefault(node, []).append((k, t._output_nr))
-
     needed = None
     if inputs is not None:
         # Only the nodes on a path from a root to a target run: count each reachable node's
@@ -723,6 +726,20 @@ def run_backward(
                     if m not in seen:
                         seen.add(m)
                         stack.append(m)
+        # A leaf's gradient arrives at the accumulators the graph holds for it: its own, or
+        # the ones it had before earlier backwards (AccumulateGrad.retire).
+        held: dict[int, list[AccumulateGrad]] = {}
+        for node in order:
+            if type(node) is AccumulateGrad:
+                held.setdefault(id(node._variable()), []).append(node)
+        for k, t in enumerate(inputs):
+            if t._grad_fn is not None:
+                nodes = [t._grad_fn]
+            else:
+                own = accumulator(t)
+                nodes = [own, *(a for a in held.get(id(t), ()) if a is not own)]
+            for node in nodes:
+                targets.setdefault(node, []).append((k, t._output_nr))
         needed = _needed_nodes(order, deps, targets)
 
     # Without create_graph, gradients flow as arrays between plain nodes (`_apply_arrays`);
@@ -734,7 +751,7 @@ def run_backward(
     # The nodes to run, the latest recorded first (torch's order). Every consumer of a node
     # was recorded after it, so when a node comes off the heap, all its gradient has arrived:
     # no pass to count consumers first. A leaf's accumulator is numbered before its first
-    # consumer until it has run once, and negative (last) after (see AccumulateGrad).
+    # consumer, so it runs as soon as its gradient is complete (see AccumulateGrad).
     heap = [(-node._seq, node) for node in buffers]
     heapq.heapify(heap)
 
@@ -761,8 +778,7 @@ def run_backward(
                     _capture(node, g, targets[node], captured, inputs, accumulate, create_graph)
                 if g is not None and accumulate and (inputs is None or node in targets):
                     _accumulate_leaf(node, g, create_graph)
-                if node._seq > 0:
-                    node._seq = -node._seq  # (see AccumulateGrad)
+                node.retire()
                 continue
             nexts = node._e0 if node._e1 is _MANY else (node._e0, node._e1)  # (see Node)
             if not (simple and kind is Node and node._hooks is None):
@@ -850,6 +866,8 @@ def _capture(node: Any, g: Any, slots: list, captured: list, inputs: Any, accumu
              create_graph: bool) -> None:
     for k, nr in slots:
         gk = g[nr] if node._n_outputs > 1 and g is not None else g
+        if captured[k] is not None and gk is not None:  # a leaf's second accumulator
+            gk = _sum_grads(captured[k], gk)
         captured[k] = gk
         if accumulate and gk is not None and type(node) is not AccumulateGrad:
             _store_grad(inputs[k], gk, create_graph)  # backward(inputs=[non-leaf])

@@ -145,20 +145,40 @@ def test_same_numbers_on_random_graphs():
         np.testing.assert_allclose(results[0][1], results[1][1], rtol=1e-10)
 
 
-def test_leaf_hooks_run_in_torchs_order_in_a_first_backward():
+def test_leaf_hooks_run_in_torchs_order_in_every_step():
     # torch runs a leaf's AccumulateGrad as soon as its gradient is complete, not after every
-    # other node: w2's hook comes before h's, w1's after.
+    # other node: w2's hook comes before h's, w1's after, in every step of a training loop.
     def order(lib):
         seen = []
         w1 = lib.tensor([1.0, 2.0], requires_grad=True)
         w2 = lib.tensor([3.0, 4.0], requires_grad=True)
-        h = (lib.tensor([0.5, 0.25]) * w1).tanh()
-        for name, t in (("h", h), ("w1", w1), ("w2", w2)):
+        for name, t in (("w1", w1), ("w2", w2)):
             t.register_hook(lambda g, name=name: seen.append((name, g.tolist())))
-        ((h * w2).sum() + (w2 * w2).sum()).backward()
+        for _ in range(3):
+            h = (lib.tensor([0.5, 0.25]) * w1).tanh()
+            h.register_hook(lambda g: seen.append(("h", g.tolist())))
+            ((h * w2).sum() + (w2 * w2).sum()).backward()
+            with lib.no_grad():
+                for w in (w1, w2):
+                    w -= 0.1 * w.grad
+                    w.grad = None
         return seen
 
     ours, theirs = order(engine), order(torch)
-    assert [n for n, _ in ours] == [n for n, _ in theirs] == ["w2", "h", "w1"]
+    assert [n for n, _ in ours] == [n for n, _ in theirs] == ["w2", "h", "w1"] * 3
     for (_, a), (_, b) in zip(ours, theirs, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-6)
+
+
+def test_grad_reaches_a_leaf_through_a_graph_recorded_before_its_last_backward():
+    # l1's graph (retained) holds the accumulator w had before l1.backward; l2's holds the one
+    # w got after: autograd.grad of their sum w.r.t. w adds both, as torch does.
+    def grads(lib):
+        w = lib.tensor([1.0, 2.0], requires_grad=True)
+        l1 = (w * w).sum()
+        l1.backward(retain_graph=True)
+        first = lib.autograd.grad(l1, w, retain_graph=True)[0]
+        both = lib.autograd.grad(l1 + (w * 3).sum(), w)[0]
+        return w.grad.tolist(), first.tolist(), both.tolist()
+
+    assert grads(engine) == grads(torch) == ([2.0, 4.0], [2.0, 4.0], [5.0, 7.0])
