@@ -692,6 +692,22 @@ def _derivative_weights(nodes: list[np.ndarray]) -> list[np.ndarray]:
     return weights
 
 
+@contextmanager
+def _started(
+    f: Callable,
+    x: np.ndarray | float,
+    dtype: type | np.dtype | None,
+    f0: np.ndarray | None,
+    batched: Batched = None,
+) -> Iterator[tuple[_Counted, np.ndarray, np.ndarray]]:
+    """How every staged estimate starts: f counted (in dtype, float64 by default), its
+    warnings hushed, the point rounded to f's precision and f there (f0 when given)."""
+    ev = _Counted(f, None, dtype=np.float64 if dtype is None else dtype, many=batched)
+    with ev.hushed():
+        xv = ev.point(_prepare(x))
+        yield ev, xv, ev.known(xv, f0)
+
+
 def _first_step(x: np.ndarray, dtype: np.dtype) -> np.ndarray:
     """The first step per coordinate: a power of two near 2 cbrt(eps) sqrt(max(|x|, 1)).
 
@@ -1002,10 +1018,7 @@ def staged_jacobian(
     in a few calls of it (the numbers are f's, so nothing else changes; result.calls).
     f0: f(x) when the caller has it already (one evaluation fewer).
     """
-    ev = _Counted(f, None, dtype=np.float64 if dtype is None else dtype, many=batched)
-    with ev.hushed():
-        xv = ev.point(_prepare(x))
-        f0 = ev.known(xv, f0)
+    with _started(f, x, dtype, f0, batched) as (ev, xv, f0):
         n = xv.size
         blocks = [(0, n)] if blocks is None else blocks
         detect = [True] * len(blocks) if detect is None else detect
@@ -1080,10 +1093,7 @@ def cross_check_directions(
 ) -> tuple[NumericResult, np.ndarray]:
     """`cross_check` along the rows of dirs: first estimates (m, d) at 1/64 of the first
     step of `staged_directional`, and the directions floating point realised."""
-    ev = _Counted(f, None, dtype=np.float64 if dtype is None else dtype)
-    with ev.hushed():
-        xv = ev.point(_prepare(x))
-        f0 = ev.known(xv, f0)
+    with _started(f, x, dtype, f0) as (ev, xv, f0):
         dirs = np.asarray(dirs, dtype=np.float64)
         steps = _direction_steps(xv, dirs, ev.dtype) * _CROSS
         value, error, realised = _first_directions(ev, xv, f0, dirs, steps, False)
@@ -1108,10 +1118,7 @@ def cross_check(
     steps almost never agree; a feature below 1/64 of the step is beyond the ladder's
     smallest rungs too).
     """
-    ev = _Counted(f, None, dtype=np.float64 if dtype is None else dtype)
-    with ev.hushed():
-        xv = ev.point(_prepare(x))
-        f0 = ev.known(xv, f0)
+    with _started(f, x, dtype, f0) as (ev, xv, f0):
         cols = np.asarray(cols, dtype=np.int64)
         h = _first_step(xv, ev.dtype) * fraction
         value, error = _first_block(ev, xv, f0, cols, h, None, False)
@@ -1137,10 +1144,7 @@ def staged_directional(
     refined one dirs itself.  undecided(value, error, floor, realised) -> bool (d,), floor
     as in `staged_jacobian`, and so are batched and f0.
     """
-    ev = _Counted(f, None, dtype=np.float64 if dtype is None else dtype, many=batched)
-    with ev.hushed():
-        xv = ev.point(_prepare(x))
-        f0 = ev.known(xv, f0)
+    with _started(f, x, dtype, f0, batched) as (ev, xv, f0):
         dirs = np.asarray(dirs, dtype=np.float64)
         if step is None:
             steps = _direction_steps(xv, dirs, ev.dtype)
