@@ -1064,8 +1064,8 @@ def gradcheck(
 
         mismatch where |A - N| > 4 * E + tau * (atol * S + rtol * |N|)
 
-    N and E are, per element, a cheap first estimate (three evaluations per input, or per
-    block of inputs that no output element reads two of) where it already settles the
+    N and E are, per element, a cheap first estimate (three evaluations per input element,
+    or 2 log2(n) for a block of n that no output element reads two of) where it settles the
     verdict, else Richardson extrapolation.  It settles a pass where |A - N| + 4 E fits the
     tolerance even at the lowest scales consistent with the estimates, and a failure where
     |A - N| - 8 E exceeds it even at the highest ones (every refined N' within 4 E of N, with

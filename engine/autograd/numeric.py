@@ -659,9 +659,10 @@ def _complex_probe(
 # The cheap estimate sits on the nodes -h, 0, h, 2h (f(x) is known already): the central
 # difference (nodes -h, 0, h) and the cubic fit through all four differ by the central
 # difference's truncation error to leading order, which is the error estimate, with the
-# rounding floor of f added.  Three evaluations per coordinate, or three per block of
-# coordinates when every output element depends on at most one of them (elementwise ops,
-# broadcasting, indexing): then one evaluation perturbs the whole block.
+# rounding floor of f added.  Three evaluations per coordinate; for a block of coordinates
+# where every output element depends on at most one of them (elementwise ops, broadcasting,
+# indexing), the probes that find that out are the nodes (see `_PROBE_NODES`), and the
+# retry's evaluations perturb the whole block at once.
 _FIRST_NODES = (-1.0, 1.0, 2.0)  # multiples of the step, besides the centre
 _FIRST_FACTOR = 2.0  # the first step is _FIRST_FACTOR * cbrt(eps) * sqrt(max(|x|, 1))
 _RETRY = 16.0  # the second look's step, in first steps
