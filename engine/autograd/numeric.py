@@ -635,7 +635,9 @@ def _complex_probe(
     n = x.size
     rng = np.random.default_rng(0x5EED)
     colscale = np.max(np.abs(cs), axis=0)
-    floor = 1e-3 * max(float(np.max(colscale)), np.finfo(np.float64).tiny)
+    # Floored at the smallest normal number: 1e-3 of it is subnormal, whose inverse
+    # overflows, and an all-zero Jacobian (x^2 + 3x at -1.5) would weigh by inf / inf.
+    floor = max(1e-3 * float(np.max(colscale)), np.finfo(np.float64).tiny)
     weights = 1.0 / np.maximum(colscale, floor)
     weights = 2.0 ** np.round(np.log2(weights / np.max(weights)))
     evals = 0

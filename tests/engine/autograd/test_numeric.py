@@ -276,6 +276,13 @@ def test_property_complex_step_on_polynomials_is_exact(x, k):
     assert abs(res.value[0] - exact) <= 1e-14 * (abs(k * x ** (k - 1)) + 3)
 
 
+def test_complex_step_is_kept_where_the_whole_derivative_is_zero():
+    # x^2 + 3x at -1.5 (found by the property above): an all-zero complex-step Jacobian once
+    # weighted its probe direction by inf / inf and fell back to Richardson.
+    res = nm.gradient(lambda v: v[0] ** 2 + 3 * v[0], [-1.5])
+    assert res.method == "complex-step" and res.value[0] == 0.0
+
+
 @pytest.mark.parametrize(
     ("f", "df", "x"),
     [
