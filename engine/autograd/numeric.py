@@ -799,9 +799,6 @@ def _owners(
     rng = np.random.default_rng(_SEED)
     delta = h[cols] * (1.25 + 0.5 * rng.random(n)) * rng.choice([-1.0, 1.0], size=n)
     index = np.arange(n)
-    code = np.zeros(f0.size, dtype=np.int64)
-    moved = np.zeros(f0.size, dtype=bool)
-    still = np.zeros(f0.size, dtype=bool)
     bits = max(1, int(np.ceil(np.log2(n))))
     looks: list = []
 
@@ -811,20 +808,29 @@ def _owners(
         p[cols[side]] += (nodes[bit] if bit < len(nodes) else 1.0) * delta[side]
         return ev.point(p)
 
-    for bit in range(bits):
-        if bit < 2:  # a batched f: the first bit alone (a dense f stops there), then the rest
-            ev.prefetch(
-                [probe(b, u) for b in range(bit, bits if bit else 1) for u in (True, False)]
-            )
-        points = (probe(bit, True), probe(bit, False))
-        seen = (ev(points[0]), ev(points[1]))
-        looks.append(((points[0], seen[0]), (points[1], seen[1])))
-        changed = [~(seen[0] == f0), ~(seen[1] == f0)]
-        if np.any(changed[0] & changed[1]):
+    def changes(which: range) -> np.ndarray:
+        """(bits, 2, m): did output element r change when bit b's upper / lower half moved?"""
+        points = [(probe(b, True), probe(b, False)) for b in which]
+        ev.prefetch([p for pair in points for p in pair])  # a batched f: few calls
+        for upper, lower in points:
+            looks.append(((upper, ev(upper)), (lower, ev(lower))))
+        return np.array([(u[1], w[1]) for u, w in looks[-len(points) :]]) != f0
+
+    # Bit by bit, so that an element changing in both halves stops the probing; a batched f
+    # takes the first bit alone (a dense f stops there), then the rest in one stage.
+    if ev.many is None:
+        stages = [range(b, b + 1) for b in range(bits)]
+    else:
+        stages = [range(1), range(1, bits)]
+    parts = []
+    for which in filter(None, stages):
+        parts.append(changes(which))
+        if np.any(parts[-1][:, 0] & parts[-1][:, 1]):
             return _Probes(None, delta, looks)
-        code |= changed[0].astype(np.int64) << bit
-        moved |= changed[0] | changed[1]
-        still |= ~(changed[0] | changed[1])
+    changed = np.concatenate(parts)
+    upper, either = changed[:, 0], changed[:, 0] | changed[:, 1]
+    moved, still = np.any(either, axis=0), np.any(~either, axis=0)
+    code = np.sum(upper.astype(np.int64) << np.arange(bits)[:, None], axis=0)
     if np.any(moved & still) or np.any(code[moved] >= n):
         return _Probes(None, delta, looks)
     return _Probes(np.where(moved, code, -1), delta, looks)

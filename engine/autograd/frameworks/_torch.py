@@ -49,7 +49,7 @@ class TorchAdapter(EngineAdapter):
                 raise TypeError("gradcheck: bfloat16 has no NumPy dtype; check in float32")
             if t.is_complex():
                 raise TypeError("gradcheck: complex inputs and outputs are not supported")
-        return t.numpy() if t.device.type == "cpu" else t.cpu().numpy()
+        return t.numpy() if t.is_cpu else t.cpu().numpy()
 
     def dtype_of(self, obj: Any) -> np.dtype:
         # Without copying the values to NumPy: the checker asks this often.
