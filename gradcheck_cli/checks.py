@@ -95,19 +95,30 @@ def scalar_function(expr: Expr) -> Callable[[np.ndarray], Any]:
     generated.
     """
     var_index = {n: i for i, n in enumerate(expr.variables)}
-    # (arity, step, first, second): the finite-difference witness runs this n + 1 times or
-    # more, so one- and two-argument steps are spelled out instead of built as *args.
-    program: list[tuple[int, Any, Any, int]] = []
-    slot: dict[int, int] = {}
-    for node in postorder(expr.root):
-        slot[id(node)] = len(program)
-        args = [slot[id(a)] for a in node.args]
-        if not args:
-            program.append((0, _leaf_reader(node, var_index), 0, 0))
-        elif len(args) <= 2:
-            program.append((len(args), row_of(node).scalar, args[0], args[-1]))
-        else:
-            program.append((3, row_of(node).scalar, tuple(args), 0))
+    nodes = list(postorder(expr.root))
+    programs: dict[Any, list[tuple[int, Any, Any, Any]]] = {}
+
+    def program(ns: Any) -> list[tuple[int, Any, Any, Any]]:
+        # (kind, step, first, second), one program per namespace with each row's function
+        # bound to it: the finite-difference witness runs this n + 1 times or more (4,000
+        # times for 2,000 variables), so leaves are read inline, and one- and two-argument
+        # steps are spelled out instead of built as *args.
+        if ns not in programs:
+            steps: list[tuple[int, Any, Any, Any]] = []
+            slot: dict[int, int] = {}
+            for node in nodes:
+                slot[id(node)] = len(steps)
+                args = [slot[id(a)] for a in node.args]
+                if node.kind == "var":
+                    steps.append((_READ, None, var_index[str(node.value)], 0))
+                elif not args:
+                    steps.append((_CONSTANT, None, _constant(node), 0))
+                elif len(args) <= 2:
+                    steps.append((len(args), row_of(node).scalar_with(ns), args[0], args[-1]))
+                else:
+                    steps.append((_MANY, row_of(node).scalar_with(ns), tuple(args), 0))
+            programs[ns] = steps
+        return programs[ns]
 
     def f(x: np.ndarray) -> Any:
         arr = np.asarray(x).reshape(-1)
@@ -118,26 +129,29 @@ def scalar_function(expr: Expr) -> Callable[[np.ndarray], Any]:
             ns, xs = MATH, [float(v) for v in arr]
         vals: list[Any] = []
         push = vals.append
-        for arity, step, a, b in program:
-            if arity == 2:
-                push(step(ns, vals[a], vals[b]))
-            elif arity == 1:
-                push(step(ns, vals[a]))
-            elif arity == 0:
-                push(step(xs))
+        for kind, step, a, b in program(ns):
+            if kind == 2:
+                push(step(vals[a], vals[b]))
+            elif kind == 1:
+                push(step(vals[a]))
+            elif kind == _READ:
+                push(xs[a])
+            elif kind == _CONSTANT:
+                push(a)
             else:
-                push(step(ns, *[vals[k] for k in a]))
+                push(step(*[vals[k] for k in a]))
         return vals[-1]
 
     return f
 
 
-def _leaf_reader(node: Node, var_index: dict[str, int]) -> Callable[[list[Any]], Any]:
-    if node.kind == "var":
-        k = var_index[str(node.value)]
-        return lambda xs: xs[k]
-    value = float(node.value) if node.kind == "num" else CONSTANT_VALUES[str(node.value)]  # type: ignore[arg-type]
-    return lambda xs: value
+_READ, _CONSTANT, _MANY = 0, -1, 3  # the other kinds of step: 1 and 2 arguments
+
+
+def _constant(node: Node) -> float:
+    if node.kind == "num":
+        return float(node.value)  # type: ignore[arg-type]
+    return CONSTANT_VALUES[str(node.value)]
 
 
 def numeric_derivatives(

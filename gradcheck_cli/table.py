@@ -20,6 +20,7 @@ atan2's derivative at the origin is 0 (the origin is outside its domain here: no
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -82,6 +83,13 @@ class OpRow:
     spellable: bool = True  # users can type it (false: tape-only rows such as Heaviside)
     prec: int = ATOM_PREC
     op_name: str = ""  # the engine op a trace shows (add, mul...); a function's own name
+    scalar_attr: str = ""  # the scalar column is just the namespace's function of this name
+
+    def scalar_with(self, ns: Any) -> Callable[..., Any]:
+        """The scalar column with the namespace bound once, for evaluators that run the row
+        many times: the namespace's own function where the row is spelled so there."""
+        found = getattr(ns, self.scalar_attr, None) if self.scalar_attr else None
+        return found if found is not None else functools.partial(self.scalar, ns)
 
     def accepts(self, n: int) -> bool:
         """Whether the row takes n arguments."""
@@ -374,6 +382,8 @@ def _function(
         return getattr(ns, name)(*xs)
 
     flags.setdefault("op_name", name)
+    if scalar is None:
+        flags["scalar_attr"] = name
     return OpRow(
         name,
         arity,

@@ -201,6 +201,19 @@ def test_scalar_namespaces_agree(name: str, n: int) -> None:
 
 
 @pytest.mark.parametrize(("name", "n"), CASES)
+def test_bound_scalars_are_the_scalar_column(name: str, n: int) -> None:
+    # The witness's evaluator binds each row to its namespace once (scalar_with): the same
+    # numbers, bit for bit, as the column called with the namespace.
+    row = ROWS[name]
+    for ns, convert in ((MATH, float), (NUMPY, np.float64), (MPMATH, mpmath.mpf)) + (
+        ((COMPLEX, complex),) if row.smooth else ()
+    ):
+        for xs in points(name, n):
+            args = [convert(x) for x in xs]
+            assert row.scalar_with(ns)(*args) == row.scalar(ns, *args), (name, ns)
+
+
+@pytest.mark.parametrize(("name", "n"), CASES)
 def test_numeric_witness_agrees(name: str, n: int) -> None:
     # The complex step for smooth rows, the real ladder for the others.
     node, slots = node_for(name, n)
