@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import math
+import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -84,10 +85,13 @@ class OpRow:
     prec: int = ATOM_PREC
     op_name: str = ""  # the engine op a trace shows (add, mul...); a function's own name
     scalar_attr: str = ""  # the scalar column is just the namespace's function of this name
+    plain: Callable[..., Any] | None = None  # the scalar column, needing no namespace
 
     def scalar_with(self, ns: Any) -> Callable[..., Any]:
         """The scalar column with the namespace bound once, for evaluators that run the row
         many times: the namespace's own function where the row is spelled so there."""
+        if self.plain is not None:
+            return self.plain
         found = getattr(ns, self.scalar_attr, None) if self.scalar_attr else None
         return found if found is not None else functools.partial(self.scalar, ns)
 
@@ -337,11 +341,19 @@ class MATH(Reciprocals):
 
 
 def _operator(
-    name: str, op_name: str, arity: int, engine: Callable, sympy: Callable, scalar: Callable,
-    tape: Callable, text: Callable, prec: int, **flags: Any,
+    name: str, op_name: str, arity: int, engine: Callable, sympy: Callable,
+    scalar: Callable | None, tape: Callable, text: Callable, prec: int, **flags: Any,
 ) -> OpRow:
+    """An operator row; scalar None: Python's own arithmetic, ``flags["plain"]``, in every
+    namespace."""
     flags.setdefault("domain", _everywhere)
     flags.setdefault("kink", _never)
+    if scalar is None:
+        plain = flags["plain"]
+
+        def scalar(m: Any, *xs: Any) -> Any:
+            return plain(*xs)
+
     return OpRow(name, (arity,), engine, sympy, scalar, tape, text, operator=True, prec=prec,
                  op_name=op_name, **flags)
 
@@ -420,23 +432,23 @@ ROWS: dict[str, OpRow] = {
     r.name: r
     for r in (
         # ------------------------------------------------------------- operators
-        _operator("+", "add", 2, lambda E, a, b: a + b, lambda S, a, b: a + b,
-                  lambda m, a, b: a + b, lambda T, a, b: T.add(a, b), _infix("+", 2, True), 2),
-        _operator("-", "sub", 2, lambda E, a, b: a - b, lambda S, a, b: a - b,
-                  lambda m, a, b: a - b, lambda T, a, b: T.add(a, T.neg(b)),
-                  _infix("-", 2, True), 2),
-        _operator("*", "mul", 2, lambda E, a, b: a * b, lambda S, a, b: a * b,
-                  lambda m, a, b: a * b, lambda T, a, b: T.mul(a, b), _infix("*", 3, False), 3),
-        _operator("/", "div", 2, lambda E, a, b: a / b, lambda S, a, b: a / b,
-                  lambda m, a, b: a / b, lambda T, a, b: T.mul(a, T.recip(b)),
-                  _infix("/", 3, False), 3, domain=lambda a, b: b != 0,
-                  domain_text="denominator != 0"),
+        _operator("+", "add", 2, lambda E, a, b: a + b, lambda S, a, b: a + b, None,
+                  lambda T, a, b: T.add(a, b), _infix("+", 2, True), 2, plain=operator.add),
+        _operator("-", "sub", 2, lambda E, a, b: a - b, lambda S, a, b: a - b, None,
+                  lambda T, a, b: T.add(a, T.neg(b)), _infix("-", 2, True), 2,
+                  plain=operator.sub),
+        _operator("*", "mul", 2, lambda E, a, b: a * b, lambda S, a, b: a * b, None,
+                  lambda T, a, b: T.mul(a, b), _infix("*", 3, False), 3, plain=operator.mul),
+        _operator("/", "div", 2, lambda E, a, b: a / b, lambda S, a, b: a / b, None,
+                  lambda T, a, b: T.mul(a, T.recip(b)), _infix("/", 3, False), 3,
+                  domain=lambda a, b: b != 0, domain_text="denominator != 0",
+                  plain=operator.truediv),
         _operator("**", "pow", 2, _pow_engine, lambda S, a, b: S.Pow(a, b),
                   lambda m, a, b: m.pow(a, b), lambda T, a, b: T.pow(a, b), _power_text, 5,
                   domain=_pow_domain, kink=_pow_kink, literals=(1,),
                   domain_text="base > 0, or an integer exponent, or base 0 and exponent >= 0"),
-        _operator("neg", "neg", 1, lambda E, a: -a, lambda S, a: -a, lambda m, a: -a,
-                  lambda T, a: T.neg(a), _neg_text, NEG_PREC),
+        _operator("neg", "neg", 1, lambda E, a: -a, lambda S, a: -a, None,
+                  lambda T, a: T.neg(a), _neg_text, NEG_PREC, plain=operator.neg),
         # ------------------------------------------------------------ functions
         _function("sin"),
         _function("cos"),
