@@ -38,7 +38,7 @@ class _DeferredTensorModule(types.ModuleType):
     """sympy.tensor.tensor until first real use (see the module docstring)."""
 
     def __getattr__(self, name: str) -> Any:
-        if name.startswith("__"):
+        if name.startswith("__") and name != "__all__":  # __all__: `import *` is a use
             # Tools that walk sys.modules ask for __file__ and the like; loading the real
             # module then would change sys.modules under their loop.
             raise AttributeError(name)
@@ -47,7 +47,11 @@ class _DeferredTensorModule(types.ModuleType):
             return _NoTensor
         if loaded is self:
             del sys.modules[TENSOR_MODULE]
-        return getattr(importlib.import_module(TENSOR_MODULE), name)
+        real = importlib.import_module(TENSOR_MODULE)
+        if name == "__all__" and not hasattr(real, name):
+            # The real module has none: `import *` takes its public names, so give those.
+            return [key for key in vars(real) if not key.startswith("_")]
+        return getattr(real, name)
 
 
 def defer_tensor_module() -> None:

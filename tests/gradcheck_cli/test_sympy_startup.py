@@ -85,3 +85,14 @@ def test_an_already_loaded_tensor_module_is_left_alone() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.stdout == "True\n", done.stderr
+
+
+def test_a_star_import_gets_every_name_of_the_real_module() -> None:
+    out = run(
+        """
+        from sympy.tensor.tensor import *
+        print(TensorIndexType.__module__, callable(tensor_heads))
+        print(type(sys.modules["sympy.tensor.tensor"]).__name__)
+        """
+    )
+    assert out == ["sympy.tensor.tensor True", "module"]
