@@ -15,9 +15,10 @@ process's, one torch thread: on a shared machine wall-clock varied several-fold 
 "paired" is the median (and range) over the repeats of the ratio of the two checkers'
 totals, each repeat running both checkers on a case before the next one (in alternating
 order), so that both see the same load; the heap is frozen after the warm-up (gc.freeze),
-so that a full collection, 35-165 ms, does not land on one case; --wall for wall-clock. --jax adds the
-JAX port of the same cases, ours against jax.test_util.check_grads (its defaults,
-modes=["rev"], order 1 or 2), with x64 on.
+so that a full collection, 35-165 ms, does not land on one case; --wall for wall-clock.
+--jax adds the JAX port of the same cases, ours against jax.test_util.check_grads (its
+defaults, modes=["rev"], order 1 or 2), with x64 on, and a plain JAX function with 2 inputs
+and 200 outputs (ours takes its Jacobian by jax.jvp).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -176,6 +178,35 @@ def report(title: str, results: dict, reference: str) -> bool:
     return ok
 
 
+def tall_jacobian(clock: Callable, repeat: int) -> None:
+    """A plain JAX function of 2 inputs with 200 outputs, x64 on: the Jacobian has fewer
+    columns than rows, so ours takes it by jax.jvp; best and median of 5 runs (after one)."""
+    import jax
+    import jax.numpy as jnp
+    from jax.test_util import check_grads
+
+    def f(a: Any) -> Any:
+        return jnp.sin(jnp.outer(jnp.arange(1.0, 101.0) / 50, a)).reshape(-1)
+
+    checks = {
+        "ours": lambda a: gradcheck(f, (a,)),
+        "jax": lambda a: check_grads(f, (a,), order=1, modes=["rev"]),
+    }
+    print("\nplain JAX function, 2 inputs -> 200 outputs (x64 on):")
+    with jax.enable_x64(True):
+        a = jnp.asarray([0.3, -0.7])
+        for name, check in checks.items():
+            check(a)
+            times = []
+            for _ in range(max(5, repeat)):
+                start = clock()
+                check(a)
+                times.append(clock() - start)
+            times.sort()
+            print(f"  {name:<5} best {1e3 * times[0]:7.1f} ms, median "
+                  f"{1e3 * times[len(times) // 2]:7.1f} ms")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
@@ -200,6 +231,7 @@ def main(argv: list[str] | None = None) -> int:
         with jax.enable_x64(True):
             results = run(jax_cases, _jax_checkers, args.repeat, ("default",), clock)
         report("JAX: engine.autograd.gradcheck vs jax.test_util.check_grads", results, "jax")
+        tall_jacobian(clock, args.repeat)
     return 0 if ok else 1
 
 

@@ -213,6 +213,7 @@ class _Checker:
         self.in_shapes = [tuple(inputs[i].shape) for i in self.diff]
         self.in_dtypes = [adapter.dtype_of(inputs[i]) for i in self.diff]
         self.sizes = [int(x.size) for x in self.x0]
+        self._columns = True  # the Jacobian by JVPs where cheaper, until func has none
         self.offsets = np.concatenate([[0], np.cumsum(self.sizes)]).astype(int)
 
     # ---------------------------------------------------------------- forward evaluation
@@ -390,7 +391,14 @@ class _Checker:
         return fw.from_numpy(values.astype(fw.dtype_of(out)).reshape(tuple(out.shape)))
 
     def _analytic_full(self, run: _Run) -> list[list[np.ndarray]] | _Failure:
-        """jac[o][k]: (numel(out o), numel(input k)) by one backward per output element."""
+        """jac[o][k]: (numel(out o), numel(input k)) by one backward per output element, or
+        by one forward-mode derivative per input element where there are fewer of those and
+        the framework has forward mode for func (JAX, but not its custom_vjp functions)."""
+        if self._columns and self.offsets[-1] < sum(self.out_sizes):
+            columns = self._analytic_columns(run)
+            if columns is not None:
+                return columns
+            self._columns = False  # no forward mode for func: rows from now on
         jac = []
         outs = run.outs
         # The other outputs' cotangents are zeros in every row: built once (backward only
@@ -410,6 +418,33 @@ class _Checker:
                 for k, g in enumerate(grads):
                     blocks[k][j] = g.reshape(-1)
             jac.append(blocks)
+        return jac
+
+    def _analytic_columns(self, run: _Run) -> list[list[np.ndarray]] | None:
+        """The Jacobian by one JVP per input element; None when the framework cannot (any
+        trouble: the rows, whose failures are reported as usual, have the last word)."""
+        fw = self.adapter
+        dtypes = [fw.dtype_of(run.inputs[i]) for i in self.diff]
+        zeros = [fw.from_numpy(np.zeros(s, dtype=d)) for s, d in zip(self.in_shapes, dtypes,
+                                                                      strict=True)]
+        jac = [[np.zeros((m, n)) for n in self.sizes] for m in self.out_sizes]
+        for k in range(len(self.diff)):
+            for c in range(self.sizes[k]):
+                onehot = np.zeros(self.sizes[k], dtype=dtypes[k])
+                onehot[c] = 1.0
+                tangents = list(zeros)
+                tangents[k] = fw.from_numpy(onehot.reshape(self.in_shapes[k]))
+                try:
+                    outs = fw.jvp(self.func, run.inputs, self.diff, tangents)
+                except Exception:  # noqa: BLE001 - see the docstring
+                    return None
+                if outs is None or len(outs) != len(run.outs):
+                    return None
+                for o, t in enumerate(outs):
+                    column = fw.to_numpy(t).astype(np.float64).reshape(-1)
+                    if column.size != self.out_sizes[o]:
+                        return None
+                    jac[o][k][:, c] = column
         return jac
 
     # ---------------------------------------------------------------- the checks
