@@ -6,12 +6,12 @@ Click. SymPy, NumPy, the engine and Rich are imported inside the commands that n
 
 from __future__ import annotations
 
+import gc
 import math
 import os
 import re
 import sys
 import time
-import traceback
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from itertools import islice
@@ -78,6 +78,19 @@ class InternalError(click.ClickException):
 class RootGroup(click.Group):
     """The root group: turns stray exceptions into one-line errors unless --debug."""
 
+    def main(self, args: Any = None, *rest: Any, **options: Any) -> Any:
+        """Run the command line; a process that runs it as its own (args from sys.argv: the
+        console script, `python -m gradcheck_cli`) leaves without the collector's last walk."""
+        if args is not None:  # CliRunner, or a caller embedding the command
+            return super().main(args, *rest, **options)
+        try:
+            return super().main(args, *rest, **options)
+        finally:
+            # Interpreter shutdown runs the cyclic collector over every object still alive:
+            # SymPy's, NumPy's and ours, 0.15-0.2 s of a 0.7 s `grad`, for no output. Frozen
+            # objects are skipped; atexit, stream flushing and refcount teardown still run.
+            gc.freeze()
+
     def invoke(self, ctx: click.Context) -> Any:
         """Run the subcommand; keep tracebacks for --debug; signals end it with 130 or 143."""
         from gradcheck_cli.signals import Interrupted, stop_signals
@@ -90,6 +103,8 @@ class RootGroup(click.Group):
             raise click.exceptions.Exit(exc.exit_code) from None
         except InputError as exc:
             if _debug(ctx):
+                import traceback
+
                 traceback.print_exception(exc.__cause__ or exc, file=sys.stderr)
             raise
         except (click.ClickException, click.exceptions.Exit, click.Abort):

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import ast
 import bisect
-import difflib
 import io
 import math
 import re
@@ -476,6 +475,8 @@ def suggest(name: str) -> str | None:
     folded = [s for s in SPELLINGS if s.lower() == name.lower()]
     if len(folded) == 1:
         return folded[0]
+    import difflib  # only a mistake needs it: not at the top, for one-shot startup
+
     scores = sorted(
         ((difflib.SequenceMatcher(None, name, s).ratio(), s) for s in SPELLINGS), reverse=True
     )

@@ -187,10 +187,12 @@ class Derivatives:
         simplify on short ones (for people; it imports much of SymPy on first use)."""
         key = ("gradient", simplify)
         if key not in self._shown:
-            self._shown[key] = {
-                v: _display(g, simplify)
-                for v, g in zip(self.expr.variables, self.shown_gradient, strict=True)
-            }
+            pairs = zip(self.expr.variables, self.shown_gradient, strict=True)
+            if simplify:  # the plain texts first (the report's, often already made)
+                plain = self.formulas(simplify=False)
+                self._shown[key] = {v: _tidy(g, plain[v]) for v, g in pairs}
+            else:
+                self._shown[key] = {v: _display(g) for v, g in pairs}
         return self._shown[key]
 
     def hessian_formulas(self, simplify: bool = True) -> dict[str, dict[str, str]] | None:
@@ -201,10 +203,18 @@ class Derivatives:
         if key not in self._shown:
             names = self.expr.variables
             assert self.hessian is not None
-            self._shown[key] = {
-                a: {b: _display(h, simplify) for b, h in zip(names, row, strict=True)}
-                for a, row in zip(names, self.hessian, strict=True)
-            }
+            if simplify:
+                plain = self.hessian_formulas(simplify=False)
+                assert plain is not None
+                self._shown[key] = {
+                    a: {b: _tidy(h, plain[a][b]) for b, h in zip(names, row, strict=True)}
+                    for a, row in zip(names, self.hessian, strict=True)
+                }
+            else:
+                self._shown[key] = {
+                    a: {b: _display(h) for b, h in zip(names, row, strict=True)}
+                    for a, row in zip(names, self.hessian, strict=True)
+                }
         return self._shown[key]
 
 
@@ -318,6 +328,17 @@ _SIMPLIFY_MAX_CHARS = 40
 _SIMPLIFY_MAX_EXPONENT = 8
 
 
+def _monomial(e: sympy.Expr) -> bool:
+    """A rational number times powers of symbols: already as short as the tidies make it
+    (1-3 ms of theirs per formula, most of a one-shot's formulas)."""
+    factors = e.args if e.is_Mul else (e,)
+    for f in factors:
+        base, exponent = (f.base, f.exp) if f.is_Pow else (f, sympy.S.One)
+        if not (f.is_Rational or (base.is_Symbol and exponent.is_Integer)):
+            return False
+    return True
+
+
 def _simplifiable(e: sympy.Expr) -> bool:
     if e.has(*PIECEWISE):
         return False
@@ -334,21 +355,27 @@ _ORDERED_MAX_CHARS = 80
 _UNORDERED = StrPrinter({"order": "none"})
 
 
-def _display(e: sympy.Expr | None, simplify: bool = True) -> str:
+def _display(e: sympy.Expr | None) -> str:
+    """A formula's text: SymPy's, in its default term order unless long."""
     if e is None:
         return NOT_SHOWN
     text = _UNORDERED.doprint(e)
     if len(text) > _ORDERED_MAX_CHARS:
         return text
-    text = str(e)
-    if simplify and len(text) <= _SIMPLIFY_MAX_CHARS and _simplifiable(e):
-        for tidy in _TIDY:
-            try:
-                simpler = str(tidy(e))
-            except Exception:  # tidying is cosmetic; never let it fail a check
-                continue
-            if len(simpler) < len(text):
-                text = simpler
+    return str(e)
+
+
+def _tidy(e: sympy.Expr | None, text: str) -> str:
+    """``text`` (``_display(e)``), or a shorter form of a short formula by the cheap tidies."""
+    if e is None or len(text) > _SIMPLIFY_MAX_CHARS or _monomial(e) or not _simplifiable(e):
+        return text
+    for tidy in _TIDY:
+        try:
+            simpler = str(tidy(e))
+        except Exception:  # tidying is cosmetic; never let it fail a check
+            continue
+        if len(simpler) < len(text):
+            text = simpler
     return text
 
 

@@ -19,7 +19,6 @@ from rich.tree import Tree
 
 from gradcheck_cli.report import SOURCES, detail_lines, fmt, fmt_error, fmt_point, printable
 from gradcheck_cli.results import Tally
-from gradcheck_cli.trace import node_blame, node_caption, node_detail, tree_rows
 
 if TYPE_CHECKING:
     from engine.autograd.gradcheck import JacobianMismatch
@@ -239,6 +238,9 @@ def grad_view(result: CaseResult) -> RenderableType:
 
 def trace_tree(graph: TraceGraph) -> Tree:
     """The graph from output to leaves; a shared node is drawn once, then referenced."""
+    # Here, not at the top: `gradcheck grad` without --graph draws no tree.
+    from gradcheck_cli.trace import node_blame, node_caption, node_detail, tree_rows
+
     rows = tree_rows(graph)
     root: Tree | None = None
     path: list[Tree] = []  # path[d] is the tree item at depth d on the current branch

@@ -9,14 +9,12 @@ and a bad file one line (exit 2); never an exception from deep inside a parser.
 from __future__ import annotations
 
 import bisect
-import difflib
 import json
 import math
 import os
 import re
 import stat
 import sys
-import tomllib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -238,6 +236,8 @@ def read_text(path: Path) -> str:
 def _parse(path: Path, text: str, kind: str) -> Any:
     """Parse file text with the safe loader for its format; errors name the line."""
     if kind == "toml":
+        import tomllib  # here, not at the top: `gradcheck grad` imports this module too
+
         try:
             return tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
@@ -278,6 +278,8 @@ def sniff(text: str) -> str:
     parses as TOML, else YAML (whose messages then say what is wrong)."""
     if text.lstrip().startswith("{"):
         return "json"
+    import tomllib
+
     try:
         tomllib.loads(text)
     except tomllib.TOMLDecodeError:
@@ -446,6 +448,8 @@ def _check_defaults(path: Path, raw: Any, lenient: bool) -> dict[str, Any]:
 
 def suggest(word: str, choices: Iterable[str]) -> str:
     """Return ' (did you mean 'X'?)' for a close match, else ''."""
+    import difflib  # only a mistake needs it
+
     close = difflib.get_close_matches(word[:100], list(choices), n=1, cutoff=0.6)
     return f" (did you mean '{close[0]}'?)" if close else ""
 

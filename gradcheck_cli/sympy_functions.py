@@ -14,6 +14,10 @@ from typing import Any
 import mpmath
 import sympy
 
+from gradcheck_cli.sympy_startup import defer_tensor_module
+
+defer_tensor_module()  # before the first sum SymPy evaluates: see sympy_startup
+
 __all__ = ["NAMESPACE", "PIECEWISE", "SympyNamespace"]
 
 _H = sympy.Heaviside

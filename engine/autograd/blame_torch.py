@@ -42,6 +42,12 @@ def _copy(a: Any) -> Any:
     return a.detach().clone() if isinstance(a, torch.Tensor) else a
 
 
+def _is_user_function(cls: type) -> bool:
+    """A Function subclass that defines its own forward, torch's own aside."""
+    module = cls.__module__ or ""
+    return "forward" in cls.__dict__ and module.partition(".")[0] != "torch"
+
+
 def _user_functions() -> list[type]:
     """Every torch.autograd.Function subclass alive that defines forward, torch's own aside."""
     found, stack, seen = [], list(torch.autograd.Function.__subclasses__()), set()
@@ -51,8 +57,7 @@ def _user_functions() -> list[type]:
             continue
         seen.add(cls)
         stack.extend(cls.__subclasses__())
-        module = cls.__module__ or ""
-        if "forward" in cls.__dict__ and module.partition(".")[0] != "torch":
+        if _is_user_function(cls):
             found.append(cls)
     return found
 
@@ -64,6 +69,8 @@ def recording() -> Iterator[list[Applied]]:
     Each user Function's `forward` is wrapped for the duration of the block (not `apply`:
     `op = MyFunction.apply` at import time holds the original). The ctx passed to forward
     says which class is applied (a subclass may inherit forward) and which inputs need grad.
+    Functions defined inside the block (a class statement in the function checked) are
+    wrapped as they are created: torch's metaclass initialises every subclass.
     """
     calls: list[Applied] = []
 
@@ -86,13 +93,29 @@ def recording() -> Iterator[list[Applied]]:
 
         return forward
 
+    patched: list[tuple[type, Any]] = []
+
+    def patch(cls: type) -> None:
+        descriptor = cls.__dict__["forward"]
+        patched.append((cls, descriptor))
+        cls.forward = staticmethod(wrap(cls, descriptor.__get__(None, cls)))
+
+    meta = type(torch.autograd.Function)
+    init = meta.__dict__["__init__"]
+
+    def init_and_patch(cls: type, *args: Any, **kwargs: Any) -> None:
+        init(cls, *args, **kwargs)
+        if _is_user_function(cls):
+            patch(cls)
+
     with _LOCK:
-        patched = [(cls, cls.__dict__["forward"]) for cls in _user_functions()]
-        for cls, descriptor in patched:
-            cls.forward = staticmethod(wrap(cls, descriptor.__get__(None, cls)))
+        for cls in _user_functions():
+            patch(cls)
+        meta.__init__ = init_and_patch
         try:
             yield calls
         finally:
+            meta.__init__ = init
             for cls, descriptor in patched:
                 cls.forward = descriptor
 

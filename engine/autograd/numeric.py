@@ -635,7 +635,9 @@ def _complex_probe(
     n = x.size
     rng = np.random.default_rng(0x5EED)
     colscale = np.max(np.abs(cs), axis=0)
-    floor = 1e-3 * max(float(np.max(colscale)), np.finfo(np.float64).tiny)
+    # Floored at the smallest normal number: 1e-3 of it is subnormal, whose inverse
+    # overflows, and an all-zero Jacobian (x^2 + 3x at -1.5) would weigh by inf / inf.
+    floor = max(1e-3 * float(np.max(colscale)), np.finfo(np.float64).tiny)
     weights = 1.0 / np.maximum(colscale, floor)
     weights = 2.0 ** np.round(np.log2(weights / np.max(weights)))
     evals = 0
@@ -659,9 +661,10 @@ def _complex_probe(
 # The cheap estimate sits on the nodes -h, 0, h, 2h (f(x) is known already): the central
 # difference (nodes -h, 0, h) and the cubic fit through all four differ by the central
 # difference's truncation error to leading order, which is the error estimate, with the
-# rounding floor of f added.  Three evaluations per coordinate, or three per block of
-# coordinates when every output element depends on at most one of them (elementwise ops,
-# broadcasting, indexing): then one evaluation perturbs the whole block.
+# rounding floor of f added.  Three evaluations per coordinate; for a block of coordinates
+# where every output element depends on at most one of them (elementwise ops, broadcasting,
+# indexing), the probes that find that out are the nodes (see `_PROBE_NODES`), and the
+# retry's evaluations perturb the whole block at once.
 _FIRST_NODES = (-1.0, 1.0, 2.0)  # multiples of the step, besides the centre
 _FIRST_FACTOR = 2.0  # the first step is _FIRST_FACTOR * cbrt(eps) * sqrt(max(|x|, 1))
 _RETRY = 16.0  # the second look's step, in first steps
@@ -672,24 +675,24 @@ _SEED = 0x16
 def _derivative_weights(nodes: list[np.ndarray]) -> list[np.ndarray]:
     """w_j with sum_j w_j p(z_j) = p'(0) for every polynomial p of degree < len(nodes).
 
-    nodes: distinct offsets z_j (0 may be among them), arrays that broadcast together;
-    Lagrange's derivative at 0, in closed form for the few nodes of a stencil.
+    nodes: distinct offsets z_j, nodes[1] being the centre 0, arrays that broadcast
+    together.  Lagrange's derivative at 0 in closed form: with the centre among the nodes,
+    only the product that leaves out the centre survives, w_j = prod_{i != j, c} (-z_i) /
+    (z_j prod_{i != j, c} (z_j - z_i)), and the centre's own is -sum_{i != c} 1 / z_i (not
+    minus the others' sum, which cancels to a few ulps of 1/h).  Every first estimate
+    computes these: a few array operations, not the general sum of products.
     """
+    outer = [nodes[0], *nodes[2:]]
     weights = []
-    for j, zj in enumerate(nodes):
-        others = nodes[:j] + nodes[j + 1 :]
-        denom = 1.0
-        for zi in others:
-            denom = denom * (zj - zi)
-        numer = 0.0
-        for k in range(len(others)):
-            term = 1.0
-            for i, zi in enumerate(others):
-                if i != k:
-                    term = term * -zi
-            numer = numer + term
+    for j, zj in enumerate(outer):
+        numer, denom = 1.0, zj
+        for i, zi in enumerate(outer):
+            if i != j:
+                numer = numer * -zi
+                denom = denom * (zj - zi)
         weights.append(numer / denom)
-    return weights
+    centre = -sum(1.0 / z for z in outer)
+    return [weights[0], centre, *weights[1:]]
 
 
 @contextmanager
@@ -738,25 +741,50 @@ def _stencil(
     the rounding floor of f (2 ulps of each value through the weights).
     """
     vals = [values[0], f0, values[1], values[2]]
-    z = [np.asarray(nodes[0]), np.zeros(()), np.asarray(nodes[1]), np.asarray(nodes[2])]
+    z = [np.asarray(nodes[0]), 0.0, np.asarray(nodes[1]), np.asarray(nodes[2])]
     with np.errstate(all="ignore"):
         w3 = _derivative_weights(z)
         w2 = _derivative_weights(z[:3])
-        d3 = sum(w * v for w, v in zip(w3, vals, strict=True))
-        d2 = sum(w * v for w, v in zip(w2, vals[:3], strict=True))
-        noise = sum(
-            np.abs(w) * (2.0 * ev.eps * np.abs(v) + _QUANTUM) for w, v in zip(w3, vals, strict=True)
-        )
+        d3 = w3[0] * vals[0] + w3[1] * vals[1] + w3[2] * vals[2] + w3[3] * vals[3]
+        d2 = w2[0] * vals[0] + w2[1] * vals[1] + w2[2] * vals[2]
+        noise = sum(np.abs(w) * np.abs(v) for w, v in zip(w3, vals, strict=True))
+        noise = 2.0 * ev.eps * noise + _QUANTUM * sum(np.abs(w) for w in w3)
         error = np.abs(d3 - d2) + noise
     value = d2 if central else d3
     bad = ~(np.isfinite(value) & np.isfinite(error))
     return np.where(bad, np.nan, value), np.where(bad, np.nan, error)
 
 
+# The first structure probes move bit b's half of the block by _PROBE_NODES[b] times each
+# coordinate's random step (1.25-1.75 first steps, see `_owners`): an output element that
+# reads one coordinate sees it at three offsets in the ratio -1 : 1 : 2, the first estimate's
+# nodes, so the probes are the first estimate too and no block evaluation follows them.
+# At most 2 first steps from x, as the first estimate's own nodes (which `_first_step` keeps
+# on x's side of zero); the smallest move is 4/7 * 1.25 first steps.
+_PROBE_NODES = (-4 / 7, 4 / 7, 8 / 7)
+_PROBE_LEAST = 4 / 7  # the smallest |node|, in the random steps' 1.25-1.75 first steps
+
+
+@dataclass(frozen=True)
+class _Probes:
+    """What `_owners` saw: each output element's coordinate, and the probes themselves."""
+
+    owner: np.ndarray | None  # per output element, its coordinate in cols (-1: none)
+    delta: np.ndarray  # each coordinate's random step
+    looks: list[tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]]
+    # looks[bit] = ((upper point, f there), (lower point, f there))
+
+
 def _owners(
-    ev: _Counted, x: np.ndarray, f0: np.ndarray, cols: np.ndarray, h: np.ndarray
-) -> np.ndarray | None:
-    """For each output element, the one coordinate of cols it depends on (-1: none), or None.
+    ev: _Counted,
+    x: np.ndarray,
+    f0: np.ndarray,
+    cols: np.ndarray,
+    h: np.ndarray,
+    nodes: tuple[float, ...] = (),
+) -> _Probes:
+    """For each output element, the one coordinate of cols it depends on (-1: none; the
+    owner is None when some element depends on several), with the probes taken.
 
     Coordinates are split by each bit of their index; each half is perturbed (by about twice
     the first step, random sizes and signs so that changes cannot cancel) while the other
@@ -765,38 +793,86 @@ def _owners(
     elementwise function gives bit-identical outputs where its input is unchanged, and any
     other function (one that mixes, rounds differently, or is not deterministic) shows as
     dependent.  2 ceil(log2 n) evaluations; a dense function is rejected after the first 2.
+    nodes: the multiples of the random steps that bits 0, 1, ... move by (1 for the rest).
     """
     n = cols.size
     rng = np.random.default_rng(_SEED)
     delta = h[cols] * (1.25 + 0.5 * rng.random(n)) * rng.choice([-1.0, 1.0], size=n)
     index = np.arange(n)
-    code = np.zeros(f0.size, dtype=np.int64)
-    moved = np.zeros(f0.size, dtype=bool)
-    still = np.zeros(f0.size, dtype=bool)
     bits = max(1, int(np.ceil(np.log2(n))))
+    looks: list = []
 
     def probe(bit: int, upper: bool) -> np.ndarray:
         side = ((index >> bit) & 1 == 1) == upper
         p = x.copy()
-        p[cols[side]] += delta[side]
+        p[cols[side]] += (nodes[bit] if bit < len(nodes) else 1.0) * delta[side]
         return ev.point(p)
 
-    for bit in range(bits):
-        if bit < 2:  # a batched f: the first bit alone (a dense f stops there), then the rest
-            ev.prefetch(
-                [probe(b, u) for b in range(bit, bits if bit else 1) for u in (True, False)]
-            )
-        changed = []
-        for upper in (True, False):
-            changed.append(~(ev(probe(bit, upper)) == f0))
-        if np.any(changed[0] & changed[1]):
-            return None
-        code |= changed[0].astype(np.int64) << bit
-        moved |= changed[0] | changed[1]
-        still |= ~(changed[0] | changed[1])
+    def changes(which: range) -> np.ndarray:
+        """(bits, 2, m): did output element r change when bit b's upper / lower half moved?"""
+        points = [(probe(b, True), probe(b, False)) for b in which]
+        ev.prefetch([p for pair in points for p in pair])  # a batched f: few calls
+        for upper, lower in points:
+            looks.append(((upper, ev(upper)), (lower, ev(lower))))
+        return np.array([(u[1], w[1]) for u, w in looks[-len(points) :]]) != f0
+
+    # Bit by bit, so that an element changing in both halves stops the probing; a batched f
+    # takes the first bit alone (a dense f stops there), then the rest in one stage.
+    if ev.many is None:
+        stages = [range(b, b + 1) for b in range(bits)]
+    else:
+        stages = [range(1), range(1, bits)]
+    parts = []
+    for which in filter(None, stages):
+        parts.append(changes(which))
+        if np.any(parts[-1][:, 0] & parts[-1][:, 1]):
+            return _Probes(None, delta, looks)
+    changed = np.concatenate(parts)
+    upper, either = changed[:, 0], changed[:, 0] | changed[:, 1]
+    moved, still = np.any(either, axis=0), np.any(~either, axis=0)
+    code = np.sum(upper.astype(np.int64) << np.arange(bits)[:, None], axis=0)
     if np.any(moved & still) or np.any(code[moved] >= n):
-        return None
-    return np.where(moved, code, -1)
+        return _Probes(None, delta, looks)
+    return _Probes(np.where(moved, code, -1), delta, looks)
+
+
+def _first_probed(
+    ev: _Counted, x: np.ndarray, f0: np.ndarray, cols: np.ndarray, h: np.ndarray, seen: _Probes
+) -> tuple[np.ndarray, np.ndarray]:
+    """The first estimate (m, len(cols)) of an independent block from its structure probes
+    (taken with nodes=_PROBE_NODES), as `_first_block` would from its own evaluations.
+
+    Output element r reads coordinate c = cols[owner[r]]; bit b's probe that moved c holds
+    f_r at the node x_c + _PROBE_NODES[b] delta_c.  A block of at most 4 coordinates has
+    fewer bits than nodes: the missing nodes move the whole block at once.
+    """
+    owner = seen.owner
+    m, n = f0.size, cols.size
+    mine = np.maximum(owner, 0)
+    reads = cols[mine]
+    values, nodes = [], []
+    for bit, ((up_p, up_v), (lo_p, lo_v)) in enumerate(seen.looks[: len(_PROBE_NODES)]):
+        upper = ((mine >> bit) & 1) == 1
+        values.append(np.where(upper, up_v, lo_v))
+        nodes.append(np.where(upper, up_p[reads], lo_p[reads]) - x[reads])
+    points = []
+    for t in _PROBE_NODES[len(values) :]:
+        p = x.copy()
+        p[cols] += t * seen.delta
+        points.append(ev.point(p))
+    ev.prefetch(points)
+    for p in points:
+        values.append(ev(p))
+        nodes.append(p[reads] - x[reads])
+    d, e = _stencil(ev, f0, values, nodes, False)
+    least = _PROBE_LEAST * 1.25 * h[cols]  # every probe moved every coordinate at least this
+    e = e + _leakage(ev, f0, n, least[mine])
+    error = _resolution(ev, f0, least / 1.25)
+    value = np.zeros((m, n))
+    rows = np.flatnonzero(owner >= 0)
+    value[rows, owner[rows]] = d[rows]
+    error[rows, owner[rows]] = e[rows]
+    return value, error
 
 
 def _resolution(ev: _Counted, f0: np.ndarray, h: np.ndarray) -> np.ndarray:
@@ -915,7 +991,7 @@ def _wide_owners(
     cols = np.arange(lo, hi)
     steps = np.zeros_like(x)
     steps[cols] = _HI_FACTOR * np.maximum(np.abs(x[cols]), 1.0) / 1.75  # probes: 1.25-1.75 x
-    again = _owners(ev, x, f0, cols, steps)
+    again = _owners(ev, x, f0, cols, steps).owner
     return again is not None and np.array_equal(again, owner)
 
 
@@ -1027,7 +1103,16 @@ def staged_jacobian(
         owners = []
         for (lo, hi), look in zip(blocks, detect, strict=True):
             cols = np.arange(lo, hi)
-            owners.append(_owners(ev, xv, f0, cols, h) if look and cols.size > 1 else None)
+            if not (look and cols.size > 1):
+                owners.append(None)
+            elif step is None:  # the probes' own evaluations make the first estimate
+                seen = _owners(ev, xv, f0, cols, h, _PROBE_NODES)
+                owners.append(seen.owner)
+                if seen.owner is not None:
+                    value[:, lo:hi], error[:, lo:hi] = _first_probed(ev, xv, f0, cols, h, seen)
+                    continue
+            else:  # PyTorch's central difference, on nodes exactly -step and step
+                owners.append(_owners(ev, xv, f0, cols, h).owner)
             value[:, lo:hi], error[:, lo:hi] = _first_block(
                 ev, xv, f0, cols, h, owners[-1], step is not None
             )

@@ -379,3 +379,24 @@ def test_a_superscript_is_a_power_in_both_places() -> None:
     assert json.loads(result.output)["cases"][0]["gradient"]["symbolic"] == {"x": 6.0}
     result = CliRunner().invoke(main, ["grad", "x²", "--at", "x²=3"])
     assert result.exit_code == 2 and "x² means x**..., give --at x=..." in result.output
+
+
+def test_only_the_process_own_command_line_skips_the_last_collection(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The console script (args from sys.argv) freezes the heap as it leaves, so shutdown does
+    # not walk it; a caller that passes args (CliRunner, an embedding program) keeps its GC.
+    import gc
+
+    frozen: list[bool] = []
+    monkeypatch.setattr(gc, "freeze", lambda: frozen.append(True))
+    assert run("--version").exit_code == 0
+    assert frozen == []
+    monkeypatch.setattr("sys.argv", ["gradcheck", "--version"])
+    with pytest.raises(SystemExit) as stop:
+        main()
+    assert (stop.value.code, frozen) == (0, [True])
+    monkeypatch.setattr("sys.argv", ["gradcheck", "grad", "x +", "--at", "x=1"])
+    with pytest.raises(SystemExit) as stop:
+        main()
+    assert (stop.value.code, frozen) == (2, [True, True])

@@ -91,3 +91,26 @@ def test_parallel_check_exits_cleanly() -> None:
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""
     assert done.stdout.splitlines()[-1].startswith("8 passed in ")
+
+
+# What a one-shot `grad` must not import: SymPy's tensors and groups (which its first sum
+# would pull in, see gradcheck_cli/sympy_startup.py), simplify's physics, the batch files'
+# TOML reader, the suggestions' difflib, the graph printer; and Rich for --json.
+NOT_NEEDED = ("sympy.combinatorics", "sympy.physics", "tomllib", "difflib", "gradcheck_cli.trace")
+
+
+@pytest.mark.parametrize("extra", [["--json"], []], ids=["json", "terminal"])
+def test_one_shot_grad_imports_only_what_its_output_needs(extra: list[str]) -> None:
+    # The benchmark expression: a sum, a product, a quotient and two functions.
+    args = ["grad", "-m*g*x/(k*T) + log(1 + exp(a*b))", "--at", "m=1,g=2,x=3,k=1,T=2,a=1,b=2"]
+    probe = (
+        "import sys\n"
+        "from gradcheck_cli.cli import main\n"
+        f"try:\n    main({[*args, *extra]!r})\nexcept SystemExit:\n    pass\n"
+        f"print(sorted(m for m in {(*NOT_NEEDED, 'rich')!r} if m in sys.modules))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, env=clean_env()
+    )
+    assert "PASS" in done.stdout or '"status": "pass"' in done.stdout, done.stderr
+    assert done.stdout.splitlines()[-1] == ("[]" if extra else "['rich']")

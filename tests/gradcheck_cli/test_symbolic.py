@@ -275,3 +275,22 @@ def test_second_derivative_through_abs_is_evaluated() -> None:
     assert d.hessian is not None and not d.hessian[0][0].has(sympy.Derivative)
     assert differentiate(parse("abs(x)"), 2).hessian == ((0,),)
     assert ev.hessian is not None and mpmath.isfinite(ev.hessian["x"]["x"])
+
+
+def test_monomials_skip_the_tidies_because_they_cannot_shorten_them() -> None:
+    from gradcheck_cli import formulas
+
+    rng = np.random.default_rng(14)
+    names = sympy.symbols("x y T k m", real=True, finite=True)
+    for _ in range(150):
+        coeff = sympy.Rational(int(rng.integers(-12, 13)) or 1, int(rng.integers(1, 9)))
+        powers = [s ** int(rng.integers(-3, 4)) for s in rng.choice(names, 3, replace=False)]
+        e = sympy.Mul(coeff, *powers)
+        assert formulas._monomial(e), e
+        text = formulas._display(e)
+        assert all(len(str(tidy(e))) >= len(text) for tidy in formulas._TIDY), e
+    # Not monomials: the tidies still get their chance (and here shorten the text).
+    x, y = names[:2]
+    for e, tidied in [(x / (x * y + x), "1/(y + 1)"), (x**2 * y + x**2, "x**2*(y + 1)")]:
+        assert not formulas._monomial(e)
+        assert formulas._tidy(e, formulas._display(e)) == tidied

@@ -79,6 +79,14 @@ class Adapter:
         """
         raise NotImplementedError
 
+    def jvp(
+        self, func: Callable[..., Any], args: tuple, diff: Sequence[int], tangents: Sequence[Any]
+    ) -> list[Any] | None:
+        """The directional derivatives of func's floating outputs along tangents (one per
+        args[i], i in diff), or None where the framework has no forward mode for func (then
+        the Jacobian is built from VJPs, one per output element)."""
+        return None
+
     def first_derivative(
         self, func: Callable[..., Any], n_in: int, diff: Sequence[int]
     ) -> Callable[..., tuple]:

@@ -39,7 +39,10 @@ class EngineAdapter(Adapter):
         return bool(obj.requires_grad)
 
     def call(self, func: Callable[..., Any], args: Sequence[Any]) -> tuple:
-        with self.lib.enable_grad():
+        lib = self.lib
+        if lib.is_grad_enabled():  # the usual case: no context to enter (once per evaluation)
+            return super().call(func, args)
+        with lib.enable_grad():
             return super().call(func, args)
 
     def vjp(

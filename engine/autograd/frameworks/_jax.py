@@ -1,4 +1,5 @@
-"""JAX: jax.Array inputs and a JAX function, the analytic side from `jax.vjp`.
+"""JAX: jax.Array inputs and a JAX function, the analytic side from `jax.vjp` (`jax.jvp`,
+by `jax.linearize`, for the Jacobian when it has fewer columns than rows).
 
 JAX has no `requires_grad`: every floating input is differentiated. x64 is handled
 explicitly: the function runs under the caller's setting for the arrays it was given, and
@@ -31,6 +32,7 @@ class JaxAdapter(Adapter):
 
     def __init__(self) -> None:
         self._vjps: dict[int, tuple[tuple, Callable]] = {}
+        self._jvps: dict[int, tuple[tuple, Callable | None]] = {}
         self._compiled: dict[tuple, tuple[Callable, Callable | None]] = {}
         self._calls: dict[tuple, int] = {}
 
@@ -111,6 +113,26 @@ class JaxAdapter(Adapter):
                 # Keyed by the inputs' identity, and holding them, so the key stays theirs.
                 entry = self._vjps[id(args)] = (args, pullback)
             return list(entry[1](tuple(cotangents)))
+
+    def jvp(
+        self, func: Callable[..., Any], args: tuple, diff: Sequence[int], tangents: Sequence[Any]
+    ) -> list[Any] | None:
+        """By one jax.linearize per run, reused for every tangent; None for a function
+        without forward mode (a custom_vjp: its rule is a vjp, which the rows check)."""
+        entry = self._jvps.get(id(args))
+        with _precision(args):
+            if entry is None or entry[0] is not args:
+                _, forward = jax.linearize(
+                    self._floating_outputs(func, args, diff), *[args[i] for i in diff]
+                )
+                entry = self._jvps[id(args)] = (args, forward)
+            if entry[1] is None:
+                return None
+            try:
+                return list(entry[1](*tangents))
+            except TypeError:  # "can't apply forward-mode autodiff (jvp) to a custom_vjp"
+                self._jvps[id(args)] = (args, None)
+                return None
 
     def first_derivative(
         self, func: Callable[..., Any], n_in: int, diff: Sequence[int]

@@ -253,3 +253,33 @@ def test_recording_sees_aliases_and_subclasses_restores_forward_skips_calls_with
         DetachedCube.apply(torch.ones(2, requires_grad=True))  # forward inherited from Cube
     assert Cube.__dict__["forward"] is before and "forward" not in DetachedCube.__dict__
     assert [c.cls for c in calls] == [Cube, DetachedCube]
+
+
+def test_a_function_defined_inside_the_checked_function_is_recorded_and_named():
+    def f(x):
+        class Inner(torch.autograd.Function):  # created anew at every call
+            @staticmethod
+            def forward(ctx, x):
+                ctx.save_for_backward(x)
+                return x * x
+
+            @staticmethod
+            def backward(ctx, g):
+                (x,) = ctx.saved_tensors
+                return 3 * g * x  # should be 2 g x
+
+        return Tanh.apply(Inner.apply(x)).sum()
+
+    x = torch.linspace(-1, 1, 5, dtype=torch.float64).requires_grad_()
+    result = blame(f, (x,))
+    assert [c.name for c in result.checks] == ["InnerBackward", "TanhBackward"]
+    culprit = result.culprit
+    assert culprit is not None and culprit.user_class.endswith("<locals>.Inner")
+    # Inner's backward, from its decorator: seven lines below `def f`.
+    assert culprit.location.endswith(f"test_blame_torch.py:{f.__code__.co_firstlineno + 7}")
+    # The recording leaves no trace on classes created inside it or on torch's metaclass.
+    assert type(torch.autograd.Function).__init__ is type(torch.autograd.Function).__dict__[
+        "__init__"]
+    with recording() as calls:
+        f(x)
+    assert [c.cls.__name__ for c in calls] == ["Inner", "Tanh"]

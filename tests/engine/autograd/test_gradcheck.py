@@ -428,6 +428,50 @@ def test_nondeterministic_backward_and_nondet_tol():
     assert gradcheck(Noisy.apply, (x,), nondet_tol=1e-6, fast_mode=True)
 
 
+def test_a_backward_nondeterministic_in_one_row_is_not_reentrant():
+    # Only an output gradient that reaches element 2 makes it noisy: the one random
+    # cotangent run twice reaches every row at once, as torch's second Jacobian does.
+    rng = np.random.default_rng(2)
+
+    class OneRowNoisy(engine.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x * 3
+
+        @staticmethod
+        def backward(ctx, g):
+            noise = np.zeros(5)
+            if g.numpy()[2] != 0:
+                noise[2] = 1e-12 * rng.standard_normal()
+            return g * 3 + engine.tensor(noise, dtype=engine.float64)
+
+    x = engine.tensor(np.linspace(-1, 1, 5), dtype=engine.float64, requires_grad=True)
+    assert "not reentrant" in _failure(OneRowNoisy.apply, (x,))
+    assert gradcheck(OneRowNoisy.apply, (x,), nondet_tol=1e-9)
+
+
+@pytest.mark.parametrize(("nondet_tol", "backwards"), [(0.0, 1 + 5 + 2), (1e-9, 1 + 5 + 5)])
+def test_reentrance_costs_two_backward_calls_unless_a_tolerance_needs_the_jacobian_again(
+    nondet_tol, backwards
+):
+    calls = []
+
+    class Scale(engine.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x * 3
+
+        @staticmethod
+        def backward(ctx, g):
+            calls.append(1)
+            return g * 3
+
+    x = engine.tensor(np.linspace(-1, 1, 5), dtype=engine.float64, requires_grad=True)
+    assert gradcheck(Scale.apply, (x,), nondet_tol=nondet_tol)
+    # zero grad_outputs, one row per output element, then the reentrance check
+    assert len(calls) == backwards
+
+
 def test_nonzero_gradient_for_zero_grad_outputs_is_caught_and_can_be_skipped():
     class Leaky(engine.autograd.Function):
         @staticmethod

@@ -116,3 +116,63 @@ def test_batched_jax_function_gives_the_same_verdict(x64, factor):
         gradcheck(dense, (x,), batched=batched, raise_exception=False) for batched in (False, True)
     ]
     assert verdicts[0] == verdicts[1] == (factor == 1.0)
+
+
+def _outer(a):
+    # 2 inputs, 12 outputs: the Jacobian has fewer columns than rows
+    return jnp.sin(jnp.outer(jnp.arange(1.0, 7.0), a)).reshape(-1)
+
+
+@jax.custom_jvp
+def _outer_custom(a):
+    return _outer(a)
+
+
+@_outer_custom.defjvp
+def _outer_custom_jvp(primals, tangents):
+    (a,), (t,) = primals, tangents
+    k = jnp.arange(1.0, 7.0)
+    cos = jnp.cos(jnp.outer(k, a))
+    wrong = cos.at[3, 1].multiply(1.01)  # one element of the rule off by 1%
+    return _outer(a), (wrong * jnp.outer(k, t)).reshape(-1)
+
+
+def test_fewer_columns_than_rows_uses_forward_mode_and_judges_custom_jvp_rules(
+    x64, monkeypatch
+):
+    from engine.autograd.frameworks._jax import JaxAdapter
+
+    calls = {"vjp": 0, "jvp": 0}
+    for name in calls:
+        original = getattr(JaxAdapter, name)
+
+        def counted(self, *args, _name=name, _original=original):
+            calls[_name] += 1
+            return _original(self, *args)
+
+        monkeypatch.setattr(JaxAdapter, name, counted)
+    a = jnp.asarray([0.3, -0.7])
+    assert gradcheck(_outer, (a,))
+    # two JVPs (one per column) instead of twelve VJPs per run (x64 off: float32, and its
+    # float64 re-run); VJPs for zero grad_outputs and the reentrance check only
+    assert calls == {"jvp": 2 if x64 else 4, "vjp": 3}
+    with pytest.raises(GradcheckError, match="only one element is wrong"):
+        gradcheck(_outer_custom, (a,))
+
+
+def test_a_custom_vjp_with_fewer_inputs_than_outputs_is_checked_by_its_vjp(x64):
+    def build(factor):
+        @jax.custom_vjp
+        def f(a):
+            return _outer(a)
+
+        def bwd(a, g):
+            k = jnp.arange(1.0, 7.0)
+            return ((jnp.cos(jnp.outer(k, a)) * k[:, None] * g.reshape(6, 2)).sum(0) * factor,)
+
+        f.defvjp(lambda a: (_outer(a), a), bwd)
+        return f
+
+    a = jnp.asarray([0.3, -0.7])
+    assert gradcheck(build(1.0), (a,))
+    assert not gradcheck(build(1.001), (a,), raise_exception=False)
