@@ -14,6 +14,10 @@ _R = TypeVar("_R")
 
 class _State(threading.local):
     enabled = True
+    # Whether nodes keep the values of inputs their rules never read (add's, tanh's input):
+    # off, they keep shapes only and the memory goes at once, as torch's nodes save nothing
+    # for them; blame turns it on, to replay each node at the inputs it really had.
+    keep_inputs = False
 
 
 state = _State()

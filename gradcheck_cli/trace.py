@@ -122,8 +122,10 @@ def trace_callable(
     """
     import engine
     from engine.autograd.blame import forward_order
+    from engine.autograd.graph import keeping_inputs
 
-    out = fn(*inputs)
+    with keeping_inputs():  # (blame replays each node at its inputs)
+        out = fn(*inputs)
     outs = [o for o in (out if isinstance(out, tuple) else (out,)) if isinstance(o, engine.Tensor)]
     live = [o for o in outs if o.requires_grad]
     order = forward_order(live)
@@ -326,11 +328,15 @@ def trace_expression(expr: Any, text: str, point: dict[str, float], dtype: str) 
     """Lower a parsed expression onto the engine at a point and trace it."""
     import numpy as np
 
+    from engine.autograd.graph import keeping_inputs
+
     from gradcheck_cli.lower import to_engine
 
     # log(-1) and friends are reported through NaN values, not as NumPy warnings on stderr.
     with np.errstate(all="ignore"):
-        return to_trace(to_engine(expr, point, dtype), text, point)
+        with keeping_inputs():  # (blame replays each node at its inputs)
+            lowered = to_engine(expr, point, dtype)
+        return to_trace(lowered, text, point)
 
 
 def tree_rows(graph: TraceGraph) -> list[TreeRow]:

@@ -30,7 +30,7 @@ from engine.autograd._grad import grad
 from engine.autograd.frameworks import Adapter, for_inputs, for_name
 from engine.autograd.function import FunctionCtx
 from engine.autograd.grad_mode import enable_grad, no_grad
-from engine.autograd.graph import AccumulateGrad, record
+from engine.autograd.graph import AccumulateGrad, is_shape_only, keeping_inputs, record
 from engine.tensor import Tensor, _wrap
 
 _FULL_CHECK = 64  # inputs up to this size get a full numeric gradient; larger, directions
@@ -125,7 +125,7 @@ def blame(fn: Callable[..., Any], inputs: Sequence[Any], *, order: int = 1, seed
         if isinstance(x, Tensor) and x._data.dtype.kind == "f" else x
         for x in inputs
     ]
-    with enable_grad():
+    with enable_grad(), keeping_inputs():
         out = fn(*xs)
     outs = [o for o in (out if isinstance(out, tuple) else (out,)) if isinstance(o, Tensor)]
     if order == 1:
@@ -133,7 +133,7 @@ def blame(fn: Callable[..., Any], inputs: Sequence[Any], *, order: int = 1, seed
     rng = np.random.default_rng(seed)
     live = [o for o in outs if o.requires_grad and o._data.dtype.kind == "f"]
     diff = [x for x in xs if isinstance(x, Tensor) and x.requires_grad]
-    with enable_grad():
+    with enable_grad(), keeping_inputs():
         grads = grad(live, diff, [_wrap(rng.standard_normal(np.shape(o._data))) for o in live],
                       create_graph=True, allow_unused=True)
     forward = forward_order(outs)
@@ -174,7 +174,8 @@ def _engine_op(node: Any) -> LocalOp:
 
 def blame_graph(outputs: Sequence[Tensor], *, seed: int = 0, atol: float = 1e-8,
                 rtol: float = 1e-6) -> Blame:
-    """Check every node of the graph behind `outputs` (before its backward has run)."""
+    """Check every node of the graph behind `outputs` (before its backward has run, and
+    recorded under `keeping_inputs()`, so that each node has the inputs it was applied to)."""
     rng = np.random.default_rng(seed)
     checks = []
     for index, node in enumerate(forward_order(outputs)):
@@ -222,6 +223,9 @@ def _local(node: Any) -> tuple[Callable[[list], list[Tensor]], list[Any], int]:
     op = node._op
     if node._args is None:
         raise RuntimeError("blame needs a graph whose backward has not run (or retain_graph)")
+    if any(is_shape_only(a) for a in node._args):
+        raise RuntimeError("blame needs the inputs of every node: record the graph under "
+                           "engine.autograd.graph.keeping_inputs()")
     args = [_as64(a) for a in node._inputs()]
 
     def forward(values: list) -> list[Tensor]:

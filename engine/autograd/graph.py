@@ -16,7 +16,8 @@ the specification the fast loop is tested against. In short:
 Everything else in this module makes that fast, and each piece is justified by a figure in
 benchmarks/README.md ("Engine core" and issue 15's section): `record_pair` / `record_one`
 (straight-line recording for one or two operands: the scalar graph), nodes that keep values
-instead of tensors and their edges in two slots (GC pressure on 100k-node graphs),
+instead of tensors and their edges in two slots (GC pressure on 100k-node graphs), and
+only the shapes of inputs whose values no rule reads (add's, tanh's: the MLP step's memory),
 `_apply_arrays` (plain rules on NumPy arrays, no tensor per intermediate: the MLP step), and
 `run_backward` (nodes taken latest-recorded first off a heap of sequence numbers instead of a
 sort, which is torch's order and needs no counting pass: the scalar graph; a short path per
@@ -26,13 +27,14 @@ runs every graph of the op-case matrix through both loops and requires identical
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import gc
 import heapq
 import re
 import sys
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -435,8 +437,15 @@ def record_pair(op: Any, out: Any, a: Any, b: Any, fit: int) -> Tensor:
     e0, e1 = edges
     if e0 is None and e1 is None:
         return _wrap(out)
-    versions = _versions(op, (a, b)) if written and op.saves else None
-    return _attach(op, out, tuple(kept), e0, e1, None, fit, versions)
+    if op.saves:
+        versions = _versions(op, (a, b)) if written else None
+        return _attach(op, out, tuple(kept), e0, e1, None, fit, versions)
+    # Values no rule reads: shapes are enough, and the memory goes now (for an array result:
+    # the scalar graph's values cost nothing to keep).
+    if type(out) is _ndarray and not state.keep_inputs:
+        return _attach(op, out, (_shape_only(kept[0]), _shape_only(kept[1])), e0, e1, None, fit,
+                       None)
+    return _attach(op, out, tuple(kept), e0, e1, None, fit, None)
 
 
 def record_one(op: Any, out: Any, x: Tensor, static: tuple) -> Tensor:
@@ -448,10 +457,18 @@ def record_one(op: Any, out: Any, x: Tensor, static: tuple) -> Tensor:
         return record(op, out, (x, *static))
     # A static NumPy scalar may have made the output's dtype differ from x's.
     fit = FIT_ALL if out.dtype != x._data.dtype else FIT_NONE
+    if not op.saves:  # (as in record_pair: tanh reads its output, a view op only shapes)
+        if type(out) is _ndarray and not state.keep_inputs:
+            return _attach(op, out, (_shape_only(x._data), *static), fn, None, None, fit, None)
+        return _attach(op, out, (x._data if x._vc is None else x, *static), fn, None, None,
+                       fit, None)
     if x._vc is None:
         return _attach(op, out, (x._data, *static), fn, None, None, fit, None)
     args = (x, *static)
     return _attach(op, out, args, fn, None, None, fit, _versions(op, args))
+
+
+_ndarray = np.ndarray
 
 
 def _attach(op: Any, out: Any, args: tuple, e0: Any, e1: Any, nrs: tuple | None, fit: int,
@@ -515,6 +532,25 @@ def _edge_counter(edge: Any) -> VersionCounter | None:
 def _kept(a: Any, fn: Any) -> bool:
     """Whether input `a` (which requires grad, with edge `fn`) may be kept as its value."""
     return a._vc is None and not a._output_nr and (type(fn) is Node or fn is a._acc)
+
+
+@contextlib.contextmanager
+def keeping_inputs() -> Iterator[None]:
+    """Nodes recorded inside keep the values of all their inputs, not only of those their
+    rules read: what blame needs to replay every node alone at the inputs it had."""
+    prev = state.keep_inputs
+    state.keep_inputs = True
+    try:
+        yield
+    finally:
+        state.keep_inputs = prev
+
+
+def is_shape_only(a: Any) -> bool:
+    """Whether a node's kept argument is a stand-in made by `_shape_only`."""
+    if isinstance(a, Tensor):
+        return a is _stub(a._data.shape, a._data.dtype, a._requires_grad)
+    return type(a) is np.ndarray and a is _stub(a.shape, a.dtype, True)._data
 
 
 def _shape_only(a: Any) -> Any:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import engine
-from engine.autograd.graph import FREED_MESSAGE
+from engine.autograd.graph import FREED_MESSAGE, is_shape_only
 
 
 def test_gradients_accumulate_across_backward_calls_and_diamonds():
@@ -172,7 +172,7 @@ def test_graph_has_no_reference_cycles():
     mid = x * 2
     tensor_ref = weakref.ref(mid)
     value_ref = weakref.ref(mid._data)
-    y = mid.exp().tanh()
+    y = mid.sin().tanh()  # (sin's rule reads its input)
     gc.disable()
     try:
         del mid
@@ -182,6 +182,36 @@ def test_graph_has_no_reference_cycles():
         assert value_ref() is None  # the whole graph freed by reference counting alone
     finally:
         gc.enable()
+
+
+def test_a_value_no_rule_reads_is_freed_when_recorded():
+    # add's rules and tanh's read no input (tanh reads its output): their nodes keep shapes,
+    # as torch's AddBackward0 and TanhBackward0 save nothing of them.
+    x = engine.tensor(np.ones((64, 64)), requires_grad=True)
+    mid = x * 2
+    value_ref = weakref.ref(mid._data)
+    y = (mid + 1).tanh()
+    del mid
+    assert value_ref() is None
+    tanh_node = y.grad_fn
+    add_node = tanh_node.next_functions[0][0]
+    assert is_shape_only(tanh_node._args[0]) and is_shape_only(add_node._args[0])
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), 2 * (1 - np.tanh(3.0) ** 2))
+
+
+def test_blame_replays_nodes_at_their_real_inputs():
+    from engine.autograd.blame import blame_graph
+    from engine.autograd.graph import keeping_inputs
+
+    x = engine.tensor(np.linspace(-1, 1, 12).reshape(3, 4), dtype=engine.float64,
+                      requires_grad=True)
+    with keeping_inputs():
+        y = ((x * 3) + 1).tanh().sum()
+    assert blame_graph([y]).culprit is None
+    y = ((x * 3) + 1).tanh().sum()  # recorded as usual: add's node kept only a shape
+    with pytest.raises(RuntimeError, match="keeping_inputs"):
+        blame_graph([y])
 
 
 def test_a_kept_value_rebuilt_in_backward_keeps_its_history():

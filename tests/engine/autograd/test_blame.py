@@ -210,6 +210,7 @@ def test_every_op_table_rule_passes_its_second_order_check():
 
     from engine.autograd.blame import _engine_op, check_op
     from engine.autograd.frameworks import for_name
+    from engine.autograd.graph import keeping_inputs
 
     sys.path.insert(0, str(Path(__file__).parents[1]))
     from op_cases import CASES
@@ -222,6 +223,8 @@ def test_every_op_table_rule_passes_its_second_order_check():
               for s in case.shapes]
         # Each node's backward against its double backward (the first-order checks are the
         # test above): no rule of the table is named by a second-order blame.
-        for i, node in enumerate(forward_order([case.fn(*xs)])):
+        with keeping_inputs():  # (blame() records this way: every node keeps its inputs)
+            out = case.fn(*xs)
+        for i, node in enumerate(forward_order([out])):
             check = check_op(adapter, _engine_op(node), i, rng, 1e-8, 1e-6, order=2)
             assert check.ok, (name, check.describe())

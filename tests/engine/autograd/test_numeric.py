@@ -404,6 +404,32 @@ def test_elementwise_structure_costs_a_few_evaluations_not_n(n):
     assert np.max(np.abs(res.value - expected)) <= 1e-9 * np.max(np.abs(expected))
 
 
+@pytest.mark.parametrize("n", [2, 3, 5, 12])
+def test_probed_first_estimate_agrees_with_the_block_one(n):
+    """The structure probes' own evaluations (the hot path) against the whole-block
+    perturbation (the plain one, still the retry's): both honest, and within their errors."""
+    x = np.linspace(-1.5, 1.5, n) + 0.01
+
+    def f(v):
+        return np.sin(v) * np.exp(v)
+
+    exact = (np.cos(x) + np.sin(x)) * np.exp(x)
+    res = nm.staged_jacobian(f, x, _never)
+    ev = nm._Counted(f, None)
+    f0 = ev(x)
+    cols = np.arange(n)
+    h = nm._first_step(x, np.dtype(np.float64))
+    owner = nm._owners(ev, x, f0, cols, h).owner
+    assert np.array_equal(owner, cols)
+    block, block_error = nm._first_block(ev, x, f0, cols, h, owner, False)
+    probed, probed_error = np.diag(res.value), np.diag(res.error)
+    assert np.all(np.abs(probed - exact) <= 4 * probed_error)
+    assert np.all(np.abs(np.diag(block) - exact) <= 4 * np.diag(block_error))
+    assert np.all(np.abs(probed - np.diag(block)) <= 4 * (probed_error + np.diag(block_error)))
+    off = ~np.eye(n, dtype=bool)
+    assert np.all(res.value[off] == 0) and np.all(block[off] == 0)
+
+
 def test_gather_structure_broadcast_and_permutation():
     rng = np.random.default_rng(5)
     perm = rng.permutation(12)
